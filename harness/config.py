@@ -1,0 +1,227 @@
+"""YAML configs to frozen dataclasses, validated field by field.
+
+Every error names the file, the field and what was expected, in one line, because a kernel
+developer editing a config wants to know where to look, not read a traceback.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+
+from . import REPO_ROOT
+from .errors import ConfigError
+
+T = TypeVar("T")
+
+CONFIG_DIR = REPO_ROOT / "configs"
+
+
+def load_yaml(path: Path) -> Any:
+    try:
+        text = path.read_text()
+    except OSError as e:
+        raise ConfigError(path, "", f"cannot read: {e.strerror}")
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f"line {mark.line + 1}" if mark else ""
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise ConfigError(path, where, f"invalid YAML: {problem}")
+
+
+def _type_name(tp: Any) -> str:
+    origin = typing.get_origin(tp)
+    if origin in (types.UnionType, typing.Union):
+        return " or ".join(_type_name(a) for a in typing.get_args(tp) if a is not type(None))
+    if origin is tuple:
+        return f"a list of {_type_name(typing.get_args(tp)[0])}"
+    if origin is dict:
+        return "a mapping"
+    if dataclasses.is_dataclass(tp):
+        return "a mapping"
+    return {str: "a string", int: "an integer", float: "a number", bool: "true or false"}.get(
+        tp, getattr(tp, "__name__", str(tp))
+    )
+
+
+def _convert(tp: Any, value: Any, file: Path, where: str) -> Any:
+    origin = typing.get_origin(tp)
+    if origin in (types.UnionType, typing.Union):
+        args = typing.get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _convert(arg, value, file, where)
+            except ConfigError as e:
+                errors.append(e)
+        raise ConfigError(file, where, f"expected {_type_name(tp)}, got {value!r}")
+    if origin is tuple:
+        if not isinstance(value, list):
+            raise ConfigError(file, where, f"expected {_type_name(tp)}, got {value!r}")
+        (item,) = typing.get_args(tp)[:1]
+        return tuple(_convert(item, v, file, f"{where}[{i}]") for i, v in enumerate(value))
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(file, where, f"expected a mapping, got {value!r}")
+        kt, vt = typing.get_args(tp)
+        return {
+            _convert(kt, k, file, f"{where}.{k}"): _convert(vt, v, file, f"{where}.{k}")
+            for k, v in value.items()
+        }
+    if dataclasses.is_dataclass(tp):
+        return from_dict(tp, value, file, where)
+    if tp is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if tp is Any:
+        return value
+    if tp in (str, int, float, bool) and (type(value) is not tp):
+        raise ConfigError(file, where, f"expected {_type_name(tp)}, got {value!r}")
+    return value
+
+
+def from_dict(cls: type[T], data: Any, file: Path, where: str = "") -> T:
+    """Build dataclass ``cls`` from a YAML mapping, rejecting unknown and missing fields."""
+    if not isinstance(data, dict):
+        raise ConfigError(file, where or "(top level)", f"expected a mapping, got {data!r}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    prefix = f"{where}." if where else ""
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        raise ConfigError(
+            file, prefix + str(unknown[0]), f"unknown field (expected one of: {', '.join(fields)})"
+        )
+    kwargs = {}
+    for name, f in fields.items():
+        if name in data:
+            kwargs[name] = _convert(hints[name], data[name], file, prefix + name)
+        elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+            raise ConfigError(file, prefix + name, f"missing (expected {_type_name(hints[name])})")
+    obj = cls(**kwargs)
+    check = getattr(obj, "validate", None)
+    if check is not None:
+        check(file, where)
+    return obj
+
+
+def load(cls: type[T], path: Path) -> T:
+    return from_dict(cls, load_yaml(path), path)
+
+
+def find(kind: str, name: str, config_dir: Path = CONFIG_DIR) -> Path:
+    """The file ``configs/<kind>/<name>.yaml``, or an error listing what exists."""
+    path = config_dir / kind / f"{name}.yaml"
+    if not path.is_file():
+        known = sorted(p.stem for p in (config_dir / kind).glob("*.yaml"))
+        singular = {"arches": "arch", "kernels": "kernel", "scenarios": "scenario"}.get(kind, kind)
+        raise ConfigError(config_dir / kind, name, f"unknown {singular} (known: {', '.join(known) or 'none'})")
+    return path
+
+
+# --- the configs that are not per-architecture --------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SourceSpec:
+    """One place a base kernel can come from; exactly one of url, debian, path, git is set."""
+
+    type: str
+    url: str | None = None
+    sha256: str | None = None
+    suite: str | None = None
+    package: str = "linux"
+    version: str | None = None
+    path: str | None = None
+    repo: str | None = None
+    ref: str | None = None
+
+    REQUIRED = {"url": ("url", "sha256"), "debian": ("suite", "version"), "path": ("path",),
+                "git": ("repo", "ref")}
+
+    def validate(self, file: Path, where: str) -> None:
+        if self.type not in self.REQUIRED:
+            raise ConfigError(file, f"{where}.type",
+                              f"unknown source type {self.type!r} (expected one of: {', '.join(self.REQUIRED)})")
+        for name in self.REQUIRED[self.type]:
+            if getattr(self, name) is None:
+                raise ConfigError(file, f"{where}.{name}", f"missing (required for a {self.type} source)")
+        if self.sha256 is not None and (len(self.sha256) != 64 or
+                                        not all(c in "0123456789abcdef" for c in self.sha256)):
+            raise ConfigError(file, f"{where}.sha256", "expected 64 lowercase hex digits")
+
+
+@dataclass(frozen=True)
+class KernelConfig:
+    """A base kernel: a name, the version series it belongs to, and where to get it."""
+
+    name: str
+    version: str
+    sources: tuple[SourceSpec, ...]
+    description: str = ""
+    make_flags: tuple[str, ...] = ()
+
+    def validate(self, file: Path, where: str) -> None:
+        if not self.sources:
+            raise ConfigError(file, "sources", "expected at least one source")
+
+
+@dataclass(frozen=True)
+class Expectation:
+    """A bound on a scenario's delta: ``min_fraction`` of the iterations, or ``max_delta``."""
+
+    min_fraction: float | None = None
+    max_delta: int | None = None
+
+    def validate(self, file: Path, where: str) -> None:
+        if (self.min_fraction is None) == (self.max_delta is None):
+            raise ConfigError(file, where, "expected exactly one of min_fraction, max_delta")
+
+
+@dataclass(frozen=True)
+class ScenarioConfig:
+    """A guest script, how to measure around it, and what it shows on base and patched kernels.
+
+    ``reproduced`` says when the bug is present (expected on the base kernel); ``fixed`` says when
+    it is absent (expected with the series applied).
+    """
+
+    name: str
+    script: str
+    description: str = ""
+    interpreter: str = "bash"
+    controller: str = "memory"
+    iterations: int = 500
+    timeout: float = 600.0
+    settle: float = 3.0
+    reproduced: Expectation = field(default_factory=lambda: Expectation(min_fraction=0.9))
+    fixed: Expectation = field(default_factory=lambda: Expectation(max_delta=5))
+
+    @property
+    def marker(self) -> str:
+        return self.name.replace("-", "_")
+
+    def validate(self, file: Path, where: str) -> None:
+        if self.iterations < 1:
+            raise ConfigError(file, "iterations", "expected a positive integer")
+        if not (REPO_ROOT / "guest-scripts" / self.script).is_file():
+            raise ConfigError(file, "script", f"no such guest script: guest-scripts/{self.script}")
+
+
+def load_kernel(name: str, config_dir: Path = CONFIG_DIR) -> KernelConfig:
+    return load(KernelConfig, find("kernels", name, config_dir))
+
+
+def load_scenario(name: str, config_dir: Path = CONFIG_DIR) -> ScenarioConfig:
+    return load(ScenarioConfig, find("scenarios", name, config_dir))

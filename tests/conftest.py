@@ -1,0 +1,1 @@
+"""Shared test setup: every test gets a cache of its own unless it asks for the real one."""

@@ -1,0 +1,106 @@
+"""Config files load into dataclasses, and bad ones fail in one line naming file and field."""
+
+from pathlib import Path
+
+import pytest
+
+from harness.arches import all_arches, load_arch
+from harness.config import KernelConfig, ScenarioConfig, load, load_kernel, load_scenario
+from harness.errors import ConfigError
+
+
+def write(tmp_path: Path, kind: str, name: str, text: str) -> Path:
+    d = tmp_path / kind
+    d.mkdir(parents=True, exist_ok=True)
+    p = d / f"{name}.yaml"
+    p.write_text(text)
+    return p
+
+
+def test_every_shipped_arch_loads():
+    assert {"x86_64", "arm64"} <= set(all_arches())
+    for name in all_arches():
+        arch = load_arch(name)
+        assert arch.name == name and arch.qemu.startswith("qemu-system-")
+
+
+def test_shipped_kernel_and_scenario_load():
+    kernel = load_kernel("linux-5.10")
+    assert kernel.version == "5.10" and kernel.sources
+    scenario = load_scenario("dying-memcg")
+    assert scenario.iterations == 500 and scenario.marker == "dying_memcg"
+
+
+def test_unknown_field_is_named_with_its_file(tmp_path):
+    p = write(tmp_path, "kernels", "k", "name: k\nversion: '5.10'\nsources: []\nflavour: x\n")
+    with pytest.raises(ConfigError) as e:
+        load(KernelConfig, p)
+    assert str(p) in str(e.value) and "flavour" in str(e.value) and "unknown field" in str(e.value)
+
+
+def test_wrong_type_names_field_and_expected_type(tmp_path):
+    p = write(tmp_path, "scenarios", "s", "name: s\nscript: dying-memcg.sh\niterations: many\n")
+    with pytest.raises(ConfigError, match=r"iterations: expected an integer, got 'many'"):
+        load(ScenarioConfig, p)
+
+
+def test_missing_field_is_reported(tmp_path):
+    p = write(tmp_path, "kernels", "k", "name: k\nsources: []\n")
+    with pytest.raises(ConfigError, match=r"version: missing"):
+        load(KernelConfig, p)
+
+
+def test_malformed_yaml_names_the_line(tmp_path):
+    p = write(tmp_path, "kernels", "k", "name: k\nversion: [unclosed\n")
+    with pytest.raises(ConfigError, match=r"line \d+: invalid YAML"):
+        load(KernelConfig, p)
+
+
+def test_source_without_its_required_field_is_refused(tmp_path):
+    p = write(tmp_path, "kernels", "k", "name: k\nversion: '5.10'\nsources:\n  - {type: url, url: http://x/}\n")
+    with pytest.raises(ConfigError, match=r"sources\[0\]\.sha256: missing"):
+        load(KernelConfig, p)
+
+
+def test_unknown_source_type_is_refused(tmp_path):
+    p = write(tmp_path, "kernels", "k", "name: k\nversion: '5.10'\nsources:\n  - {type: ftp}\n")
+    with pytest.raises(ConfigError, match=r"sources\[0\]\.type: unknown source type 'ftp'"):
+        load(KernelConfig, p)
+
+
+def test_bad_sha256_is_refused(tmp_path):
+    p = write(tmp_path, "kernels", "k",
+              "name: k\nversion: '5.10'\nsources:\n  - {type: url, url: 'http://x/', sha256: abc}\n")
+    with pytest.raises(ConfigError, match=r"sha256: expected 64 lowercase hex digits"):
+        load(KernelConfig, p)
+
+
+def test_unknown_arch_lists_the_known_ones():
+    with pytest.raises(ConfigError, match=r"unknown arch .*known: .*arm64.*x86_64"):
+        load_arch("riscv128")
+
+
+def test_bad_arch_file_gives_a_clear_error(tmp_path):
+    write(tmp_path, "arches", "toy", (Path(__file__).parents[2] / "configs/arches/arm64.yaml")
+          .read_text().replace("name: arm64", "name: toy").replace("accel: [kvm, tcg]", "accel: [hvf]"))
+    with pytest.raises(ConfigError, match=r"toy.yaml: accel: expected a list of kvm, tcg"):
+        load_arch("toy", config_dir=tmp_path)
+
+
+def test_arch_file_name_must_match_its_name(tmp_path):
+    write(tmp_path, "arches", "toy", (Path(__file__).parents[2] / "configs/arches/arm64.yaml").read_text())
+    with pytest.raises(ConfigError, match=r"name: expected 'toy'"):
+        load_arch("toy", config_dir=tmp_path)
+
+
+def test_scenario_with_a_missing_script_is_refused(tmp_path):
+    p = write(tmp_path, "scenarios", "s", "name: s\nscript: no-such-script.sh\n")
+    with pytest.raises(ConfigError, match=r"script: no such guest script"):
+        load(ScenarioConfig, p)
+
+
+def test_expectation_needs_exactly_one_bound(tmp_path):
+    p = write(tmp_path, "scenarios", "s",
+              "name: s\nscript: dying-memcg.sh\nfixed: {max_delta: 5, min_fraction: 0.9}\n")
+    with pytest.raises(ConfigError, match=r"fixed: expected exactly one of"):
+        load(ScenarioConfig, p)
