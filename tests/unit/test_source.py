@@ -1,0 +1,419 @@
+"""Kernel sources: fetched from the first source that works, verified, extracted safely and once."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import shutil
+import socket
+import subprocess
+import tarfile
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from harness.config import KernelConfig, SourceSpec, load_kernel
+from harness.errors import HarnessError
+from harness.progress import Progress
+from harness.source import (
+    compare_debian_versions,
+    fetch_source,
+    pick_debian_version,
+    read_version,
+)
+
+TOP = "linux-5.10.99"
+MAKEFILE = b"# SPDX\nVERSION = 5\nPATCHLEVEL = 10\nSUBLEVEL = 99\nEXTRAVERSION =\nNAME = Dare\n"
+
+
+# --- helpers ------------------------------------------------------------------------------------
+
+Member = tuple[tarfile.TarInfo, bytes]
+
+
+def member(name: str, data: bytes = b"", **attrs) -> Member:
+    info = tarfile.TarInfo(name)
+    info.size = len(data)
+    info.mode = 0o755 if attrs.get("type") == tarfile.DIRTYPE else 0o644
+    for key, value in attrs.items():
+        setattr(info, key, value)
+    return info, data
+
+
+def kernel_members(top: str = TOP, makefile: bytes = MAKEFILE) -> list[Member]:
+    """A tiny tree shaped like a kernel's, with a symlink and a hardlink that stay inside it."""
+    return [
+        member(top, type=tarfile.DIRTYPE),
+        member(f"{top}/Makefile", makefile),
+        member(f"{top}/mm", type=tarfile.DIRTYPE),
+        member(f"{top}/mm/memcontrol.c", b"int memcg;\n"),
+        member(f"{top}/include", type=tarfile.DIRTYPE),
+        member(f"{top}/include/mm", type=tarfile.SYMTYPE, linkname="../mm"),
+        member(f"{top}/mm/copy.c", type=tarfile.LNKTYPE, linkname=f"{top}/mm/memcontrol.c"),
+    ]
+
+
+def make_tarball(path: Path, members: list[Member]) -> Path:
+    with tarfile.open(path, "w:xz", format=tarfile.PAX_FORMAT) as tf:
+        for info, data in members:
+            tf.addfile(info, io.BytesIO(data) if info.isreg() else None)
+    return path
+
+
+def sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def kernel(*sources: SourceSpec) -> KernelConfig:
+    return KernelConfig(name="linux-test", version="5.10", sources=sources)
+
+
+def url_source(url: str, sha256: str) -> SourceSpec:
+    return SourceSpec(type="url", url=url, sha256=sha256)
+
+
+def path_source(path: Path) -> SourceSpec:
+    return SourceSpec(type="path", path=str(path))
+
+
+def git_source(repo: Path, ref: str) -> SourceSpec:
+    return SourceSpec(type="git", repo=str(repo), ref=ref)
+
+
+def git(*args: str) -> str:
+    return subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@example.org", *args],
+                          check=True, capture_output=True, text=True, timeout=30).stdout.strip()
+
+
+def under_final_keys(cache: Path) -> list[str]:
+    """Everything in the cache except locks: what a later run could mistake for an artifact."""
+    return sorted(str(p.relative_to(cache)) for p in cache.rglob("*") if p.suffix != ".lock"
+                  and p.name not in ("downloads", "sources"))
+
+
+class Handler(BaseHTTPRequestHandler):
+    """Serves ``server.routes``: path -> (body, Content-Length to declare), then hangs up."""
+
+    def do_GET(self) -> None:
+        route = self.server.routes.get(self.path)  # type: ignore[attr-defined]
+        if route is None:
+            self.send_error(404)
+            return
+        body, declared = route
+        self.send_response(200)
+        self.send_header("Content-Length", str(declared))
+        self.end_headers()
+        self.wfile.write(body)
+        self.close_connection = True
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+class Server:
+    def __init__(self) -> None:
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.routes = {}  # type: ignore[attr-defined]
+        threading.Thread(target=self.httpd.serve_forever, args=(0.05,), daemon=True).start()
+
+    def url(self, name: str) -> str:
+        return f"http://127.0.0.1:{self.httpd.server_port}/{name}"
+
+    def serve(self, name: str, body: bytes, declared: int | None = None) -> str:
+        routes = self.httpd.routes  # type: ignore[attr-defined]
+        routes[f"/{name}"] = (body, len(body) if declared is None else declared)
+        return self.url(name)
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def server():
+    s = Server()
+    yield s
+    s.stop()
+
+
+@pytest.fixture
+def cache(tmp_path: Path) -> Path:
+    return tmp_path / "cache"
+
+
+@pytest.fixture
+def progress() -> Progress:
+    return Progress(stream=io.StringIO(), live=False)
+
+
+@pytest.fixture
+def fetch(cache: Path, progress: Progress):
+    """fetch_source for a test kernel made of the given sources, in this test's own cache."""
+    return lambda *sources: fetch_source(kernel(*sources), cache, progress)
+
+
+@pytest.fixture
+def tarball(tmp_path: Path) -> Path:
+    return make_tarball(tmp_path / f"{TOP}.tar.xz", kernel_members())
+
+
+# --- url ----------------------------------------------------------------------------------------
+
+
+def test_url_download_is_verified_extracted_and_versioned(server, tarball, cache, fetch):
+    url = server.serve(tarball.name, tarball.read_bytes())
+    tree = fetch(url_source(url, sha(tarball)))
+    assert tree.path == cache / "sources" / sha(tarball) / TOP
+    assert (tree.version, tree.provider, tree.origin) == ("5.10.99", "url", url)
+    assert tree.sha256 == sha(tarball)
+    assert (cache / "downloads" / sha(tarball) / tarball.name).read_bytes() == tarball.read_bytes()
+    assert (tree.path / "include/mm/memcontrol.c").read_bytes() == b"int memcg;\n"
+    assert (tree.path / "mm/copy.c").stat().st_ino == (tree.path / "mm/memcontrol.c").stat().st_ino
+
+
+def test_second_fetch_is_a_cache_hit_without_the_server(server, tarball, fetch):
+    spec = url_source(server.serve(tarball.name, tarball.read_bytes()), sha(tarball))
+    first = fetch(spec)
+    server.stop()
+    assert fetch(spec) == first
+
+
+def test_sha_mismatch_is_refused_and_leaves_nothing_under_the_final_key(server, tarball, cache,
+                                                                        fetch):
+    wrong = "0" * 64
+    url = server.serve(tarball.name, tarball.read_bytes())
+    with pytest.raises(HarnessError, match=f"mismatch \\(expected {wrong}, got {sha(tarball)}"):
+        fetch(url_source(url, wrong))
+    assert not (cache / "downloads" / wrong).exists() and not (cache / "sources" / wrong).exists()
+    assert under_final_keys(cache) == []
+
+
+def test_truncated_download_is_refused(server, tarball, cache, fetch):
+    url = server.serve(tarball.name, tarball.read_bytes(), declared=tarball.stat().st_size + 1000)
+    with pytest.raises(HarnessError, match="truncated after"):
+        fetch(url_source(url, sha(tarball)))
+    assert under_final_keys(cache) == []
+
+
+def test_http_404_is_refused(server, cache, fetch):
+    with pytest.raises(HarnessError, match="missing.tar.xz: HTTP 404 Not Found"):
+        fetch(url_source(server.url("missing.tar.xz"), "0" * 64))
+    assert under_final_keys(cache) == []
+
+
+def test_connection_refused_is_one_clear_line(fetch):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with pytest.raises(HarnessError) as e:
+        fetch(url_source(f"http://127.0.0.1:{port}/x.tar.xz", "0" * 64))
+    assert e.value.message.endswith("x.tar.xz: Connection refused") and "\n" not in e.value.message
+
+
+# --- falling through ----------------------------------------------------------------------------
+
+
+def test_falls_through_to_the_next_source_and_says_why(server, tarball, progress, fetch):
+    missing = url_source(server.url("missing.tar.xz"), sha(tarball))
+    tree = fetch(missing, path_source(tarball))
+    assert tree.provider == "path" and tree.version == "5.10.99"
+    assert "source 1/2 (url): " in progress.stream.getvalue()
+    assert "HTTP 404 Not Found, trying next" in progress.stream.getvalue()
+
+
+def test_all_sources_failing_lists_every_reason(tmp_path, fetch):
+    with pytest.raises(HarnessError) as e:
+        fetch(path_source(tmp_path / "a.tar"), path_source(tmp_path / "b"))
+    assert e.value.stage == "source"
+    assert "1/2 (path): " in e.value.message and "a.tar: no such file" in e.value.message
+    assert "2/2 (path): " in e.value.message and "b: no such file" in e.value.message
+
+
+def test_tree_of_another_series_is_rejected(tmp_path, fetch):
+    makefile = MAKEFILE.replace(b"VERSION = 5\nPATCHLEVEL = 10", b"VERSION = 6\nPATCHLEVEL = 1")
+    other = make_tarball(tmp_path / "linux-6.1.99.tar.xz", kernel_members(makefile=makefile))
+    with pytest.raises(HarnessError, match="is Linux 6.1.99, expected 5.10.x"):
+        fetch(path_source(other))
+
+
+# --- extraction ---------------------------------------------------------------------------------
+
+
+def test_existing_extraction_is_reused_not_redone(tarball, fetch):
+    first = fetch(path_source(tarball))
+    (first.path / "stamp").write_text("still here")
+    assert fetch(path_source(tarball)).path == first.path
+    assert (first.path / "stamp").read_text() == "still here"
+
+
+def test_concurrent_fetches_share_one_extraction(tarball, cache):
+    results: list = []
+    threads = [threading.Thread(target=lambda: results.append(fetch_source(
+        kernel(path_source(tarball)), cache, Progress(stream=io.StringIO(), live=False))))
+        for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(results) == 2 and results[0] == results[1]
+    left = sorted(p.name for p in (cache / "sources").iterdir())
+    assert left == [sha(tarball), f"{sha(tarball)}.lock"]  # no second, abandoned extraction
+
+
+def test_version_includes_extraversion(tmp_path):
+    (tmp_path / "Makefile").write_bytes(MAKEFILE.replace(b"EXTRAVERSION =", b"EXTRAVERSION = -rc3"))
+    assert read_version(tmp_path) == "5.10.99-rc3"
+
+
+def test_a_file_that_is_not_a_tarball_is_refused_cleanly(tmp_path, cache, fetch):
+    junk = tmp_path / "junk.tar"
+    junk.write_bytes(b"this is not a tar archive\n" * 100)
+    with pytest.raises(HarnessError, match="junk.tar: not a readable tar archive"):
+        fetch(path_source(junk))
+    assert under_final_keys(cache) == []
+
+
+def test_a_truncated_tarball_is_refused_cleanly(tmp_path, tarball, cache, fetch):
+    cut = tmp_path / "cut.tar.xz"
+    cut.write_bytes(tarball.read_bytes()[: tarball.stat().st_size // 2])
+    with pytest.raises(HarnessError, match="cut.tar.xz: "):
+        fetch(path_source(cut))
+    assert under_final_keys(cache) == []
+
+
+HOSTILE = {
+    "dotdot": [member(f"{TOP}/../evil", b"x")],
+    "absolute": [member("/tmp/kharness-evil", b"x")],
+    "symlink-absolute": [member(f"{TOP}/passwd", type=tarfile.SYMTYPE, linkname="/etc/passwd")],
+    "symlink-dotdot": [member(f"{TOP}/up", type=tarfile.SYMTYPE, linkname="../../x")],
+    "hardlink-outside": [member(f"{TOP}/hl", type=tarfile.LNKTYPE, linkname="../x")],
+    "hardlink-absolute": [member(f"{TOP}/hl", type=tarfile.LNKTYPE, linkname="/etc/passwd")],
+    "device": [member(f"{TOP}/mem", type=tarfile.CHRTYPE, devmajor=1, devminor=1)],
+    "fifo": [member(f"{TOP}/pipe", type=tarfile.FIFOTYPE)],
+    # Each link alone stays inside; y resolves through d/z (defined later) to the tree's parent.
+    "symlink-chain": [member(f"{TOP}/y", type=tarfile.SYMTYPE, linkname="d/z/../.."),
+                      member(f"{TOP}/d", type=tarfile.DIRTYPE),
+                      member(f"{TOP}/d/z", type=tarfile.SYMTYPE, linkname="..")],
+    "write-through-symlink": [member(f"{TOP}/here", type=tarfile.SYMTYPE, linkname="mm"),
+                              member(f"{TOP}/here/x.c", b"x")],
+}
+
+
+@pytest.mark.parametrize("case", HOSTILE)
+def test_hostile_member_is_refused_and_leaves_nothing_under_the_final_key(case, tmp_path, cache,
+                                                                          fetch):
+    bad = make_tarball(tmp_path / "bad.tar.xz", kernel_members() + HOSTILE[case])
+    with pytest.raises(HarnessError, match="bad.tar.xz: refusing member") as e:
+        fetch(path_source(bad))
+    assert repr(HOSTILE[case][-1][0].name) in e.value.message or case == "symlink-chain"
+    assert under_final_keys(cache) == []
+    assert not (tmp_path / "evil").exists() and not Path("/tmp/kharness-evil").exists()
+
+
+# --- path and git -------------------------------------------------------------------------------
+
+
+def test_path_directory_is_used_in_place(tmp_path, cache, fetch):
+    (tmp_path / TOP).mkdir()
+    (tmp_path / TOP / "Makefile").write_bytes(MAKEFILE)
+    tree = fetch(path_source(tmp_path / TOP))
+    assert (tree.path, tree.origin) == (tmp_path / TOP, str(tmp_path / TOP))
+    assert tree.version == "5.10.99"
+    assert not (cache / "sources").exists()
+
+
+def test_path_directory_digest_follows_its_files(tmp_path, fetch):
+    (tmp_path / TOP).mkdir()
+    (tmp_path / TOP / "Makefile").write_bytes(MAKEFILE)
+    before = fetch(path_source(tmp_path / TOP)).sha256
+    assert fetch(path_source(tmp_path / TOP)).sha256 == before
+    (tmp_path / TOP / "mm.c").write_text("changed")
+    assert fetch(path_source(tmp_path / TOP)).sha256 != before
+
+
+def test_git_checkout_digest_follows_edits_to_an_already_modified_file(tmp_path, fetch):
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    (repo / "Makefile").write_bytes(MAKEFILE)
+    git("-C", str(repo), "init", "-q")
+    git("-C", str(repo), "add", "Makefile")
+    git("-C", str(repo), "commit", "-q", "-m", "base")
+    clean = fetch(path_source(repo)).sha256
+    (repo / "Makefile").write_bytes(MAKEFILE + b"# one\n")
+    once = fetch(path_source(repo)).sha256
+    (repo / "Makefile").write_bytes(MAKEFILE + b"# one, then two\n")
+    assert len({clean, once, fetch(path_source(repo)).sha256}) == 3
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    repo = tmp_path / "linux.git"
+    (repo / "mm").mkdir(parents=True)
+    (repo / "Makefile").write_bytes(MAKEFILE)
+    (repo / "mm/memcontrol.c").write_text("int memcg;\n")
+    git("-C", str(repo), "init", "-q")
+    git("-C", str(repo), "add", ".")
+    git("-C", str(repo), "commit", "-q", "-m", "v5.10.99")
+    git("-C", str(repo), "tag", "-a", "-m", "Linux 5.10.99", "v5.10.99")
+    (repo / "Makefile").write_bytes(MAKEFILE.replace(b"SUBLEVEL = 99", b"SUBLEVEL = 100"))
+    git("-C", str(repo), "commit", "-q", "-a", "-m", "v5.10.100")
+    return repo
+
+
+def test_git_tag_is_fetched_and_archived(repo, cache, fetch):
+    commit = git("-C", str(repo), "rev-parse", "v5.10.99^{commit}")
+    tree = fetch(git_source(repo, "v5.10.99"))
+    assert (tree.version, tree.provider, tree.sha256) == ("5.10.99", "git", commit)
+    assert tree.origin == f"{repo}@v5.10.99" and tree.path == cache / "sources" / f"git-{commit}"
+    assert (tree.path / "mm/memcontrol.c").read_text() == "int memcg;\n"
+    assert not (tree.path / ".git").exists()
+
+
+def test_git_commit_id_is_fetched(repo, fetch):
+    commit = git("-C", str(repo), "rev-parse", "HEAD~1")
+    tree = fetch(git_source(repo, commit))
+    assert (tree.version, tree.sha256) == ("5.10.99", commit)
+
+
+def test_git_tree_already_extracted_needs_no_fetch(repo, fetch):
+    commit = git("-C", str(repo), "rev-parse", "HEAD")
+    spec = git_source(repo, commit)
+    first = fetch(spec)
+    shutil.rmtree(repo)
+    assert fetch(spec) == first
+
+
+# --- debian -------------------------------------------------------------------------------------
+
+BULLSEYE = ["5.10.13-1", "5.10.262-1", "6.1.176-1", "5.10.251-5", "5.10.28-1"]
+
+
+def test_debian_picks_the_highest_matching_5_10_never_6_1():
+    assert pick_debian_version(BULLSEYE, "5.10.*") == "5.10.262-1"
+
+
+def test_debian_picks_an_exact_upstream_version_and_its_highest_revision():
+    assert pick_debian_version([*BULLSEYE, "5.10.28-2", "5.10.28-1~bpo1"], "5.10.28") == "5.10.28-2"
+
+
+def test_debian_without_a_match_picks_nothing():
+    assert pick_debian_version(BULLSEYE, "4.19.*") is None
+
+
+@pytest.mark.parametrize("a, b", [
+    ("5.10.28-1", "5.10.262-1"), ("5.10.262-1~deb10u1", "5.10.262-1"), ("6.1~rc7-1", "6.1-1"),
+    ("5.10.262-1", "1:4.19-1"), ("5.10.262-1", "5.10.262-1+b1"), ("1.0a", "1.0b"), ("1.0", "1.0.0"),
+])
+def test_debian_version_order_agrees_with_dpkg(a, b):
+    assert compare_debian_versions(a, b) == -1 and compare_debian_versions(b, a) == 1
+    if shutil.which("dpkg"):
+        subprocess.run(["dpkg", "--compare-versions", a, "lt", b], check=True, timeout=10)
+
+
+def test_the_linux_5_10_config_asks_debian_for_5_10():
+    config = load_kernel("linux-5.10")
+    assert config.version == "5.10"
+    assert [(s.type, s.suite, s.version) for s in config.sources if s.type == "debian"] == [
+        ("debian", "bullseye", "5.10.*")]
