@@ -1,0 +1,259 @@
+"""Kernel configuration and build: tinyconfig + fragments, verified; make O= with ccache.
+
+The merged .config is cached by what determines it (tree, arch, fragments, toolchain) and the
+built kernel by the .config and tree it came from, so a rerun with nothing changed runs no make
+at all, and a build that is interrupted never leaves an image under its final key.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from .arches import Arch
+from .cache import atomic_dir, atomic_file, digest, locked
+from .config import CONFIG_DIR
+from .errors import HarnessError
+from .progress import Progress
+from typing import TYPE_CHECKING
+if TYPE_CHECKING:
+    from .source import SourceTree
+
+# Pinned so two builds of the same tree and .config are byte-identical and hit ccache.
+REPRODUCIBLE_ENV = {
+    "KBUILD_BUILD_TIMESTAMP": "@0",
+    "KBUILD_BUILD_USER": "kharness",
+    "KBUILD_BUILD_HOST": "kharness",
+    "LC_ALL": "C",
+}
+CONFIG_TIMEOUT = 300
+BUILD_TIMEOUT = 3 * 3600
+
+
+@dataclass(frozen=True)
+class KernelBuild:
+    """A built kernel in the cache: what booted it and what it was built from."""
+
+    image: Path
+    config: Path
+    build_log: Path
+    key: str
+    config_sha256: str
+    toolchain: str
+    cached: bool          # True when no make ran in this invocation
+    seconds: float        # wall time of this invocation's config + build work
+    objects: int          # objects compiled in this invocation (CC lines)
+
+
+def fragment_paths(arch: Arch, fragments: tuple[str, ...], config_dir: Path = CONFIG_DIR) -> list[Path]:
+    paths = []
+    for name in (*fragments, *arch.kconfig):
+        p = config_dir / "kconfig" / name
+        if not p.is_file():
+            raise HarnessError("kconfig", f"no such kconfig fragment: {p}")
+        paths.append(p)
+    return paths
+
+
+def parse_config(text: str) -> dict[str, str]:
+    """CONFIG_X=v lines and '# CONFIG_X is not set' (as 'n') from a .config or fragment."""
+    values = {}
+    for line in text.splitlines():
+        line = line.strip()
+        m = re.fullmatch(r"(CONFIG_\w+)=(.*)", line)
+        if m:
+            values[m.group(1)] = m.group(2)
+            continue
+        m = re.fullmatch(r"# (CONFIG_\w+) is not set", line)
+        if m:
+            values[m.group(1)] = "n"
+    return values
+
+
+def dropped_options(requested: dict[str, str], final: dict[str, str]) -> list[str]:
+    """Options a fragment asked for that the final .config does not hold with that value."""
+    dropped = []
+    for name, want in requested.items():
+        have = final.get(name, "n")
+        if have != want:
+            dropped.append(f"{name}={want} (got {'not set' if have == 'n' else have})")
+    return dropped
+
+
+@functools.cache
+def toolchain_id(cross: str) -> str:
+    """The compiler and linker versions: part of every build key."""
+    lines = []
+    for tool in (f"{cross}gcc", f"{cross}ld"):
+        try:
+            out = subprocess.run([tool, "--version"], capture_output=True, text=True, timeout=30)
+        except FileNotFoundError:
+            raise HarnessError("build", f"{tool} not found: run `make deps` to install the toolchain")
+        lines.append(out.stdout.splitlines()[0] if out.stdout else tool)
+    return "; ".join(lines)
+
+
+def make_args(arch: Arch, src: Path, out: Path, extra: tuple[str, ...] = ()) -> list[str]:
+    cross = arch.make_cross
+    args = ["make", "-C", str(src), f"O={out}", f"ARCH={arch.kernel_arch}"]
+    if cross:
+        args.append(f"CROSS_COMPILE={cross}")
+    return args + list(extra)
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ, **REPRODUCIBLE_ENV)
+    return env
+
+
+def _run_logged(cmd: list[str], log, cwd: Path | None = None, timeout: float = CONFIG_TIMEOUT,
+                env: dict[str, str] | None = None) -> int:
+    log.write(("$ " + " ".join(cmd) + "\n").encode())
+    log.flush()
+    proc = subprocess.run(cmd, cwd=cwd, stdout=log, stderr=subprocess.STDOUT, timeout=timeout,
+                          env=env or _env(), stdin=subprocess.DEVNULL)
+    return proc.returncode
+
+
+def make_config(arch: Arch, tree: SourceTree, fragments: list[Path], cache: Path,
+                make_flags: tuple[str, ...], log_path: Path) -> Path:
+    """tinyconfig + fragments merged by the tree's merge_config.sh, then verified; cached."""
+    cross = arch.make_cross
+    key = digest([tree.sha256, arch.kernel_arch, cross, toolchain_id(cross), *make_flags,
+                  *(p.read_text() for p in fragments)])
+    final = cache / "configs" / f"{key}.config"
+    if final.exists():
+        return final
+    requested: dict[str, str] = {}
+    for p in fragments:
+        requested.update(parse_config(p.read_text()))
+    with tempfile.TemporaryDirectory(prefix="kharness-config-") as tmp, open(log_path, "ab") as log:
+        out = Path(tmp)
+        steps = [
+            make_args(arch, tree.path, out, (*make_flags, "tinyconfig")),
+            [str(tree.path / "scripts/kconfig/merge_config.sh"), "-m", "-O", str(out),
+             str(out / ".config"), *map(str, fragments)],
+            make_args(arch, tree.path, out, (*make_flags, "olddefconfig")),
+        ]
+        for cmd in steps:
+            try:
+                rc = _run_logged(cmd, log, cwd=out)
+            except subprocess.TimeoutExpired:
+                raise HarnessError("kconfig", f"{cmd[0]} timed out", log_path)
+            if rc != 0:
+                raise HarnessError("kconfig", f"`{' '.join(cmd[-1:])}` failed (exit {rc})", log_path)
+        text = (out / ".config").read_text()
+    dropped = dropped_options(requested, parse_config(text))
+    if dropped:
+        raise HarnessError("kconfig", "options dropped from the final .config: " + ", ".join(dropped),
+                           log_path)
+    with atomic_file(final, "w") as f:
+        f.write(text)
+    return final
+
+
+def first_errors(log_text: str, limit: int = 6) -> str:
+    """The first compiler/linker error lines of a build log, for the error message."""
+    pat = re.compile(r"(error:|Error \d|undefined reference|fatal error|No rule to make target)")
+    hits = [line for line in log_text.splitlines() if pat.search(line)]
+    return "\n".join(hits[:limit])
+
+
+def build_kernel(arch: Arch, tree: SourceTree, fragments: tuple[str, ...], cache: Path,
+                 run_dir: Path, progress: Progress, make_flags: tuple[str, ...] = (),
+                 label: str = "") -> KernelBuild:
+    """Configure and build ``tree`` for ``arch``; reuse the cached kernel when nothing changed."""
+    start = time.monotonic()
+    log_path = run_dir / "build.log"
+    run_dir.mkdir(parents=True, exist_ok=True)
+    frags = fragment_paths(arch, fragments)
+    cross = arch.make_cross
+    tool = toolchain_id(cross)
+    config = make_config(arch, tree, frags, cache, make_flags, log_path)
+    config_text = config.read_text()
+    config_sha = digest([config_text])
+    key = digest([tree.sha256, arch.name, arch.image, config_text, tool, *make_flags])
+    final = cache / "kernels" / key
+    name = label or arch.name
+    with locked(cache / "kernels" / f"{key}.lock"):
+        if (final / "image").exists():
+            progress.info(f"build {name}: cached kernel {key[:12]} (no make needed)")
+            _append_cached_log(log_path, final)
+            return _result(final, key, config_sha, tool, True, time.monotonic() - start, 0)
+        out = cache / "builds" / arch.name / f"{tree.sha256[:16]}-{config_sha[:16]}"
+        out.mkdir(parents=True, exist_ok=True)
+        if not (out / ".config").exists() or (out / ".config").read_text() != config_text:
+            shutil.copyfile(config, out / ".config")
+        objects = _make(arch, tree, out, cache, make_flags, log_path, progress, name)
+        with atomic_dir(final) as tmp:
+            shutil.copyfile(out / arch.image, tmp / "image")
+            shutil.copyfile(out / ".config", tmp / "config")
+            if (out / "System.map").exists():
+                shutil.copyfile(out / "System.map", tmp / "System.map")
+            shutil.copyfile(log_path, tmp / "build.log")
+    seconds = time.monotonic() - start
+    progress.info(f"build {name}: done in {seconds:.0f} s, {objects} objects compiled")
+    return _result(final, key, config_sha, tool, False, seconds, objects)
+
+
+def _result(final: Path, key: str, config_sha: str, tool: str, cached: bool, seconds: float,
+            objects: int) -> KernelBuild:
+    return KernelBuild(image=final / "image", config=final / "config",
+                       build_log=final / "build.log", key=key, config_sha256=config_sha,
+                       toolchain=tool, cached=cached, seconds=seconds, objects=objects)
+
+
+def _append_cached_log(log_path: Path, final: Path) -> None:
+    with open(log_path, "a") as log:
+        log.write(f"kharness: kernel reused from the cache ({final}); its build log follows\n")
+        log.write((final / "build.log").read_text(errors="replace"))
+
+
+def _make(arch: Arch, tree: SourceTree, out: Path, cache: Path, make_flags: tuple[str, ...],
+          log_path: Path, progress: Progress, name: str) -> int:
+    cross = arch.make_cross
+    env = _env()
+    env.setdefault("CCACHE_DIR", str(cache / "ccache"))
+    ccache = shutil.which("ccache")
+    cc = [f"CC=ccache {cross}gcc", "HOSTCC=ccache gcc"] if ccache else []
+    target = Path(arch.image).name
+    cmd = make_args(arch, tree.path, out, (*make_flags, *cc, f"-j{os.cpu_count() or 1}", target))
+    started = time.monotonic()
+    objects = 0
+    with open(log_path, "ab") as log:
+        log.write(("$ " + " ".join(cmd) + "\n").encode())
+        log.flush()
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env,
+                                stdin=subprocess.DEVNULL)
+        try:
+            assert proc.stdout is not None
+            for raw in proc.stdout:
+                log.write(raw)
+                line = raw.decode(errors="replace")
+                if line.startswith("  CC ") or line.startswith("  AS "):
+                    objects += 1
+                progress.verbose(line)
+                progress.update(f"build {name}: {objects} objects, {time.monotonic() - started:.0f} s")
+                if time.monotonic() - started > BUILD_TIMEOUT:
+                    raise HarnessError("build", f"make exceeded {BUILD_TIMEOUT} s", log_path)
+            rc = proc.wait(timeout=60)
+        finally:
+            if proc.poll() is None:
+                proc.terminate()
+                try:
+                    proc.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+    if rc != 0:
+        excerpt = first_errors(log_path.read_text(errors="replace"))
+        raise HarnessError("build", f"make failed (exit {rc}): {excerpt.splitlines()[0] if excerpt else 'see log'}",
+                           log_path, excerpt)
+    return objects

@@ -1,0 +1,33 @@
+"""Kconfig verification: every option a fragment asks for must survive into the .config."""
+
+from harness.arches import load_arch
+from harness.kbuild import dropped_options, first_errors, fragment_paths, parse_config
+
+
+def test_parse_config_reads_values_and_not_set():
+    cfg = parse_config("CONFIG_A=y\n# CONFIG_B is not set\nCONFIG_C=\"x\"\n# comment\n")
+    assert cfg == {"CONFIG_A": "y", "CONFIG_B": "n", "CONFIG_C": '"x"'}
+
+
+def test_option_silently_dropped_is_reported():
+    # tinyconfig's SLOB drops MEMCG_KMEM on 5.10: exactly the kind of loss to catch.
+    requested = parse_config("CONFIG_MEMCG_KMEM=y\n# CONFIG_SLOB is not set\nCONFIG_SLUB=y\n")
+    final = parse_config("CONFIG_SLOB=y\n")
+    assert dropped_options(requested, final) == [
+        "CONFIG_MEMCG_KMEM=y (got not set)", "CONFIG_SLOB=n (got y)", "CONFIG_SLUB=y (got not set)"]
+
+
+def test_all_options_kept_means_nothing_dropped():
+    requested = parse_config("CONFIG_A=y\n# CONFIG_B is not set\n")
+    assert dropped_options(requested, parse_config("CONFIG_A=y\nCONFIG_C=y\n")) == []
+
+
+def test_shipped_fragments_exist_for_every_arch():
+    for name in ("x86_64", "arm64"):
+        paths = fragment_paths(load_arch(name), ("guest.config", "memcg.config"))
+        assert all(p.is_file() for p in paths) and len(paths) == 3
+
+
+def test_first_errors_quotes_compiler_errors():
+    log = "  CC foo.o\nfoo.c:3:1: error: expected ';'\nmake[2]: *** [foo.o] Error 1\n  CC bar.o\n"
+    assert first_errors(log).splitlines() == ["foo.c:3:1: error: expected ';'", "make[2]: *** [foo.o] Error 1"]
