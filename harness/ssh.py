@@ -1,0 +1,121 @@
+"""The harness's SSH client: paramiko, the guest image's host key pinned, every wait bounded."""
+
+from __future__ import annotations
+
+import base64
+import logging
+import shlex
+import socket
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import paramiko
+
+from .errors import HarnessError
+
+# paramiko logs a traceback for every "Error reading SSH protocol banner" while the guest boots
+# (QEMU's port forward accepts before the guest listens); those retries are expected.
+logging.getLogger("paramiko").setLevel(logging.CRITICAL)
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    command: str
+    status: int
+    stdout: str
+    stderr: str
+    seconds: float
+
+
+def host_key_from_line(line: str) -> paramiko.PKey:
+    kind, b64 = line.split()[:2]
+    if kind != "ssh-ed25519":
+        raise HarnessError("ssh", f"unsupported host key type {kind}")
+    return paramiko.Ed25519Key(data=base64.b64decode(b64))
+
+
+class Guest:
+    """A connected guest: ``run`` commands, ``put`` and ``read`` files over exec channels.
+
+    dropbear has no SFTP subsystem, so files travel through ``cat``.
+    """
+
+    def __init__(self, client: paramiko.SSHClient):
+        self.client = client
+
+    @classmethod
+    def connect(cls, port: int, host_key: str, client_key: Path, timeout: float = 5.0,
+                host: str = "127.0.0.1") -> "Guest":
+        client = paramiko.SSHClient()
+        client.get_host_keys().add(f"[{host}]:{port}", "ssh-ed25519", host_key_from_line(host_key))
+        client.set_missing_host_key_policy(paramiko.RejectPolicy())
+        try:
+            client.connect(host, port=port, username="root",
+                           pkey=paramiko.Ed25519Key.from_private_key_file(str(client_key)),
+                           look_for_keys=False, allow_agent=False, timeout=timeout,
+                           banner_timeout=timeout, auth_timeout=timeout)
+        except paramiko.BadHostKeyException as e:
+            client.close()
+            raise HarnessError("ssh", f"guest presented a host key other than the image's: {e}")
+        except BaseException:
+            client.close()
+            raise
+        return cls(client)
+
+    def run(self, command: str, timeout: float = 60.0, stdin: bytes | None = None) -> CommandResult:
+        """Run ``command`` in the guest; a timeout or a dropped connection is a HarnessError."""
+        start = time.monotonic()
+        transport = self.client.get_transport()
+        if transport is None or not transport.is_active():
+            raise HarnessError("ssh", "connection to the guest is closed")
+        try:
+            chan = transport.open_session(timeout=timeout)
+            chan.settimeout(1.0)
+            chan.exec_command(command)
+            if stdin is not None:
+                chan.sendall(stdin)
+            chan.shutdown_write()
+            out, err = bytearray(), bytearray()
+            while True:
+                if time.monotonic() - start > timeout:
+                    chan.close()
+                    raise HarnessError("ssh", f"`{command}` timed out after {timeout:.0f} s")
+                got = False
+                while chan.recv_ready():
+                    out += chan.recv(65536)
+                    got = True
+                while chan.recv_stderr_ready():
+                    err += chan.recv_stderr(65536)
+                    got = True
+                if chan.exit_status_ready() and not chan.recv_ready() and not chan.recv_stderr_ready():
+                    if chan.eof_received or chan.closed:
+                        break
+                if not transport.is_active():
+                    raise HarnessError("ssh", f"connection dropped while running `{command}`")
+                if not got:
+                    time.sleep(0.01)
+            status = chan.recv_exit_status()
+            chan.close()
+        except (paramiko.SSHException, socket.error, EOFError) as e:
+            raise HarnessError("ssh", f"connection failed while running `{command}`: {e}")
+        return CommandResult(command, status, out.decode(errors="replace"),
+                             err.decode(errors="replace"), time.monotonic() - start)
+
+    def check(self, command: str, timeout: float = 60.0, stdin: bytes | None = None) -> str:
+        """Run ``command``; a non-zero exit is a HarnessError quoting its stderr."""
+        r = self.run(command, timeout, stdin)
+        if r.status != 0:
+            tail = "\n".join((r.stderr or r.stdout).strip().splitlines()[-10:])
+            raise HarnessError("guest", f"`{command}` exited {r.status}: {tail}", excerpt=tail)
+        return r.stdout
+
+    def put(self, data: bytes, path: str, mode: str = "0644") -> None:
+        q = shlex.quote(path)
+        self.check(f"cat > {q} && chmod {mode} {q}", stdin=data)
+
+    def read(self, path: str) -> str:
+        return self.check(f"cat {shlex.quote(path)}")
+
+    def close(self) -> None:
+        self.client.close()

@@ -1,0 +1,297 @@
+"""QEMU: the guest process, its serial console, and the decision between KVM and TCG.
+
+The console is read through pexpect on a thread of its own, written to console.log as it comes,
+and scanned for kernel splats, so a panic ends the wait at once instead of at the deadline.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import platform
+import re
+import socket
+import subprocess
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pexpect
+
+from .arches import Arch
+from .cache import atomic_file, locked
+from .errors import HarnessError
+from .progress import Progress
+
+INIT_MARK = "kharness-init: start"
+SSHD_MARK = "kharness-init: sshd started"
+
+# Lines the kernel prints when something went wrong; any of them on a console is an ERROR.
+SPLAT = re.compile(
+    r"Kernel panic - not syncing|Oops[:\s]|BUG:|WARNING:|general protection fault|"
+    r"Unable to handle kernel|KASAN:|refcount_t:|percpu ref|possible circular locking|"
+    r"possible recursive locking|inconsistent lock state|INFO: task .* blocked|"
+    r"KVM internal error|Internal error:"
+)
+
+
+@dataclass(frozen=True)
+class Accel:
+    name: str      # "kvm" or "tcg"
+    reason: str    # why this one: shown to the user and kept in the report
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def qemu_command(arch: Arch, kernel: Path, initramfs: Path, accel: str, port: int,
+                 cmdline: str = "") -> list[str]:
+    cpu = arch.cpu_kvm if accel == "kvm" else arch.cpu_tcg
+    append = f"console={arch.console} panic=-1 quiet {cmdline}".strip()
+    return [
+        arch.qemu, "-M", arch.machine, "-accel", accel, "-cpu", cpu, "-m", arch.memory,
+        "-smp", "1", "-nodefaults", "-no-user-config", "-display", "none", "-serial", "stdio",
+        "-no-reboot", "-kernel", str(kernel), "-initrd", str(initramfs), "-append", append,
+        # The guest is reachable only on the loopback address, on a port chosen per run.
+        "-netdev", f"user,id=n0,hostfwd=tcp:127.0.0.1:{port}-:22",
+        "-device", f"{arch.nic},netdev=n0", *arch.qemu_args,
+    ]
+
+
+class Console:
+    """Collects a child's output into a log file and a buffer, from a reader thread."""
+
+    def __init__(self, child: pexpect.spawn, log_path: Path, progress: Progress):
+        self.child = child
+        self.log = open(log_path, "ab")
+        self.progress = progress
+        self.text = ""
+        self.eof = False
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._pump, daemon=True)
+        self._thread.start()
+
+    def _pump(self) -> None:
+        pending = ""
+        while True:
+            try:
+                data = self.child.read_nonblocking(65536, timeout=0.1)
+            except pexpect.TIMEOUT:
+                continue
+            except (pexpect.EOF, OSError, ValueError):
+                break
+            self.log.write(data)
+            self.log.flush()
+            chunk = data.decode(errors="replace").replace("\r", "")
+            with self._lock:
+                self.text += chunk
+            pending += chunk
+            *lines, pending = pending.split("\n")
+            for line in lines:
+                self.progress.verbose("console: " + line)
+        self.eof = True
+
+    def splat(self) -> str | None:
+        """The first splat on the console with the lines after it, or None."""
+        with self._lock:
+            text = self.text
+        m = SPLAT.search(text)
+        if not m:
+            return None
+        start = text.rfind("\n", 0, m.start()) + 1
+        return "\n".join(text[start:].splitlines()[:12])
+
+    def tail(self, lines: int = 15) -> str:
+        with self._lock:
+            return "\n".join(self.text.strip().splitlines()[-lines:])
+
+    def has(self, mark: str) -> bool:
+        with self._lock:
+            return mark in self.text
+
+    def close(self) -> None:
+        self._thread.join(timeout=2)
+        self.log.close()
+
+
+class VM:
+    """A running guest. Use as a context manager: QEMU is killed and reaped on every exit path."""
+
+    def __init__(self, arch: Arch, kernel: Path, initramfs: Path, accel: Accel, run_dir: Path,
+                 progress: Progress, cmdline: str = "", console_name: str = "console.log"):
+        self.arch = arch
+        self.kernel = kernel
+        self.initramfs = initramfs
+        self.accel = accel
+        self.console_log = run_dir / console_name
+        self.progress = progress
+        self.cmdline = cmdline
+        self.port = 0
+        self.child: pexpect.spawn | None = None
+        self.console: Console | None = None
+        self.started = 0.0
+
+    def __enter__(self) -> "VM":
+        self.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        self.console_log.parent.mkdir(parents=True, exist_ok=True)
+        self.port = free_port()
+        cmd = qemu_command(self.arch, self.kernel, self.initramfs, self.accel.name, self.port,
+                           self.cmdline)
+        with open(self.console_log, "ab") as f:
+            f.write(("$ " + " ".join(cmd) + "\n").encode())
+        self.started = time.monotonic()
+        try:
+            self.child = pexpect.spawn(cmd[0], cmd[1:], timeout=None, echo=False)
+        except pexpect.ExceptionPexpect as e:
+            raise HarnessError("boot", f"cannot start {cmd[0]}: {e} (run `make deps`)")
+        self.console = Console(self.child, self.console_log, self.progress)
+
+    def alive(self) -> bool:
+        return self.child is not None and self.child.isalive()
+
+    def check(self) -> None:
+        """Raise if the guest died or printed a splat."""
+        assert self.console is not None
+        splat = self.console.splat()
+        if splat:
+            first = splat.splitlines()[0].strip()
+            raise HarnessError("boot" if "panic" in first else "guest",
+                               f"kernel reported: {first}", self.console_log, splat)
+        if not self.alive():
+            time.sleep(0.2)  # let the reader drain the last lines
+            tail = self.console.tail()
+            raise HarnessError("boot", f"QEMU exited (status {self.exit_status()}): "
+                               f"{tail.splitlines()[-1] if tail else 'no console output'}",
+                               self.console_log, tail)
+
+    def exit_status(self) -> int | None:
+        if self.child is None:
+            return None
+        with contextlib.suppress(Exception):
+            self.child.wait() if not self.child.isalive() else None
+        return self.child.exitstatus if self.child.exitstatus is not None else self.child.signalstatus
+
+    def wait_for(self, mark: str, deadline: float) -> float:
+        """Wait until ``mark`` appears on the console; seconds since QEMU started."""
+        assert self.console is not None
+        while not self.console.has(mark):
+            self.check()
+            if time.monotonic() - self.started > deadline:
+                raise HarnessError("boot", f"boot deadline ({deadline:.0f} s) passed before "
+                                   f"{mark!r}; console tail:\n{self.console.tail()}",
+                                   self.console_log, self.console.tail())
+            time.sleep(0.02)
+        return time.monotonic() - self.started
+
+    def stop(self) -> None:
+        if self.child is not None:
+            with contextlib.suppress(Exception):
+                if self.child.isalive():
+                    self.child.terminate(force=True)
+            with contextlib.suppress(Exception):
+                self.child.wait()
+            with contextlib.suppress(Exception):
+                self.child.close(force=True)
+        if self.console is not None:
+            self.console.close()
+
+
+# --- KVM or TCG ----------------------------------------------------------------------------------
+
+
+def _qemu_version(binary: str) -> str:
+    try:
+        out = subprocess.run([binary, "--version"], capture_output=True, text=True, timeout=30)
+    except FileNotFoundError:
+        raise HarnessError("boot", f"{binary} not found: run `make deps`")
+    return out.stdout.splitlines()[0] if out.stdout else binary
+
+
+def kvm_precondition(arch: Arch) -> str | None:
+    """Why KVM cannot even be tried for this guest on this host, or None."""
+    if not arch.native:
+        return f"host is {platform.machine()}, guest is {arch.name}: KVM needs the host's architecture"
+    if not os.path.exists("/dev/kvm"):
+        return "/dev/kvm does not exist"
+    if not os.access("/dev/kvm", os.R_OK | os.W_OK):
+        return "/dev/kvm is not readable and writable by this user"
+    return None
+
+
+def choose_accel(arch: Arch, kernel: Path, initramfs: Path, cache: Path, run_dir: Path,
+                 progress: Progress) -> Accel:
+    """The first accelerator of ``arch.accel`` that works; KVM only after a real boot probe.
+
+    A /dev/kvm that opens is not proof: a nested KVM may kill the guest at its first cmpxchg16b
+    ("KVM internal error ... emulation failure"). So the probe boots the real kernel under KVM to
+    /init's first line; its answer is cached per host, QEMU version and arch.
+    """
+    reasons = []
+    for accel in arch.accel:
+        if accel == "tcg":
+            why = "; ".join(reasons) if reasons else "TCG is first in the arch's preference"
+            return Accel("tcg", f"TCG: {why}")
+        why = kvm_precondition(arch)
+        if why is None:
+            why = _cached_probe(arch, kernel, initramfs, cache, run_dir, progress)
+        if why is None:
+            return Accel("kvm", "KVM: boot probe passed")
+        reasons.append(f"KVM unusable: {why}")
+    raise HarnessError("boot", f"no usable accelerator for {arch.name}: {'; '.join(reasons)}")
+
+
+def _cached_probe(arch: Arch, kernel: Path, initramfs: Path, cache: Path, run_dir: Path,
+                  progress: Progress) -> str | None:
+    path = cache / "kvm-probe.json"
+    host = f"{platform.node()} {platform.release()} {_cpu_model()} {_qemu_version(arch.qemu)}"
+    key = f"{arch.name}: {host}"
+    with locked(cache / "kvm-probe.lock"):
+        known = json.loads(path.read_text()) if path.exists() else {}
+        if key in known:
+            return known[key]["failure"]
+        progress.info(f"boot {arch.name}: probing KVM (cached per host afterwards)")
+        failure = probe_kvm(arch, kernel, initramfs, run_dir, progress)
+        known[key] = {"failure": failure, "when": time.strftime("%Y-%m-%dT%H:%M:%S")}
+        with atomic_file(path, "w") as f:
+            json.dump(known, f, indent=1)
+    return failure
+
+
+def _cpu_model() -> str:
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith(("model name", "CPU part")):
+                return line.split(":", 1)[1].strip()
+    return platform.processor()
+
+
+def probe_kvm(arch: Arch, kernel: Path, initramfs: Path, run_dir: Path, progress: Progress,
+              deadline: float = 15.0) -> str | None:
+    """Boot under KVM until /init's first line; None if it got there, else what went wrong."""
+    vm = VM(arch, kernel, initramfs, Accel("kvm", "probe"), run_dir, progress,
+            console_name="kvm-probe.log")
+    try:
+        with vm:
+            vm.wait_for(INIT_MARK, deadline)
+        return None
+    except HarnessError as e:
+        text = vm.console.text if vm.console else ""
+        m = re.search(r"KVM internal error.*|emulation failure.*|failed to initialize kvm.*", text, re.I)
+        if m:
+            why = m.group(0).strip()
+        elif not text.strip():
+            why = f"the guest printed nothing within {deadline:.0f} s under KVM"
+        else:
+            why = e.message.splitlines()[0]
+        return f"{why} (log: {vm.console_log})"
