@@ -1,0 +1,52 @@
+# kharness: thin wrappers over the CLI and pytest. `make boot-test` and `make test` install what
+# they need first (`make deps`), so both work on a fresh Debian machine.
+
+PYTHON  ?= python3
+VENV    ?= .venv
+ARCH    ?= x86_64
+VARIANT ?= base
+ARGS    ?=
+PYTEST_ARGS ?=
+
+# Debian packages: QEMU for both guest arches, the native and aarch64 cross compilers, what a
+# kernel build needs, ccache, and the tools that unpack Debian packages for the guest image.
+DEB_PACKAGES := qemu-system-x86 qemu-system-arm gcc make bc bison flex libelf-dev libssl-dev \
+	gcc-aarch64-linux-gnu binutils-aarch64-linux-gnu libc6-dev-arm64-cross ccache cpio xz-utils \
+	git python3-venv dpkg-dev dropbear-bin kmod rsync perl
+
+VENV_STAMP := $(VENV)/.kharness-installed
+
+.PHONY: deps deps-system deps-python boot-test test test-unit lint clean-venv
+
+deps: deps-system deps-python
+
+deps-system:
+	@missing=""; for p in $(DEB_PACKAGES); do \
+		dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+		sudo=""; [ "$$(id -u)" = 0 ] || sudo=sudo; \
+		echo "deps: installing$$missing"; \
+		$$sudo apt-get update -q && \
+		DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -q --no-install-recommends $$missing; \
+	else echo "deps: Debian packages present"; fi
+
+deps-python: $(VENV_STAMP)
+
+$(VENV_STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install -q --upgrade pip
+	$(VENV)/bin/pip install -q -e .
+	touch $@
+
+boot-test: deps
+	$(VENV)/bin/kharness run --arch $(ARCH) --variant $(VARIANT) $(ARGS)
+
+test: deps
+	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
+
+test-unit: deps-python
+	$(VENV)/bin/python -m pytest -m "not boot" $(PYTEST_ARGS)
+
+clean-venv:
+	rm -rf $(VENV)
