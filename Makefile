@@ -3,8 +3,8 @@
 
 PYTHON  ?= python3
 VENV    ?= .venv
-ARCH    ?= x86_64
-VARIANT ?= base
+ARCH    ?= all
+VARIANT ?= both
 ARGS    ?=
 PYTEST_ARGS ?=
 
@@ -16,7 +16,7 @@ DEB_PACKAGES := qemu-system-x86 qemu-system-arm gcc make bc bison flex libelf-de
 
 VENV_STAMP := $(VENV)/.kharness-installed
 
-.PHONY: deps deps-system deps-python boot-test test test-unit lint clean-venv
+.PHONY: deps deps-system deps-python boot-test check-series test test-unit clean-venv
 
 deps: deps-system deps-python
 
@@ -50,3 +50,6 @@ test-unit: deps-python
 
 clean-venv:
 	rm -rf $(VENV)
+
+check-series: deps
+	$(VENV)/bin/kharness check-series --arch $(ARCH) $(ARGS)

@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import argparse
+import json
 import signal
 import sys
 import time
+from dataclasses import asdict, replace
 from pathlib import Path
 
 from .arches import all_arches, load_arch
 from .cache import cache_root
 from .config import load_kernel, load_scenario
 from .errors import HarnessError
-from .pipeline import VARIANTS, Plan, run_plan
+from .pipeline import PROFILES, VARIANTS, Plan, check_series, run_plan
 from .progress import Progress
-from .report import ERROR, rows, summary, write
+from .report import ERROR, FIXED, passed, rows, summary, write
+from .series import load_patch_dir, load_series, load_series_config
 
 EXIT_OK, EXIT_FAIL, EXIT_ERROR = 0, 1, 2
 
@@ -34,26 +37,47 @@ def _names(value: str, known: list[str], what: str) -> list[str]:
     return names
 
 
-def cmd_run(args: argparse.Namespace) -> int:
-    progress = Progress(verbosity=args.verbosity)
+def _plan(args: argparse.Namespace, variants: tuple[str, ...]) -> Plan:
+    """The plan the arguments describe: a series config names its kernel and scenarios."""
+    series = None
+    scenario_names = args.scenario
+    kernel = args.kernel
+    # A base-only run needs no series: it must work before (and without) any patch.
+    if args.series and "patched" in variants:
+        config = load_series_config(args.series) if not Path(args.series).is_dir() else None
+        if config is not None:
+            series = load_series(config)
+            scenario_names = scenario_names or list(config.scenarios)
+            kernel = kernel or config.kernel
+        else:
+            series = load_patch_dir(Path(args.series))
     arches = tuple(load_arch(a) for a in _names(args.arch, all_arches(), "arch"))
-    variants = tuple(VARIANTS if args.variant == "both" else _names(args.variant, list(VARIANTS), "variant"))
     scenarios = []
-    for name in args.scenario or ["dying-memcg"]:
+    for name in scenario_names or ["dying-memcg"]:
         s = load_scenario(name)
-        if args.iterations is not None:
-            from dataclasses import replace
+        if getattr(args, "iterations", None) is not None:
             s = replace(s, iterations=args.iterations)
         scenarios.append(s)
-    plan = Plan(kernel=load_kernel(args.kernel), arches=arches, variants=variants,
-                scenarios=tuple(scenarios))
-    cache = Path(args.cache) if args.cache else cache_root()
-    run_dir = Path(args.results) / time.strftime("%Y%m%d-%H%M%S")
-    suffix = 0
+    return Plan(kernel=load_kernel(kernel or "linux-5.10"), arches=arches, variants=variants,
+                scenarios=tuple(scenarios), series=series)
+
+
+def _run_dir(results: str) -> Path:
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    run_dir, suffix = Path(results) / stamp, 0
     while run_dir.exists():
         suffix += 1
-        run_dir = Path(args.results) / f"{time.strftime('%Y%m%d-%H%M%S')}-{suffix}"
+        run_dir = Path(results) / f"{stamp}-{suffix}"
     run_dir.mkdir(parents=True)
+    return run_dir
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    progress = Progress(verbosity=args.verbosity)
+    variants = tuple(VARIANTS if args.variant == "both" else _names(args.variant, list(VARIANTS), "variant"))
+    plan = _plan(args, variants)
+    cache = Path(args.cache) if args.cache else cache_root()
+    run_dir = _run_dir(args.results)
     progress.info(f"kharness: run directory {run_dir}")
     meta, records = run_plan(plan, cache, run_dir, progress)
     meta["command"] = " ".join(sys.argv)
@@ -62,9 +86,51 @@ def cmd_run(args: argparse.Namespace) -> int:
     print(f"report: {run_dir / 'report.json'}")
     if any(r.verdict == ERROR for r in table) or any(rec.error for rec in records):
         return EXIT_ERROR
-    # What each variant on its own must show: the bug on base, its absence on patched.
+    if set(variants) == set(VARIANTS):
+        return EXIT_OK if passed(FIXED, table) else EXIT_FAIL
+    # One variant on its own must show what it should: the bug on base, its absence on patched.
     ok = all(s.held for rec in records for s in rec.scenarios)
     return EXIT_OK if ok else EXIT_FAIL
+
+
+def cmd_check_series(args: argparse.Namespace) -> int:
+    progress = Progress(verbosity=args.verbosity)
+    plan = _plan(args, ("patched",))
+    if plan.series is None:
+        raise HarnessError("config", "check-series needs --series")
+    profiles = tuple(_names(args.profile, list(PROFILES), "profile"))
+    cache = Path(args.cache) if args.cache else cache_root()
+    run_dir = _run_dir(args.results)
+    progress.info(f"kharness: run directory {run_dir}")
+    builds, checkpatch = check_series(plan, profiles, cache, run_dir, progress)
+    data = {"schema": 1, "series": plan.series.name, "builds": [asdict(b) for b in builds],
+            "checkpatch": [asdict(c) for c in checkpatch]}
+    (run_dir / "check-series.json").write_text(json.dumps(data, indent=2) + "\n")
+    text = series_matrix(builds, checkpatch)
+    (run_dir / "check-series.txt").write_text(text + "\n")
+    print(text)
+    print(f"report: {run_dir / 'check-series.json'}")
+    broken = [b for b in builds if not b.ok]
+    if broken:
+        first = min(broken, key=lambda b: b.patch)
+        print(f"first patch that breaks a build: {first.patch} '{first.subject}' "
+              f"({first.arch}, {first.profile}); log: {first.log}")
+    return EXIT_OK if not broken and not any(c.errors for c in checkpatch) else EXIT_FAIL
+
+
+def series_matrix(builds, checkpatch) -> str:
+    columns = sorted({(b.arch, b.profile) for b in builds})
+    lines = ["patch  " + "  ".join(f"{a}/{p}" for a, p in columns) + "  checkpatch (E/W/C)"]
+    for n in sorted({b.patch for b in builds}):
+        cells = []
+        for a, p in columns:
+            b = next((b for b in builds if (b.arch, b.profile, b.patch) == (a, p, n)), None)
+            cell = "-" if b is None else ("ok" if b.ok else "FAIL") + (f" {b.seconds:.0f}s" if b else "")
+            cells.append(cell.ljust(len(f"{a}/{p}")))
+        cp = checkpatch[n - 1] if n - 1 < len(checkpatch) else None
+        cps = f"{cp.errors}/{cp.warnings}/{cp.checks}" if cp else "-"
+        lines.append(f"{n:<5}  " + "  ".join(cells) + f"  {cps}")
+    return "\n".join(lines)
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -80,21 +146,31 @@ def cmd_report(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--arch", default="all", help="x86_64, arm64, a comma list, or all (default)")
+    p.add_argument("--series", default="obj-cgroup-kmem",
+                   help="series config in configs/series/, or a directory of .patch files")
+    p.add_argument("--kernel", help="base kernel config in configs/kernels/ (default: the series')")
+    p.add_argument("--scenario", action="append", help="scenario (repeatable); default: the series'")
+    p.add_argument("--results", default="results", help="where run directories go (default ./results)")
+    p.add_argument("--cache", help="cache directory (default $XDG_CACHE_HOME/kharness)")
+    p.add_argument("-v", dest="verbosity", action="store_const", const=2, default=1,
+                   help="stream the build and the console")
+    p.add_argument("-q", dest="verbosity", action="store_const", const=0, help="print only the summary")
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="kharness", description=__doc__)
     sub = p.add_subparsers(dest="verb", required=True)
-    run = sub.add_parser("run", help="build, boot and run scenarios; print the verdict table")
-    run.add_argument("--arch", default="x86_64", help="x86_64, arm64, a comma list, or all")
-    run.add_argument("--variant", default="base", help="base, patched or both")
-    run.add_argument("--scenario", action="append", help="scenario name (repeatable); default dying-memcg")
-    run.add_argument("--kernel", default="linux-5.10", help="base kernel config in configs/kernels/")
-    run.add_argument("--iterations", type=int, help="override the scenario's iteration count")
-    run.add_argument("--results", default="results", help="where run directories go (default ./results)")
-    run.add_argument("--cache", help="cache directory (default $XDG_CACHE_HOME/kharness)")
-    run.add_argument("-v", dest="verbosity", action="store_const", const=2, default=1,
-                     help="stream the build and the console")
-    run.add_argument("-q", dest="verbosity", action="store_const", const=0, help="print only the summary")
+    run = sub.add_parser("run", help="build, boot and run scenarios; print the A/B verdict table")
+    _common(run)
+    run.add_argument("--variant", default="both", help="base, patched or both (default)")
+    run.add_argument("--iterations", type=int, help="override the scenarios' iteration count")
     run.set_defaults(func=cmd_run)
+    chk = sub.add_parser("check-series", help="build after every patch; checkpatch every patch")
+    _common(chk)
+    chk.add_argument("--profile", default="all", help=f"config profiles: {', '.join(PROFILES)} or all")
+    chk.set_defaults(func=cmd_check_series)
     rep = sub.add_parser("report", help="print the summary table of a run directory")
     rep.add_argument("run_dir")
     rep.set_defaults(func=cmd_report)

@@ -23,8 +23,9 @@ from .config import CONFIG_DIR
 from .errors import HarnessError
 from .progress import Progress
 from typing import TYPE_CHECKING
+
 if TYPE_CHECKING:
-    from .source import SourceTree
+    from .series import Checkout
 
 # Pinned so two builds of the same tree and .config are byte-identical and hit ccache.
 REPRODUCIBLE_ENV = {
@@ -122,11 +123,11 @@ def _run_logged(cmd: list[str], log, cwd: Path | None = None, timeout: float = C
     return proc.returncode
 
 
-def make_config(arch: Arch, tree: SourceTree, fragments: list[Path], cache: Path,
+def make_config(arch: Arch, tree: Checkout, fragments: list[Path], cache: Path,
                 make_flags: tuple[str, ...], log_path: Path) -> Path:
     """tinyconfig + fragments merged by the tree's merge_config.sh, then verified; cached."""
     cross = arch.make_cross
-    key = digest([tree.sha256, arch.kernel_arch, cross, toolchain_id(cross), *make_flags,
+    key = digest([tree.tree_id, arch.kernel_arch, cross, toolchain_id(cross), *make_flags,
                   *(p.read_text() for p in fragments)])
     final = cache / "configs" / f"{key}.config"
     if final.exists():
@@ -166,7 +167,7 @@ def first_errors(log_text: str, limit: int = 6) -> str:
     return "\n".join(hits[:limit])
 
 
-def build_kernel(arch: Arch, tree: SourceTree, fragments: tuple[str, ...], cache: Path,
+def build_kernel(arch: Arch, tree: Checkout, fragments: tuple[str, ...], cache: Path,
                  run_dir: Path, progress: Progress, make_flags: tuple[str, ...] = (),
                  label: str = "") -> KernelBuild:
     """Configure and build ``tree`` for ``arch``; reuse the cached kernel when nothing changed."""
@@ -179,7 +180,7 @@ def build_kernel(arch: Arch, tree: SourceTree, fragments: tuple[str, ...], cache
     config = make_config(arch, tree, frags, cache, make_flags, log_path)
     config_text = config.read_text()
     config_sha = digest([config_text])
-    key = digest([tree.sha256, arch.name, arch.image, config_text, tool, *make_flags])
+    key = digest([tree.tree_id, arch.name, arch.image, config_text, tool, *make_flags])
     final = cache / "kernels" / key
     name = label or arch.name
     with locked(cache / "kernels" / f"{key}.lock"):
@@ -187,7 +188,9 @@ def build_kernel(arch: Arch, tree: SourceTree, fragments: tuple[str, ...], cache
             progress.info(f"build {name}: cached kernel {key[:12]} (no make needed)")
             _append_cached_log(log_path, final)
             return _result(final, key, config_sha, tool, True, time.monotonic() - start, 0)
-        out = cache / "builds" / arch.name / f"{tree.sha256[:16]}-{config_sha[:16]}"
+        # One build directory per workspace and .config: the base and the patched kernel share it,
+        # so the patched build recompiles only what the series touches.
+        out = cache / "builds" / arch.name / f"{tree.slot}-{config_sha[:16]}"
         out.mkdir(parents=True, exist_ok=True)
         if not (out / ".config").exists() or (out / ".config").read_text() != config_text:
             shutil.copyfile(config, out / ".config")
@@ -216,7 +219,7 @@ def _append_cached_log(log_path: Path, final: Path) -> None:
         log.write((final / "build.log").read_text(errors="replace"))
 
 
-def _make(arch: Arch, tree: SourceTree, out: Path, cache: Path, make_flags: tuple[str, ...],
+def _make(arch: Arch, tree: Checkout, out: Path, cache: Path, make_flags: tuple[str, ...],
           log_path: Path, progress: Progress, name: str) -> int:
     cross = arch.make_cross
     env = _env()

@@ -50,6 +50,7 @@ class RunRecord:
     arch: str
     variant: str
     kernel_version: str | None = None
+    commit: str | None = None
     kernel_key: str | None = None
     config_sha256: str | None = None
     toolchain: str | None = None

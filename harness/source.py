@@ -33,6 +33,7 @@ from .cache import atomic_dir, atomic_file, digest, locked, sha256_file
 from .config import KernelConfig, SourceSpec
 from .debian import PrivateApt
 from .errors import HarnessError
+from .git import git_out
 from .progress import Progress
 
 HTTP_TIMEOUT = (15.0, 60.0)  # connect, read (between bytes)
@@ -340,16 +341,7 @@ def _debian_tarball(apt: PrivateApt, package: str, version: str, cache: Path,
 
 
 def _git(*args: str, timeout: float = GIT_TIMEOUT) -> str:
-    env = {**os.environ, "GIT_TERMINAL_PROMPT": "0"}  # a private repo must fail, not prompt
-    try:
-        proc = subprocess.run(["git", *args], capture_output=True, text=True, timeout=timeout,
-                              stdin=subprocess.DEVNULL, env=env)
-    except subprocess.TimeoutExpired:
-        raise HarnessError("source", f"git {' '.join(args)} timed out after {timeout:.0f} s")
-    if proc.returncode != 0:
-        last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
-        raise HarnessError("source", f"git {' '.join(args)} failed: {last}")
-    return proc.stdout
+    return git_out(*args, stage="source", timeout=timeout)
 
 
 def _remote_commit(repo: str, ref: str) -> str | None:

@@ -1,0 +1,141 @@
+"""pytest front door: scenarios as marker-selected tests, guests as fixtures.
+
+Every scenario in configs/scenarios/ becomes a test per (arch, variant), marked ``boot``, its
+arch, its variant and its scenario (``dying-memcg`` -> ``dying_memcg``), so ``-m "arm64 and
+dying_memcg"`` selects exactly that. Kernels are built and guests booted by the same pipeline the
+CLI runs, lazily: a selection boots only the guests its tests use, each once per session.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from .arches import all_arches, load_arch
+from .cache import cache_root
+from .config import CONFIG_DIR, load_kernel, load_scenario
+from .pipeline import PROFILES, VARIANTS, Plan, Session
+from .progress import Progress
+from .report import write
+from .series import load_patch_dir, load_series, load_series_config
+from .ssh import CommandResult, Guest
+
+
+def _scenario_names() -> list[str]:
+    return sorted(p.stem for p in (CONFIG_DIR / "scenarios").glob("*.yaml"))
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("kharness", "kharness: build and boot kernels for tests")
+    group.addoption("--kharness-arch", default="all", help="arches to boot: a comma list or all")
+    group.addoption("--kharness-series", default="obj-cgroup-kmem",
+                    help="series config in configs/series/, or a directory of .patch files")
+    group.addoption("--kharness-profile", default="default", choices=sorted(PROFILES),
+                    help="kernel config profile")
+    group.addoption("--kharness-results", default="results",
+                    help="where the session's run directory goes")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "boot: boots a real kernel under QEMU")
+    for name in all_arches():
+        config.addinivalue_line("markers", f"{name}: runs a {name} guest")
+    for variant in VARIANTS:
+        config.addinivalue_line("markers", f"{variant}: runs the {variant} kernel")
+    for name in _scenario_names():
+        config.addinivalue_line("markers", f"{name.replace('-', '_')}: the {name} scenario")
+
+
+def _selected_arches(config: pytest.Config) -> list[str]:
+    value = config.getoption("--kharness-arch")
+    return all_arches() if value == "all" else [a for a in value.split(",") if a]
+
+
+def _param(arch: str, variant: str, *extra: str) -> pytest.param:
+    marks = [pytest.mark.boot, getattr(pytest.mark, arch), getattr(pytest.mark, variant)]
+    marks += [getattr(pytest.mark, m.replace("-", "_")) for m in extra]
+    return pytest.param((arch, variant, *extra), marks=marks, id="-".join((arch, variant, *extra)))
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    arches = _selected_arches(metafunc.config)
+    if "kharness_case" in metafunc.fixturenames:
+        metafunc.parametrize("kharness_case", [
+            _param(a, v, s) for s in _scenario_names() for a in arches for v in VARIANTS],
+            indirect=True)
+    elif "guest" in metafunc.fixturenames:
+        metafunc.parametrize("guest", [_param(a, v) for a in arches for v in VARIANTS],
+                             indirect=True)
+
+
+@pytest.fixture(scope="session")
+def kharness_session(request: pytest.FixtureRequest):
+    """The session's pipeline: kernels and guests made on first use, all stopped at the end."""
+    config = request.config
+    series_arg = config.getoption("--kharness-series")
+    if Path(series_arg).is_dir():
+        series, kernel = load_patch_dir(Path(series_arg)), "linux-5.10"
+    else:
+        sc = load_series_config(series_arg)
+        series, kernel = load_series(sc), sc.kernel
+    profile = config.getoption("--kharness-profile")
+    plan = Plan(kernel=load_kernel(kernel), arches=tuple(load_arch(a) for a in _selected_arches(config)),
+                variants=VARIANTS, scenarios=tuple(load_scenario(s) for s in _scenario_names()),
+                fragments=PROFILES[profile], profile=profile, series=series)
+    run_dir = Path(config.getoption("--kharness-results")) / f"pytest-{time.strftime('%Y%m%d-%H%M%S')}"
+    run_dir.mkdir(parents=True, exist_ok=True)
+    session = Session(plan, cache_root(), run_dir, Progress())
+    yield session
+    session.close()
+    if session.records():
+        write(run_dir, session.meta, session.records())
+
+
+@dataclass
+class GuestHandle:
+    """A booted guest for a test: run commands, read and write files."""
+
+    arch: str
+    variant: str
+    ssh: Guest
+    console_log: Path
+
+    def run(self, command: str, timeout: float = 60.0) -> CommandResult:
+        return self.ssh.run(command, timeout)
+
+    def check(self, command: str, timeout: float = 60.0) -> str:
+        return self.ssh.check(command, timeout)
+
+    def read(self, path: str) -> str:
+        return self.ssh.read(path)
+
+    def put(self, data: bytes, path: str, mode: str = "0644") -> None:
+        self.ssh.put(data, path, mode)
+
+
+@pytest.fixture
+def guest(request: pytest.FixtureRequest, kharness_session: Session) -> GuestHandle:
+    """The booted guest of the test's (arch, variant); a build or boot failure is a test error."""
+    arch_name, variant = request.param[:2]
+    booted = kharness_session.booted(load_arch(arch_name), variant)
+    return GuestHandle(arch_name, variant, booted.guest, booted.vm.console_log)
+
+
+@dataclass
+class Case:
+    arch: str
+    variant: str
+    scenario: str
+    session: Session
+
+    def run(self):
+        return self.session.run_scenario(load_arch(self.arch), self.variant, load_scenario(self.scenario))
+
+
+@pytest.fixture
+def kharness_case(request: pytest.FixtureRequest, kharness_session: Session) -> Case:
+    arch_name, variant, scenario = request.param
+    return Case(arch_name, variant, scenario, kharness_session)

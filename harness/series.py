@@ -1,0 +1,176 @@
+"""Patch series, and the git workspace where the base tree and the series become commits.
+
+The base tree is committed once into a repository in the cache; a series is applied there with
+`git am -3`, one commit per patch, and remembered under a ref named by the series' content. A
+build checks out a commit in the workspace's one work tree, so going from the base to the patched
+kernel rewrites only the files the series touches, and make recompiles only what depends on them.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from email.parser import HeaderParser
+from pathlib import Path
+
+from . import REPO_ROOT
+from .cache import atomic_dir, digest, locked, sha256_file
+from .config import CONFIG_DIR, ConfigError, find, load
+from .errors import HarnessError
+from .git import IDENTITY, git, git_out
+from .progress import Progress
+from .source import SourceTree
+
+
+@dataclass(frozen=True)
+class SeriesConfig:
+    """configs/series/<name>.yaml: a series, its base kernel and the scenarios that judge it."""
+
+    name: str
+    title: str
+    kernel: str                      # configs/kernels/<kernel>.yaml
+    patches: str                     # directory of git format-patch files, relative to the repo
+    scenarios: tuple[str, ...]
+    description: str = ""
+
+    def validate(self, file: Path, where: str) -> None:
+        if not (REPO_ROOT / self.patches).is_dir():
+            raise ConfigError(file, "patches", f"no such directory: {self.patches}")
+        if not self.scenarios:
+            raise ConfigError(file, "scenarios", "expected at least one scenario")
+
+
+@dataclass(frozen=True)
+class Patch:
+    path: Path
+    subject: str        # without the [PATCH n/m] prefix
+    sha256: str
+
+
+@dataclass(frozen=True)
+class Series:
+    name: str
+    title: str
+    patches: tuple[Patch, ...]
+
+    @property
+    def digest(self) -> str:
+        return digest([p.sha256 for p in self.patches])
+
+
+@dataclass(frozen=True)
+class Checkout:
+    """A tree ready to build: where it is and what it contains."""
+
+    path: Path
+    tree_id: str     # git's tree id: the content, whatever the commit metadata
+    slot: str        # names the build directories shared by every checkout of one workspace
+
+
+def load_series_config(name: str, config_dir: Path = CONFIG_DIR) -> SeriesConfig:
+    return load(SeriesConfig, find("series", name, config_dir))
+
+
+def patch_subject(path: Path) -> str:
+    """The Subject of a format-patch file, unfolded, without its [PATCH ...] tag."""
+    head = path.read_text(errors="replace").split("\n\n", 1)[0]
+    headers = HeaderParser().parsestr(head.split("\n", 1)[1] if head.startswith("From ") else head)
+    subject = " ".join((headers.get("Subject") or "").split())
+    if not subject:
+        raise HarnessError("series", f"{path}: not a patch (no Subject header)")
+    return re.sub(r"^\[[^\]]*PATCH[^\]]*\]\s*", "", subject)
+
+
+def is_cover_letter(path: Path) -> bool:
+    text = path.read_text(errors="replace")
+    return path.name.startswith("0000-") or ("\ndiff --git " not in text and "\n--- a/" not in text)
+
+
+def load_patch_dir(directory: Path, name: str = "", title: str = "") -> Series:
+    """Every *.patch in name order, the cover letter left out."""
+    files = sorted(p for p in directory.glob("*.patch") if not is_cover_letter(p))
+    if not files:
+        raise HarnessError("series", f"{directory}: no patches (*.patch with a diff)")
+    patches = tuple(Patch(p, patch_subject(p), sha256_file(p)) for p in files)
+    return Series(name or directory.name, title or directory.name, patches)
+
+
+def load_series(config: SeriesConfig) -> Series:
+    return load_patch_dir(REPO_ROOT / config.patches, config.name, config.title)
+
+
+# --- the workspace -------------------------------------------------------------------------------
+
+
+def am_failure(output: str) -> str:
+    """Which patch failed and where, from `git am` output."""
+    patch = re.search(r"Patch failed at (\d+) (.*)", output)
+    where = re.search(r"error: patch failed: (\S+)|error: (\S+): (?:patch does not apply|does not exist in index)", output)
+    text = f"patch {patch.group(1)} '{patch.group(2).strip()}' does not apply" if patch else "git am failed"
+    if where:
+        text += f" (at {where.group(1) or where.group(2)})"
+    return text
+
+
+class Workspace:
+    """The base tree as a git repository under the cache, with one work tree for builds."""
+
+    def __init__(self, tree: SourceTree, cache: Path):
+        self.tree = tree
+        self.root = cache / "git" / tree.sha256[:32]
+        self.work = self.root / "work"
+        self.lock = cache / "git" / f"{tree.sha256[:32]}.lock"
+        self.slot = tree.sha256[:16]
+
+    def _git(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        return git(*args, cwd=self.work, stage="series", env=IDENTITY, check=check)
+
+    def base(self, progress: Progress) -> str:
+        """The base commit, creating the repository from the extracted tree on first use."""
+        with locked(self.lock):
+            if not (self.work / ".git").exists():
+                progress.info(f"series: committing Linux {self.tree.version} as the base (once)")
+                with atomic_dir(self.root) as tmp:
+                    work = tmp / "work"
+                    shutil.copytree(self.tree.path, work, symlinks=True)
+                    for args in (("init", "-q"), ("add", "-A", "-f"),
+                                 ("commit", "-q", "-m", f"Linux {self.tree.version} ({self.tree.origin})"),
+                                 ("branch", "-f", "base")):
+                        git(*args, cwd=work, stage="series", env=IDENTITY)
+            return git_out("rev-parse", "base", cwd=self.work, stage="series").strip()
+
+    def apply(self, series: Series, progress: Progress, log: Path) -> list[str]:
+        """Commits of the series on the base, one per patch (cached by the series' content)."""
+        base = self.base(progress)
+        ref = f"refs/kharness/series/{series.digest[:32]}"
+        with locked(self.lock):
+            known = self._git("rev-parse", "--verify", "-q", ref, check=False)
+            if known.returncode != 0:
+                progress.info(f"series: applying {len(series.patches)} patches of {series.name} with git am -3")
+                self._git("checkout", "-q", "-f", "--detach", base)
+                am = self._git("am", "-3", "--keep-cr", *map(str, (p.path for p in series.patches)),
+                               check=False)
+                log.parent.mkdir(parents=True, exist_ok=True)
+                log.write_text(am.stdout + am.stderr)
+                if am.returncode != 0:
+                    self._git("am", "--abort", check=False)
+                    raise HarnessError("series", am_failure(am.stdout + am.stderr), log,
+                                       (am.stdout + am.stderr)[-2000:])
+                self._git("update-ref", ref, "HEAD")
+            commits = self._git("rev-list", "--reverse", f"{base}..{ref}").stdout.split()
+        if len(commits) != len(series.patches):
+            raise HarnessError("series", f"expected {len(series.patches)} commits, found {len(commits)}"
+                               " (an empty patch?)", log)
+        return commits
+
+    @contextmanager
+    def checkout(self, commit: str) -> Iterator[Checkout]:
+        """Hold the work tree at ``commit`` for the duration of the block (a build)."""
+        with locked(self.lock):
+            self._git("checkout", "-q", "-f", "--detach", commit)
+            tree_id = self._git("rev-parse", f"{commit}^{{tree}}").stdout.strip()
+            yield Checkout(self.work, tree_id, self.slot)
