@@ -13,10 +13,12 @@ from pathlib import Path
 from .arches import all_arches, load_arch
 from .cache import cache_root
 from .config import load_kernel, load_scenario
+from .doctor import clean, doctor, list_configs
 from .errors import HarnessError
 from .pipeline import PROFILES, VARIANTS, Plan, check_series, run_plan
 from .progress import Progress
-from .report import ERROR, FIXED, passed, rows, summary, write
+from .report import ERROR, FIXED, passed, render, summary, write
+from .report import load as report_load
 from .series import load_patch_dir, load_series, load_series_config
 
 EXIT_OK, EXIT_FAIL, EXIT_ERROR = 0, 1, 2
@@ -134,15 +136,15 @@ def series_matrix(builds, checkpatch) -> str:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    import json
-    from .report import RunRecord, ScenarioResult
-    data = json.loads((Path(args.run_dir) / "report.json").read_text())
-    records = []
-    for run in data["runs"]:
-        scen = tuple(ScenarioResult(**{k: v for k, v in s.items() if k != "verdict"})
-                     for s in run["scenarios"])
-        records.append(RunRecord(**{**run, "scenarios": scen}))
-    print(summary(rows(records), records))
+    """Render summary.txt, summary.md and junit.xml again from a run's report.json."""
+    run_dir = Path(args.run_dir)
+    try:
+        meta, records = report_load(run_dir)
+    except (OSError, ValueError, TypeError, KeyError) as e:
+        raise HarnessError("report", f"cannot read {run_dir / 'report.json'}: {e}")
+    table = render(run_dir, meta, records)
+    print(summary(table, records))
+    print(f"rendered: {run_dir / 'summary.md'}, {run_dir / 'junit.xml'}")
     return EXIT_OK
 
 
@@ -157,6 +159,26 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("-v", dest="verbosity", action="store_const", const=2, default=1,
                    help="stream the build and the console")
     p.add_argument("-q", dest="verbosity", action="store_const", const=0, help="print only the summary")
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    print(list_configs())
+    return EXIT_OK
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    lines, ok = doctor(Path(args.cache) if args.cache else cache_root())
+    print("\n".join(lines))
+    return EXIT_OK if ok else EXIT_FAIL
+
+
+def cmd_clean(args: argparse.Namespace) -> int:
+    max_bytes = int(args.max_size * (1 << 30)) if args.max_size is not None else None
+    if args.older_than is None and max_bytes is None:
+        raise HarnessError("clean", "say what to remove: --older-than DAYS and/or --max-size GIB")
+    print("\n".join(clean(Path(args.cache) if args.cache else cache_root(), args.older_than,
+                          max_bytes, args.dry_run)))
+    return EXIT_OK
 
 
 def parser() -> argparse.ArgumentParser:
@@ -174,6 +196,16 @@ def parser() -> argparse.ArgumentParser:
     rep = sub.add_parser("report", help="print the summary table of a run directory")
     rep.add_argument("run_dir")
     rep.set_defaults(func=cmd_report)
+    sub.add_parser("list", help="arches, kernels, series and scenarios in configs/").set_defaults(func=cmd_list)
+    doc = sub.add_parser("doctor", help="what is installed, whether KVM can be used, disk space")
+    doc.add_argument("--cache", help="cache directory (default $XDG_CACHE_HOME/kharness)")
+    doc.set_defaults(func=cmd_doctor)
+    cl = sub.add_parser("clean", help="prune the cache by age and/or size")
+    cl.add_argument("--older-than", type=float, metavar="DAYS", help="remove artifacts unused this long")
+    cl.add_argument("--max-size", type=float, metavar="GIB", help="then remove the oldest down to this size")
+    cl.add_argument("--dry-run", action="store_true", help="say what would go, remove nothing")
+    cl.add_argument("--cache", help="cache directory (default $XDG_CACHE_HOME/kharness)")
+    cl.set_defaults(func=cmd_clean)
     return p
 
 

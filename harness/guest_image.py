@@ -334,6 +334,7 @@ def build_guest_image(arch: Arch, cache: Path, progress: Progress) -> GuestImage
     with locked(cache / "images" / ".locks" / key):
         if final.is_dir():
             progress.info(f"guest image {darch}: cached {final}")
+            os.utime(final)  # most recently used, for `kharness clean`
         else:
             with atomic_dir(final) as out, tempfile.TemporaryDirectory(prefix="kh-guest-") as tmp:
                 _build(apt, config, packages, Path(tmp), out, darch, progress)

@@ -187,6 +187,7 @@ def build_kernel(arch: Arch, tree: Checkout, fragments: tuple[str, ...], cache: 
         if (final / "image").exists():
             progress.info(f"build {name}: cached kernel {key[:12]} (no make needed)")
             _append_cached_log(log_path, final)
+            os.utime(final)  # most recently used, for `kharness clean`
             return _result(final, key, config_sha, tool, True, time.monotonic() - start, 0)
         # One build directory per workspace and .config: the base and the patched kernel share it,
         # so the patched build recompiles only what the series touches.

@@ -146,10 +146,82 @@ def to_json(meta: dict[str, Any], runs: list[RunRecord], table: list[Row]) -> di
     }
 
 
-def write(run_dir: Path, meta: dict[str, Any], runs: list[RunRecord]) -> list[Row]:
+def markdown(meta: dict[str, Any], table: list[Row], runs: list[RunRecord]) -> str:
+    """The A/B table as Markdown, short enough to paste into a reply on the list."""
+    kernel = meta.get("kernel", {})
+    title = meta.get("series", {}).get("title", "")
+    head = f"**{title}** on " if title else ""
+    out = [f"{head}Linux {kernel.get('version', '?')} ({kernel.get('origin', '?')}), "
+           f"kharness {meta.get('kharness', '?')}", "",
+           "| arch | scenario | base | patched | verdict |", "|---|---|---|---|---|"]
+    out += [f"| {r.arch} | {r.scenario} | {_value(r.base)} | {_value(r.patched)} | {r.verdict} |"
+            for r in table]
+    out.append("")
+    for run in runs:
+        t = ", ".join(f"{k} {v:.1f} s" for k, v in run.timings.items())
+        out.append(f"- {run.arch}/{run.variant}: {run.accel_reason or run.accel or '?'}; {t}")
+        if run.error:
+            out.append(f"  - ERROR {run.error}")
+    return "\n".join(out) + "\n"
+
+
+def _tail(path: Path, lines: int = 60) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""
+
+
+def junit(run_dir: Path, runs: list[RunRecord]) -> str:
+    """A testcase per arch x scenario x variant: a failed expectation is a failure, a stage
+    that broke is an error, each with the guest's output and the console's tail attached."""
+    from xml.etree import ElementTree as ET
+
+    results = [s for run in runs for s in run.scenarios]
+    suite = ET.Element("testsuite", name="kharness", tests=str(len(results)),
+                       failures=str(sum(s.verdict in (NOT_REPRODUCED, STILL_BROKEN) for s in results)),
+                       errors=str(sum(s.verdict == ERROR for s in results)))
+    for s in results:
+        case = ET.SubElement(suite, "testcase", classname=f"kharness.{s.arch}",
+                             name=f"{s.scenario}[{s.variant}]",
+                             time=str(s.script_seconds or 0))
+        if s.verdict == ERROR:
+            ET.SubElement(case, "error", message=s.error or "no result").text = s.log or ""
+        elif s.verdict in (NOT_REPRODUCED, STILL_BROKEN):
+            ET.SubElement(case, "failure", message=(
+                f"{s.verdict}: {s.before} -> {s.after} (delta {s.delta}), expected {s.expectation}"))
+        out_dir = run_dir / f"{s.arch}-{s.variant}"
+        ET.SubElement(case, "system-out").text = _tail(out_dir / f"{s.scenario}.out")
+        ET.SubElement(case, "system-err").text = _tail(out_dir / "console.log")
+    return ET.tostring(suite, encoding="unicode") + "\n"
+
+
+def render(run_dir: Path, meta: dict[str, Any], runs: list[RunRecord]) -> list[Row]:
+    """summary.txt, summary.md and junit.xml, all from the same records as report.json."""
     table = rows(runs)
-    with atomic_file(run_dir / "report.json", "w") as f:
-        json.dump(to_json(meta, runs, table), f, indent=2)
-        f.write("\n")
     (run_dir / "summary.txt").write_text(summary(table, runs) + "\n")
+    (run_dir / "summary.md").write_text(markdown(meta, table, runs))
+    (run_dir / "junit.xml").write_text(junit(run_dir, runs))
     return table
+
+
+def write(run_dir: Path, meta: dict[str, Any], runs: list[RunRecord]) -> list[Row]:
+    with atomic_file(run_dir / "report.json", "w") as f:
+        json.dump(to_json(meta, runs, rows(runs)), f, indent=2)
+        f.write("\n")
+    return render(run_dir, meta, runs)
+
+
+def load(run_dir: Path) -> tuple[dict[str, Any], list[RunRecord]]:
+    """The metadata and records of a report.json (to render its reports again)."""
+    data = json.loads((run_dir / "report.json").read_text())
+    if data.get("schema") != SCHEMA_VERSION:
+        raise ValueError(f"{run_dir / 'report.json'}: schema {data.get('schema')}, "
+                         f"this kharness reads {SCHEMA_VERSION}")
+    runs = []
+    for run in data["runs"]:
+        scenarios = tuple(ScenarioResult(**{k: v for k, v in s.items() if k != "verdict"})
+                          for s in run["scenarios"])
+        runs.append(RunRecord(**{**run, "scenarios": scenarios}))
+    meta = {k: v for k, v in data.items() if k not in ("runs", "table")}
+    return meta, runs

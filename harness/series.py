@@ -137,7 +137,9 @@ class Workspace:
                 with atomic_dir(self.root) as tmp:
                     work = tmp / "work"
                     shutil.copytree(self.tree.path, work, symlinks=True)
-                    for args in (("init", "-q"), ("add", "-A", "-f"),
+                    # gc.auto=0: an automatic repack of the ~70k fresh objects would run in the
+                    # background and compete with the first kernel build for the cores.
+                    for args in (("init", "-q"), ("config", "gc.auto", "0"), ("add", "-A", "-f"),
                                  ("commit", "-q", "-m", f"Linux {self.tree.version} ({self.tree.origin})"),
                                  ("branch", "-f", "base")):
                         git(*args, cwd=work, stage="series", env=IDENTITY)

@@ -1,0 +1,125 @@
+"""`kharness list`, `doctor` and `clean`: what the configs offer, what the machine lacks, and
+keeping the cache to a size."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+from .arches import all_arches, load_arch
+from .config import CONFIG_DIR, load_kernel, load_scenario
+from .errors import HarnessError
+from .progress import human_size
+from .vm import kvm_precondition
+
+# Top-level cache directories whose entries are artifacts that can be rebuilt or downloaded again.
+PRUNABLE = ("kernels", "builds", "images", "downloads", "sources", "git", "configs")
+
+
+def list_configs() -> str:
+    out = ["arches:"]
+    for name in all_arches():
+        a = load_arch(name)
+        out.append(f"  {name:<10} {a.qemu} -M {a.machine}, console {a.console}, Debian {a.debian_arch}")
+    out.append("kernels:")
+    for p in sorted((CONFIG_DIR / "kernels").glob("*.yaml")):
+        k = load_kernel(p.stem)
+        out.append(f"  {p.stem:<22} {k.version}: " + ", then ".join(s.type for s in k.sources))
+    out.append("series:")
+    for p in sorted((CONFIG_DIR / "series").glob("*.yaml")):
+        from .series import load_series_config  # series imports source; keep `list` light
+        try:
+            c = load_series_config(p.stem)
+            out.append(f"  {p.stem:<22} {c.title} (on {c.kernel}; scenarios {', '.join(c.scenarios)})")
+        except HarnessError as e:
+            out.append(f"  {p.stem:<22} unusable: {e}")
+    out.append("scenarios:")
+    for p in sorted((CONFIG_DIR / "scenarios").glob("*.yaml")):
+        s = load_scenario(p.stem)
+        out.append(f"  {p.stem:<22} marker {s.marker}: {s.description.split('.')[0]}")
+    return "\n".join(out)
+
+
+def _version(cmd: list[str]) -> str | None:
+    if shutil.which(cmd[0]) is None:
+        return None
+    try:
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=20)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return (out.stdout or out.stderr).strip().splitlines()[0] if (out.stdout or out.stderr) else "present"
+
+
+def doctor(cache: Path) -> tuple[list[str], bool]:
+    """One line per requirement; ok is False when something the harness needs is missing."""
+    lines, ok = [], True
+
+    def check(what: str, found: str | None, hint: str = "run `make deps`") -> None:
+        nonlocal ok
+        lines.append(f"{'ok     ' if found else 'MISSING'} {what}: {found or hint}")
+        ok = ok and bool(found)
+
+    for tool in ("make", "gcc", "ccache", "git", "perl", "apt-get", "dpkg-deb", "readelf", "xz"):
+        check(tool, _version([tool, "--version"]))
+    for name in all_arches():
+        arch = load_arch(name)
+        check(f"{name} emulator", _version([arch.qemu, "--version"]))
+        if arch.make_cross:
+            check(f"{name} cross compiler", _version([f"{arch.make_cross}gcc", "--version"]))
+        why = kvm_precondition(arch)
+        lines.append(f"info    {name} KVM: {'may be usable (a boot probe decides)' if why is None else why}")
+    for module in ("paramiko", "pexpect", "yaml", "requests"):
+        try:
+            mod = importlib.import_module(module)
+            check(f"python {module}", getattr(mod, "__version__", "present"))
+        except ImportError:
+            check(f"python {module}", None)
+    probe = cache / "kvm-probe.json"
+    if probe.exists():
+        lines.append(f"info    cached KVM probe results: {probe}")
+    cache.mkdir(parents=True, exist_ok=True)
+    free = shutil.disk_usage(cache).free
+    check(f"disk space in {cache}", human_size(free) + " free" if free > 10 << 30 else None,
+          f"only {human_size(free)} free: a kernel build needs ~3 GiB, `kharness clean` frees space")
+    if os.geteuid() == 0:
+        lines.append("info    running as root: kharness needs root only for `make deps` (apt)")
+    return lines, ok
+
+
+def _size(path: Path) -> int:
+    if path.is_symlink() or not path.is_dir():
+        return path.lstat().st_size
+    return sum(f.lstat().st_size for f in path.rglob("*") if not f.is_dir() or f.is_symlink())
+
+
+def clean(cache: Path, older_than_days: float | None, max_bytes: int | None, dry_run: bool) -> list[str]:
+    """Remove artifacts unused for longer than ``older_than_days``, then the least recently used
+    ones until the cache is under ``max_bytes``. Nothing is removed when neither is given."""
+    entries = []
+    for top in PRUNABLE:
+        d = cache / top
+        if d.is_dir():
+            entries += [p for p in d.iterdir() if not p.name.endswith(".lock")]
+    entries.sort(key=lambda p: p.lstat().st_mtime)
+    sizes = {p: _size(p) for p in entries}
+    total = sum(sizes.values())
+    removed = []
+    now = time.time()
+    for p in entries:
+        old = older_than_days is not None and now - p.lstat().st_mtime > older_than_days * 86400
+        big = max_bytes is not None and total > max_bytes
+        if not (old or big):
+            continue
+        removed.append(f"{'would remove' if dry_run else 'removed'} {p} ({human_size(sizes[p])})")
+        total -= sizes[p]
+        if not dry_run:
+            if p.is_dir() and not p.is_symlink():
+                shutil.rmtree(p, ignore_errors=True)
+            else:
+                p.unlink(missing_ok=True)
+    removed.append(f"cache now {human_size(total)} in {cache}")
+    return removed
