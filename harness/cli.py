@@ -19,7 +19,8 @@ from .pipeline import PROFILES, VARIANTS, Plan, check_series, run_plan
 from .progress import Progress
 from .report import ERROR, FIXED, passed, render, summary, write
 from .report import load as report_load
-from .series import load_patch_dir, load_series, load_series_config
+from .lore import DEFAULT_LORE
+from .series import resolve_series
 
 EXIT_OK, EXIT_FAIL, EXIT_ERROR = 0, 1, 2
 
@@ -46,13 +47,12 @@ def _plan(args: argparse.Namespace, variants: tuple[str, ...]) -> Plan:
     kernel = args.kernel
     # A base-only run needs no series: it must work before (and without) any patch.
     if args.series and "patched" in variants:
-        config = load_series_config(args.series) if not Path(args.series).is_dir() else None
+        series, config = resolve_series(args.series, Path(args.cache) if args.cache else cache_root(),
+                                        Progress(verbosity=args.verbosity), args.series_version,
+                                        args.lore_base)
         if config is not None:
-            series = load_series(config)
             scenario_names = scenario_names or list(config.scenarios)
             kernel = kernel or config.kernel
-        else:
-            series = load_patch_dir(Path(args.series))
     arches = tuple(load_arch(a) for a in _names(args.arch, all_arches(), "arch"))
     scenarios = []
     for name in scenario_names or ["dying-memcg"]:
@@ -151,7 +151,12 @@ def cmd_report(args: argparse.Namespace) -> int:
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--arch", default="all", help="x86_64, arm64, a comma list, or all (default)")
     p.add_argument("--series", default="obj-cgroup-kmem",
-                   help="series config in configs/series/, or a directory of .patch files")
+                   help="series config in configs/series/, a directory of .patch files, an mbox "
+                        "file, or a lore message-id or URL")
+    p.add_argument("-V", "--series-version", type=int, metavar="N",
+                   help="revision N of a series from mail (default: the newest in the thread)")
+    p.add_argument("--lore-base", default=DEFAULT_LORE, metavar="URL",
+                   help=f"public-inbox to fetch message-ids from (default {DEFAULT_LORE})")
     p.add_argument("--kernel", help="base kernel config in configs/kernels/ (default: the series')")
     p.add_argument("--scenario", action="append", help="scenario (repeatable); default: the series'")
     p.add_argument("--results", default="results", help="where run directories go (default ./results)")

@@ -7,6 +7,7 @@ developer editing a config wants to know where to look, not read a traceback.
 from __future__ import annotations
 
 import dataclasses
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -135,20 +136,23 @@ def find(kind: str, name: str, config_dir: Path = CONFIG_DIR) -> Path:
 
 @dataclass(frozen=True)
 class SourceSpec:
-    """One place a base kernel can come from; exactly one of url, debian, path, git is set."""
+    """One place a base kernel can come from: a url, a kernel.org release, a Debian source
+    package, a local path or a git ref; ``type`` says which, and so which fields count."""
 
     type: str
     url: str | None = None
     sha256: str | None = None
     suite: str | None = None
     package: str = "linux"
-    version: str | None = None
+    version: str | None = None      # debian: a pattern (5.10.*); kernelorg: a release (5.10.262)
     path: str | None = None
     repo: str | None = None
     ref: str | None = None
+    mirror: str | None = None       # kernelorg: base URL, default source.KERNEL_ORG
+    keyring: str | None = None      # kernelorg: OpenPGP keyring that verifies sha256sums.asc
 
-    REQUIRED = {"url": ("url", "sha256"), "debian": ("suite", "version"), "path": ("path",),
-                "git": ("repo", "ref")}
+    REQUIRED = {"url": ("url", "sha256"), "kernelorg": ("version",), "debian": ("suite", "version"),
+                "path": ("path",), "git": ("repo", "ref")}
 
     def validate(self, file: Path, where: str) -> None:
         if self.type not in self.REQUIRED:
@@ -160,6 +164,11 @@ class SourceSpec:
         if self.sha256 is not None and (len(self.sha256) != 64 or
                                         not all(c in "0123456789abcdef" for c in self.sha256)):
             raise ConfigError(file, f"{where}.sha256", "expected 64 lowercase hex digits")
+        if self.type == "kernelorg" and not re.fullmatch(r"\d+\.\d+(\.\d+)?", self.version or ""):
+            raise ConfigError(file, f"{where}.version", "expected a kernel.org release such as "
+                              "5.10.262 (-rc tarballs have no entry in sha256sums.asc)")
+        if self.keyring is not None and not Path(self.keyring).expanduser().is_file():
+            raise ConfigError(file, f"{where}.keyring", f"no such file: {self.keyring}")
 
 
 @dataclass(frozen=True)

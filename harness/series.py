@@ -8,6 +8,7 @@ kernel rewrites only the files the series touches, and make recompiles only what
 
 from __future__ import annotations
 
+import hashlib
 import re
 import shutil
 import subprocess
@@ -18,28 +19,46 @@ from email.parser import HeaderParser
 from pathlib import Path
 
 from . import REPO_ROOT
-from .cache import atomic_dir, digest, locked, sha256_file
+from .cache import atomic_dir, cache_root, digest, locked, sha256_file
 from .config import CONFIG_DIR, ConfigError, find, load
 from .errors import HarnessError
 from .git import IDENTITY, git, git_out
-from .progress import Progress
+from .lore import (DEFAULT_LORE, MailSeries, fetch_thread, gunzip, parse_lore_arg,
+                   series_from_mbox, thread_page)
+from .progress import Progress, Quiet
 from .source import SourceTree
 
 
 @dataclass(frozen=True)
 class SeriesConfig:
-    """configs/series/<name>.yaml: a series, its base kernel and the scenarios that judge it."""
+    """configs/series/<name>.yaml: a series, its base kernel and the scenarios that judge it.
+
+    The patches come from exactly one of: a directory of ours, an mbox file, or a lore thread
+    (``version`` picks a revision in a thread or mbox; the newest by default)."""
 
     name: str
     title: str
     kernel: str                      # configs/kernels/<kernel>.yaml
-    patches: str                     # directory of git format-patch files, relative to the repo
     scenarios: tuple[str, ...]
+    patches: str | None = None       # directory of git format-patch files, relative to the repo
+    mbox: str | None = None          # mbox file, relative to the repo
+    lore: str | None = None          # message-id or lore URL of the thread
+    version: int | None = None
     description: str = ""
 
     def validate(self, file: Path, where: str) -> None:
-        if not (REPO_ROOT / self.patches).is_dir():
+        given = [f for f in ("patches", "mbox", "lore") if getattr(self, f) is not None]
+        if len(given) != 1:
+            raise ConfigError(file, "patches", "expected exactly one of patches (a directory), mbox"
+                              f" (a file), lore (a message-id); got {', '.join(given) or 'none'}")
+        if self.patches is not None and not (REPO_ROOT / self.patches).is_dir():
             raise ConfigError(file, "patches", f"no such directory: {self.patches}")
+        if self.mbox is not None and not (REPO_ROOT / self.mbox).is_file():
+            raise ConfigError(file, "mbox", f"no such file: {self.mbox}")
+        if self.lore is not None and parse_lore_arg(self.lore) is None:
+            raise ConfigError(file, "lore", f"not a message-id or lore URL: {self.lore!r}")
+        if self.version is not None and self.version < 1:
+            raise ConfigError(file, "version", "expected a revision number, 1 or more")
         if not self.scenarios:
             raise ConfigError(file, "scenarios", "expected at least one scenario")
 
@@ -53,9 +72,14 @@ class Patch:
 
 @dataclass(frozen=True)
 class Series:
+    """The patches to apply, and where they came from (for the report: which mail was tested)."""
+
     name: str
     title: str
     patches: tuple[Patch, ...]
+    origin: str = ""         # "dir PATH", "mbox PATH v2", "lore URL v2"
+    origin_sha256: str = ""  # sha256 of the mbox file or of the lore thread as fetched
+    base_commit: str = ""    # the cover letter's base-commit:, when it has one
 
     @property
     def digest(self) -> str:
@@ -96,11 +120,81 @@ def load_patch_dir(directory: Path, name: str = "", title: str = "") -> Series:
     if not files:
         raise HarnessError("series", f"{directory}: no patches (*.patch with a diff)")
     patches = tuple(Patch(p, patch_subject(p), sha256_file(p)) for p in files)
-    return Series(name or directory.name, title or directory.name, patches)
+    return Series(name or directory.name, title or directory.name, patches, f"dir {directory}")
 
 
-def load_series(config: SeriesConfig) -> Series:
-    return load_patch_dir(REPO_ROOT / config.patches, config.name, config.title)
+def load_series(config: SeriesConfig, cache: Path | None = None, progress: Progress | None = None,
+                version: int | None = None, lore_base: str = DEFAULT_LORE) -> Series:
+    """``version`` (the command line's) overrides the config's."""
+    version = version if version is not None else config.version
+    cache, progress = cache or cache_root(), progress or Quiet()
+    if config.mbox is not None:
+        return load_mbox(REPO_ROOT / config.mbox, cache, progress, version, config.name,
+                         config.title)
+    if config.lore is not None:
+        base, msgid = parse_lore_arg(config.lore, lore_base) or (lore_base, config.lore)
+        return load_lore(base, msgid, cache, progress, version, config.name, config.title)
+    return load_patch_dir(REPO_ROOT / (config.patches or ""), config.name, config.title)
+
+
+def resolve_series(arg: str, cache: Path, progress: Progress, version: int | None = None,
+                   lore_base: str = DEFAULT_LORE, config_dir: Path = CONFIG_DIR
+                   ) -> tuple[Series, SeriesConfig | None]:
+    """A series from whatever a kernel developer has at hand: a config name, a directory of
+    patches, an mbox file, or a message-id/lore URL; with its config when it came from one."""
+    if (config_dir / "series" / f"{arg}.yaml").is_file():
+        config = load_series_config(arg, config_dir)
+        return load_series(config, cache, progress, version, lore_base), config
+    path = Path(arg).expanduser()
+    if path.is_dir():
+        return load_patch_dir(path), None
+    if path.is_file():
+        return load_mbox(path, cache, progress, version), None
+    lore = parse_lore_arg(arg, lore_base)
+    if lore is not None:
+        return load_lore(*lore, cache, progress, version), None
+    known = ", ".join(sorted(p.stem for p in (config_dir / "series").glob("*.yaml")))
+    raise ConfigError("--series", arg, f"neither a series config (known: {known}) nor a "
+                                       "directory, an mbox file or a message-id")
+
+
+def load_mbox(path: Path, cache: Path, progress: Progress, version: int | None = None,
+              name: str = "", title: str = "") -> Series:
+    """An mbox as a mail client or `b4 am` saves it (gzipped or not)."""
+    try:
+        raw = path.read_bytes()
+    except OSError as e:
+        raise HarnessError("series", f"{path}: cannot read: {e.strerror}")
+    mail = series_from_mbox(gunzip(raw, str(path)), str(path), version)
+    return _mail_series(mail, cache, progress, name or path.name, title,
+                        f"mbox {path} v{mail.version}", hashlib.sha256(raw).hexdigest())
+
+
+def load_lore(base: str, msgid: str, cache: Path, progress: Progress, version: int | None = None,
+              name: str = "", title: str = "") -> Series:
+    data, sha = fetch_thread(base, msgid, cache, progress)
+    mail = series_from_mbox(data, f"thread {msgid}", version)
+    return _mail_series(mail, cache, progress, name or msgid, title,
+                        f"lore {thread_page(base, msgid)} v{mail.version}", sha)
+
+
+def _mail_series(mail: MailSeries, cache: Path, progress: Progress, name: str, title: str,
+                 origin: str, sha: str) -> Series:
+    """The chosen patches as files under ``cache/series/<content>/``, which Workspace.apply
+    hands to `git am` like any directory of patches."""
+    key = digest([part for p in mail.patches for part in (p.name, p.data)])
+    final = cache / "series" / key
+    with locked(cache / "series" / f"{key}.lock"):
+        if not final.is_dir():
+            with atomic_dir(final) as tmp:
+                for p in mail.patches:
+                    (tmp / p.name).write_bytes(p.data)
+    progress.info(f"series: v{mail.version} of '{mail.title}': {len(mail.patches)} patches, "
+                  f"{mail.trailers} trailers from replies"
+                  + (f", base-commit {mail.base_commit[:12]}" if mail.base_commit else ""))
+    patches = tuple(Patch(final / p.name, p.subject, hashlib.sha256(p.data).hexdigest())
+                    for p in mail.patches)
+    return Series(name, title or mail.title, patches, origin, sha, mail.base_commit)
 
 
 # --- the workspace -------------------------------------------------------------------------------

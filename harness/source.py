@@ -8,6 +8,7 @@ extracted only member by member as each one is checked.
 
 from __future__ import annotations
 
+import base64
 import fnmatch
 import functools
 import hashlib
@@ -39,6 +40,8 @@ from .progress import Progress
 HTTP_TIMEOUT = (15.0, 60.0)  # connect, read (between bytes)
 EXTRACT_TIMEOUT = 1800.0
 GIT_TIMEOUT = 1800.0
+GPG_TIMEOUT = 60.0
+KERNEL_ORG = "https://cdn.kernel.org/pub/linux/kernel"
 DECOMPRESSORS = {b"\xfd7zXZ\x00": "xz", b"\x1f\x8b": "gzip", b"BZh": "bzip2",
                  b"\x28\xb5\x2f\xfd": "zstd"}
 
@@ -47,7 +50,7 @@ DECOMPRESSORS = {b"\xfd7zXZ\x00": "xz", b"\x1f\x8b": "gzip", b"BZh": "bzip2",
 class SourceTree:
     path: Path  # extracted kernel tree (dir containing the top Makefile), read-only by convention
     version: str  # exact kernel version from the tree's Makefile, e.g. "5.10.262"
-    provider: str  # "url" | "debian" | "path" | "git"
+    provider: str  # "url" | "kernelorg" | "debian" | "path" | "git"
     origin: str  # human-readable: URL, debian suite/package/version, path, "repo@ref"
     sha256: str  # sha256 of the tarball; commit id for git; for a directory, a digest
 
@@ -122,7 +125,14 @@ def _from_git(spec: SourceSpec, cache: Path, progress: Progress) -> SourceTree:
     """Ask the remote for the commit first, so a tree already extracted costs no fetch."""
     assert spec.repo and spec.ref
     origin = f"{spec.repo}@{spec.ref}"
-    commit = _remote_commit(spec.repo, spec.ref)
+    memo = cache / "git" / "refs" / digest([spec.repo, spec.ref])
+    try:
+        commit = _remote_commit(spec.repo, spec.ref)
+    except HarnessError as e:  # offline: what the ref named at the last fetch, if still extracted
+        commit = memo.read_text().strip() if memo.is_file() else None
+        if not commit or not (cache / "sources" / f"git-{commit}").is_dir():
+            raise
+        progress.info(f"source: {e.message}; using {commit[:12]}, what {spec.ref} named last time")
     if commit and (cache / "sources" / f"git-{commit}").is_dir():
         return _tree(_top_dir(cache / "sources" / f"git-{commit}"), "git", origin, commit)
     (cache / "git").mkdir(parents=True, exist_ok=True)
@@ -137,11 +147,34 @@ def _from_git(spec: SourceSpec, cache: Path, progress: Progress) -> SourceTree:
                         lambda dest: _untar_command(archive, dest, origin))
     finally:
         shutil.rmtree(work, ignore_errors=True)
+    with atomic_file(memo, "w") as f:
+        f.write(commit + "\n")
     return _tree(tree, "git", origin, commit)
 
 
+def _from_kernelorg(spec: SourceSpec, cache: Path, progress: Progress) -> SourceTree:
+    """A config names only the release: kernel.org publishes every tarball's sha256 in its
+    directory's clearsigned sha256sums.asc, so the sha256 is taken from there."""
+    assert spec.version
+    directory = f"{(spec.mirror or KERNEL_ORG).rstrip('/')}/v{spec.version.split('.')[0]}.x"
+    name = f"linux-{spec.version}.tar.xz"
+    memo = cache / "downloads" / "kernelorg" / digest([directory, name, spec.keyring or ""])
+    if memo.is_file():  # a release never changes: a second run needs no network
+        sha, _, trust = memo.read_text().strip().partition(" ")
+    else:
+        sha, trust = kernelorg_sha256(directory, name, spec.keyring)
+    progress.info(f"source: {name}: {trust}")
+    tarball = download(f"{directory}/{name}", sha, cache, progress)
+    if not memo.is_file():
+        with atomic_file(memo, "w") as f:
+            f.write(f"{sha} {trust}\n")
+    return _tree(extract_tarball(tarball, sha, cache, progress), "kernelorg",
+                 f"{directory}/{name} ({trust})", sha)
+
+
 PROVIDERS: dict[str, Callable[[SourceSpec, Path, Progress], SourceTree]] = {
-    "url": _from_url, "debian": _from_debian, "path": _from_path, "git": _from_git}
+    "url": _from_url, "debian": _from_debian, "path": _from_path, "git": _from_git,
+    "kernelorg": _from_kernelorg}
 
 
 def _tree(path: Path, provider: str, origin: str, sha: str) -> SourceTree:
@@ -251,13 +284,13 @@ def _stream(url: str, out: BinaryIO, name: str, progress: Progress) -> str:
     except requests.HTTPError as e:
         raise HarnessError("source", f"{url}: HTTP {e.response.status_code} {e.response.reason}")
     except requests.RequestException as e:
-        raise HarnessError("source", f"{url}: {_failure(e, done)}")
+        raise HarnessError("source", f"{url}: {request_failure(e, done)}")
     if total is not None and done < total:
         raise HarnessError("source", f"{url}: truncated after {done} of {total} bytes")
     return h.hexdigest()
 
 
-def _failure(e: requests.RequestException, done: int) -> str:
+def request_failure(e: requests.RequestException, done: int = 0) -> str:
     """One line out of requests' nested exception text."""
     text = str(e)
     if isinstance(e, requests.Timeout):
@@ -266,6 +299,84 @@ def _failure(e: requests.RequestException, done: int) -> str:
         return f"truncated after {done} bytes (connection closed early)"
     errno = re.search(r"\[Errno -?\d+\] ([^'\")]+)", text)
     return errno.group(1).strip() if errno else type(e).__name__
+
+
+def http_get(url: str, stage: str = "source", headers: dict[str, str] | None = None
+             ) -> requests.Response:
+    """A small body in one piece (a checksum file, a mail thread); any failure is one line."""
+    try:
+        r = requests.get(url, timeout=HTTP_TIMEOUT, headers=headers)
+        r.raise_for_status()
+        return r
+    except requests.HTTPError as e:
+        raise HarnessError(stage, f"{url}: HTTP {e.response.status_code} {e.response.reason}")
+    except requests.RequestException as e:
+        raise HarnessError(stage, f"{url}: {request_failure(e)}")
+
+
+# --- kernel.org ---------------------------------------------------------------------------------
+
+
+def kernelorg_sha256(directory: str, name: str, keyring: str | None) -> tuple[str, str]:
+    """The sha256 the directory's sha256sums.asc gives ``name``, and how far it is trusted."""
+    url = f"{directory}/sha256sums.asc"
+    signed = http_get(url).content
+    if keyring:
+        text = gpg_verified(signed, Path(keyring).expanduser().absolute(), url)
+        trust = f"sha256 from sha256sums.asc, signature verified with {keyring}"
+    else:
+        text = clearsigned_text(signed.decode(errors="replace"))
+        trust = "sha256 from sha256sums.asc, signature NOT verified (no keyring configured)"
+    sha = next((line.split()[0] for line in text.splitlines()
+                if line.split()[1:] == [name] and re.fullmatch(r"[0-9a-f]{64}", line.split()[0])),
+               None)
+    if sha is None:
+        raise HarnessError("source", f"{url}: no sha256 for {name} (not released there?)")
+    return sha, trust
+
+
+def clearsigned_text(text: str) -> str:
+    """The signed body of an OpenPGP clearsigned text (RFC 4880 7), dash-escaping undone; a plain
+    text as it is. Only for the unverified case: a verified body comes from gpgv itself."""
+    m = re.search(r"^-----BEGIN PGP SIGNED MESSAGE-----\r?\n(?:.+\r?\n)*?\r?\n(.*?)\r?\n"
+                  r"-----BEGIN PGP SIGNATURE-----", text, re.M | re.S)
+    return re.sub(r"^- ", "", m.group(1), flags=re.M) if m else text
+
+
+def gpg_verified(signed: bytes, keyring: Path, url: str) -> str:
+    """What the signature covers, and only that: text outside the signed part never counts."""
+    with tempfile.TemporaryDirectory(prefix="kharness-gpg-") as home:
+        (Path(home) / "sums.asc").write_bytes(signed)
+        try:
+            key = keyring.read_bytes()
+        except OSError as e:
+            raise HarnessError("source", f"{keyring}: cannot read the keyring: {e.strerror}")
+        if key.lstrip().startswith(b"-----BEGIN PGP"):  # gpgv reads binary keyrings only
+            keyring = Path(home) / "keyring.gpg"
+            keyring.write_bytes(dearmor(key.decode(errors="replace")))
+        try:  # GNUPGHOME: gpgv must not read, or create, the user's own keyrings
+            proc = subprocess.run(["gpgv", "--keyring", str(keyring), "--output", "-",
+                                   str(Path(home) / "sums.asc")], capture_output=True,
+                                  timeout=GPG_TIMEOUT, stdin=subprocess.DEVNULL,
+                                  env={**os.environ, "GNUPGHOME": home})
+        except FileNotFoundError:
+            raise HarnessError("source", "gpgv not found: install gpgv, or drop the keyring")
+        except subprocess.TimeoutExpired:
+            raise HarnessError("source", f"gpgv timed out after {GPG_TIMEOUT:.0f} s")
+    if proc.returncode != 0:
+        why = (proc.stderr.decode(errors="replace").strip().splitlines() or ["no output"])[-1]
+        raise HarnessError("source", f"{url}: signature not verified with {keyring}: {why}")
+    return proc.stdout.decode(errors="replace")
+
+
+def dearmor(text: str) -> bytes:
+    """ASCII-armored key blocks (RFC 4880 6.2) as the binary packets they carry."""
+    blocks = re.findall(r"^-----BEGIN PGP PUBLIC KEY BLOCK-----\r?\n(?:.+\r?\n)*?\r?\n(.*?)"
+                        r"^(?:=.{4}\r?\n)?-----END PGP PUBLIC KEY BLOCK-----", text, re.M | re.S)
+    try:
+        return b"".join(base64.b64decode("".join(b.split()), validate=True) for b in blocks)
+    except ValueError as e:
+        raise HarnessError("source", f"unreadable armored keyring: {e}")
 
 
 # --- debian -------------------------------------------------------------------------------------

@@ -88,3 +88,9 @@ def test_patch_that_does_not_apply_is_named(tmp_path):
     (tree / "mm.c").write_text((tree / "mm.c").read_text().replace("line 20\n", "other 20\n"))
     with pytest.raises(HarnessError, match=r"patch 0002 'mm: change number 2.*' does not apply"):
         workspace(tmp_path, tree).apply(load_patch_dir(patches), Quiet(), tmp_path / "am.log")
+
+
+def test_a_patch_directory_says_where_it_came_from(tmp_path):
+    _, patches = make_series(tmp_path)
+    series = load_patch_dir(patches)
+    assert (series.origin, series.origin_sha256, series.base_commit) == (f"dir {patches}", "", "")

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.config import KernelConfig, SourceSpec, load_kernel
-from harness.errors import HarnessError
+from harness.config import KernelConfig, SourceSpec, from_dict, load_kernel
+from harness.errors import ConfigError, HarnessError
 from harness.progress import Progress
 from harness.source import (
     compare_debian_versions,
@@ -383,6 +383,128 @@ def test_git_tree_already_extracted_needs_no_fetch(repo, fetch):
     first = fetch(spec)
     shutil.rmtree(repo)
     assert fetch(spec) == first
+
+
+def test_git_tree_fetched_by_tag_is_found_again_offline(repo, fetch, progress):
+    first = fetch(git_source(repo, "v5.10.99"))
+    shutil.rmtree(repo)  # ls-remote fails now, as it does without network
+    assert fetch(git_source(repo, "v5.10.99")) == first
+    assert f"using {first.sha256[:12]}, what v5.10.99 named last time" in progress.stream.getvalue()
+
+
+def test_git_ref_never_fetched_fails_in_one_line_without_the_remote(tmp_path, fetch):
+    with pytest.raises(HarnessError, match="no source of linux-test worked: 1/1 \\(git\\): git ls-remote"):
+        fetch(git_source(tmp_path / "gone.git", "v5.10.99"))
+
+
+# --- kernel.org ---------------------------------------------------------------------------------
+
+SIGNED_HEAD = "-----BEGIN PGP SIGNED MESSAGE-----\nHash: SHA256\n\n"
+FAKE_SIGNATURE = "-----BEGIN PGP SIGNATURE-----\n\niHUEARYIAB0WIQQ=\n-----END PGP SIGNATURE-----\n"
+
+
+def sums(*lines: str) -> str:
+    """sha256sums.asc as kernel.org lays it out: other files around ours, clearsigned-looking."""
+    return ("".join(f"{line}\n" for line in (f"{'1' * 64}  linux-5.10.98.tar.xz", *lines,
+                                              f"{'2' * 64}  patch-5.10.99.xz")))
+
+
+def kernelorg(server: Server, tarball: Path, sums_text: str, keyring: Path | None = None
+              ) -> SourceSpec:
+    server.serve(f"pub/linux/kernel/v5.x/{tarball.name}", tarball.read_bytes())
+    server.serve("pub/linux/kernel/v5.x/sha256sums.asc", sums_text.encode())
+    return SourceSpec(type="kernelorg", version="5.10.99", mirror=server.url("pub/linux/kernel"),
+                      keyring=str(keyring) if keyring else None)
+
+
+def test_kernelorg_takes_the_sha256_from_sha256sums_and_says_it_is_unverified(
+        server, tarball, progress, fetch):
+    spec = kernelorg(server, tarball, SIGNED_HEAD + sums(f"{sha(tarball)}  {tarball.name}")
+                     + FAKE_SIGNATURE)
+    tree = fetch(spec)
+    assert (tree.provider, tree.sha256, tree.version) == ("kernelorg", sha(tarball), "5.10.99")
+    assert tree.origin.startswith(server.url(f"pub/linux/kernel/v5.x/{tarball.name}"))
+    assert "signature NOT verified (no keyring configured)" in tree.origin
+    assert "signature NOT verified" in progress.stream.getvalue()
+
+
+def test_kernelorg_second_fetch_is_a_cache_hit_without_the_server(server, tarball, fetch):
+    spec = kernelorg(server, tarball, sums(f"{sha(tarball)}  {tarball.name}"))
+    first = fetch(spec)
+    server.stop()
+    assert fetch(spec) == first
+
+
+def test_kernelorg_tarball_not_matching_sha256sums_is_refused(server, tarball, cache, fetch):
+    spec = kernelorg(server, tarball, sums(f"{'3' * 64}  {tarball.name}"))
+    with pytest.raises(HarnessError, match=f"sha256 mismatch \\(expected {'3' * 64}, got {sha(tarball)}"):
+        fetch(spec)
+    assert under_final_keys(cache) == []
+
+
+def test_kernelorg_release_missing_from_sha256sums_is_named(server, tarball, fetch):
+    with pytest.raises(HarnessError, match="sha256sums.asc: no sha256 for linux-5.10.99.tar.xz"):
+        fetch(kernelorg(server, tarball, sums()))
+
+
+@pytest.fixture
+def signer(tmp_path: Path):
+    """A throwaway key in its own GNUPGHOME: (clearsign function, binary keyring, armored)."""
+    if shutil.which("gpg") is None or shutil.which("gpgv") is None:
+        pytest.skip("gpg and gpgv are not installed: the signed sha256sums case needs them")
+    home = tmp_path / "gnupg"
+    home.mkdir(mode=0o700)
+
+    def gpg(*args: str, data: bytes = b"") -> bytes:
+        return subprocess.run(["gpg", "--homedir", str(home), "--batch", "--pinentry-mode",
+                               "loopback", "--passphrase", "", *args], input=data, check=True,
+                              capture_output=True, timeout=60).stdout
+
+    gpg("--quick-gen-key", "Test Signer <signer@example.org>", "ed25519", "sign", "never")
+    (tmp_path / "keyring.gpg").write_bytes(gpg("--export"))
+    (tmp_path / "keyring.asc").write_bytes(gpg("--export", "--armor"))
+    yield (lambda text: gpg("--clearsign", data=text.encode()).decode()), \
+        tmp_path / "keyring.gpg", tmp_path / "keyring.asc"
+    subprocess.run(["gpgconf", "--homedir", str(home), "--kill", "gpg-agent"], timeout=30,
+                   capture_output=True)
+
+
+@pytest.mark.parametrize("armored", [False, True], ids=["binary-keyring", "armored-keyring"])
+def test_kernelorg_signature_is_verified_with_the_keyring(server, tarball, signer, armored,
+                                                          progress, fetch):
+    clearsign, binary, asc = signer
+    keyring = asc if armored else binary
+    tree = fetch(kernelorg(server, tarball, clearsign(sums(f"{sha(tarball)}  {tarball.name}")),
+                           keyring))
+    assert tree.sha256 == sha(tarball)
+    assert f"signature verified with {keyring}" in tree.origin
+    assert "NOT verified" not in progress.stream.getvalue()
+
+
+def test_kernelorg_tampered_sha256sums_is_refused(server, tarball, signer, cache, fetch):
+    clearsign, keyring, _ = signer
+    signed = clearsign(sums(f"{'3' * 64}  {tarball.name}")).replace("3" * 64, sha(tarball))
+    with pytest.raises(HarnessError, match="signature not verified with .*keyring.gpg: .*BAD signature"):
+        fetch(kernelorg(server, tarball, signed, keyring))
+    assert under_final_keys(cache) == []
+
+
+def test_kernelorg_lines_outside_the_signed_text_do_not_count(server, tarball, signer, fetch):
+    clearsign, keyring, _ = signer
+    forged = clearsign(sums()) + f"{sha(tarball)}  {tarball.name}\n"
+    with pytest.raises(HarnessError, match="no sha256 for linux-5.10.99.tar.xz"):
+        fetch(kernelorg(server, tarball, forged, keyring))
+
+
+@pytest.mark.parametrize("fields, problem", [
+    ({"version": "5.12-rc1"}, "version: expected a kernel.org release such as 5.10.262"),
+    ({}, "version: missing \\(required for a kernelorg source\\)"),
+    ({"version": "5.10.99", "keyring": "/nonexistent/keyring.gpg"}, "keyring: no such file"),
+])
+def test_kernelorg_config_is_validated(fields, problem):
+    with pytest.raises(ConfigError, match=problem):
+        from_dict(KernelConfig, {"name": "k", "version": "5.10",
+                                 "sources": [{"type": "kernelorg", **fields}]}, Path("k.yaml"))
 
 
 # --- debian -------------------------------------------------------------------------------------
