@@ -17,7 +17,7 @@ from .progress import human_size
 from .vm import kvm_precondition
 
 # Top-level cache directories whose entries are artifacts that can be rebuilt or downloaded again.
-PRUNABLE = ("kernels", "builds", "images", "downloads", "sources", "git", "configs")
+PRUNABLE = ("kernels", "builds", "images", "downloads", "sources", "git", "configs", "lore", "series")
 
 
 def list_configs() -> str:

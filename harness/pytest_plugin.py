@@ -20,7 +20,7 @@ from .config import CONFIG_DIR, load_kernel, load_scenario
 from .pipeline import PROFILES, VARIANTS, Plan, Session
 from .progress import Progress
 from .report import write
-from .series import load_patch_dir, load_series, load_series_config
+from .series import resolve_series
 from .ssh import CommandResult, Guest
 
 
@@ -32,7 +32,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("kharness", "kharness: build and boot kernels for tests")
     group.addoption("--kharness-arch", default="all", help="arches to boot: a comma list or all")
     group.addoption("--kharness-series", default="obj-cgroup-kmem",
-                    help="series config in configs/series/, or a directory of .patch files")
+                    help="series: a config in configs/series/, a directory of patches, an mbox, a lore message-id")
     group.addoption("--kharness-profile", default="default", choices=sorted(PROFILES),
                     help="kernel config profile")
     group.addoption("--kharness-results", default="results",
@@ -75,12 +75,8 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 def kharness_session(request: pytest.FixtureRequest):
     """The session's pipeline: kernels and guests made on first use, all stopped at the end."""
     config = request.config
-    series_arg = config.getoption("--kharness-series")
-    if Path(series_arg).is_dir():
-        series, kernel = load_patch_dir(Path(series_arg)), "linux-5.10"
-    else:
-        sc = load_series_config(series_arg)
-        series, kernel = load_series(sc), sc.kernel
+    series, series_config = resolve_series(config.getoption("--kharness-series"), cache_root(), Progress())
+    kernel = series_config.kernel if series_config else "linux-5.10"
     profile = config.getoption("--kharness-profile")
     plan = Plan(kernel=load_kernel(kernel), arches=tuple(load_arch(a) for a in _selected_arches(config)),
                 variants=VARIANTS, scenarios=tuple(load_scenario(s) for s in _scenario_names()),
