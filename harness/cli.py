@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import sys
 import time
@@ -81,6 +82,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     cache = Path(args.cache) if args.cache else cache_root()
     run_dir = _run_dir(args.results)
     progress.info(f"kharness: run directory {run_dir}")
+    if os.geteuid() == 0:
+        progress.info("kharness: running as root, which nothing here needs (only `make deps` does)")
     meta, records = run_plan(plan, cache, run_dir, progress)
     meta["command"] = " ".join(sys.argv)
     table = write(run_dir, meta, records)

@@ -224,7 +224,11 @@ class ScenarioConfig:
     def validate(self, file: Path, where: str) -> None:
         if self.iterations < 1:
             raise ConfigError(file, "iterations", "expected a positive integer")
-        if not (REPO_ROOT / "guest-scripts" / self.script).is_file():
+        scripts = (REPO_ROOT / "guest-scripts").resolve()
+        if not (scripts / self.script).resolve().is_relative_to(scripts):
+            # it would be copied into the guest and run there: never a file from elsewhere
+            raise ConfigError(file, "script", f"expected a file under guest-scripts/, got {self.script!r}")
+        if not (scripts / self.script).is_file():
             raise ConfigError(file, "script", f"no such guest script: guest-scripts/{self.script}")
 
 

@@ -6,6 +6,8 @@ ERROR row, with the log that explains it.
 
 from __future__ import annotations
 
+import re
+import shutil
 from pathlib import Path
 
 
@@ -37,3 +39,13 @@ class ConfigError(HarnessError):
 
     def __str__(self) -> str:
         return self.message
+
+
+def os_failure(stage: str, e: OSError) -> HarnessError:
+    """An OSError (a full disk, a permission) as an ERROR of the stage it happened in."""
+    if isinstance(e, shutil.Error) and e.args and isinstance(e.args[0], list) and e.args[0]:
+        _, dst, why = e.args[0][0]   # copytree collects (src, dst, why): the first one says it
+        strerror = re.match(r"\[Errno \d+\] ([^:']+)", str(why))
+        return HarnessError(stage, f"{strerror.group(1) if strerror else why}: {dst}")
+    where = f": {e.filename}" if e.filename else ""
+    return HarnessError(stage, f"{e.strerror or e}{where}")

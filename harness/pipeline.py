@@ -17,7 +17,7 @@ from typing import Iterator
 from . import __version__
 from .arches import Arch
 from .config import KernelConfig, ScenarioConfig
-from .errors import HarnessError
+from .errors import HarnessError, os_failure
 from .guest_image import GuestImage, build_guest_image
 from .kbuild import KernelBuild, build_kernel
 from .progress import Progress
@@ -52,6 +52,8 @@ class Timer:
         start = time.monotonic()
         try:
             yield
+        except OSError as e:  # a full disk is an ERROR of the stage it stopped, like any other
+            raise os_failure(name, e) from e
         finally:
             self.timings[name] = round(time.monotonic() - start, 2)
 
@@ -70,9 +72,8 @@ def boot(arch: Arch, kernel: Path, image: GuestImage, accel: Accel, run_dir: Pat
     """Start QEMU and wait until an SSH command runs; the caller stops the VM."""
     deadline = arch.boot_deadline_kvm if accel.name == "kvm" else arch.boot_deadline
     vm = VM(arch, kernel, image.initramfs, accel, run_dir, progress)
-    vm.start()
     try:
-        vm.wait_for(SSHD_MARK, deadline)
+        _start(vm, deadline)
         while True:
             try:
                 guest = Guest.connect(vm.port, image.host_key, image.client_key, timeout=5)
@@ -95,6 +96,21 @@ def boot(arch: Arch, kernel: Path, image: GuestImage, accel: Accel, run_dir: Pat
     except BaseException:
         vm.stop()
         raise
+
+
+def _start(vm: VM, deadline: float) -> None:
+    """Start QEMU and wait for /init's sshd line; once more, on a new port, if another process
+    took the port between free_port() and QEMU's bind (two runs starting at once)."""
+    vm.start()
+    try:
+        vm.wait_for(SSHD_MARK, deadline)
+    except HarnessError as e:
+        if "Could not set up host forwarding rule" not in e.message:
+            raise
+        vm.progress.info(f"boot: port {vm.port} was taken before QEMU could bind it; another port")
+        vm.stop()
+        vm.start()
+        vm.wait_for(SSHD_MARK, deadline)
 
 
 def _expectation(scenario: ScenarioConfig, variant: str):
@@ -125,6 +141,8 @@ class Session:
         if plan.series is not None:
             self.meta["series"] = {
                 "name": plan.series.name, "title": plan.series.title, "sha256": plan.series.digest,
+                "origin": plan.series.origin, "origin_sha256": plan.series.origin_sha256,
+                "base_commit": plan.series.base_commit,
                 "patches": [{"file": p.path.name, "subject": p.subject, "sha256": p.sha256}
                             for p in plan.series.patches]}
         self._workspace: Workspace | HarnessError | None = None
@@ -143,7 +161,10 @@ class Session:
                                            origin=tree.origin, sha256=tree.sha256,
                                            fetch_seconds=round(time.monotonic() - t0, 2))
                 ws = Workspace(tree, self.cache)
-                ws.base(self.progress)
+                try:
+                    ws.base(self.progress)
+                except OSError as e:
+                    raise os_failure("series", e) from e
                 self._workspace = ws
             except HarnessError as e:
                 self.progress.info(f"ERROR source: {e}")

@@ -7,6 +7,7 @@ doubtful (no memory controller, a script that failed, text that does not parse) 
 
 from __future__ import annotations
 
+import contextlib
 import shlex
 import time
 from dataclasses import dataclass
@@ -97,7 +98,10 @@ def run_scenario(guest: Guest, scenario: ScenarioConfig, run_dir: Path, progress
     # stdin from /dev/null, the SSH channel reaches EOF when the script itself exits.
     command = (f"ITERATIONS={scenario.iterations} {shlex.quote(scenario.interpreter)} "
                f"{shlex.quote(remote)} > {out} 2> {err} < /dev/null")
-    result = guest.run(command, timeout=scenario.timeout)
+    try:
+        result = guest.run(command, timeout=scenario.timeout)
+    except HarnessError as e:
+        raise _unfinished(guest, scenario, e, remote, out, err, run_dir)
     stdout, stderr = guest.read(out), guest.read(err)
     (run_dir / f"{scenario.name}.out").write_text(stdout)
     (run_dir / f"{scenario.name}.err").write_text(stderr)
@@ -113,16 +117,46 @@ def run_scenario(guest: Guest, scenario: ScenarioConfig, run_dir: Path, progress
     return m
 
 
-def _settled_count(guest: Guest, scenario: ScenarioConfig, before: int) -> tuple[int, float]:
-    """Read the count until it is back to ``before`` or ``settle`` seconds have passed.
+def _unfinished(guest: Guest, scenario: ScenarioConfig, e: HarnessError, remote: str, out: str,
+                err: str, run_dir: Path) -> HarnessError:
+    """The error for a script that timed out or lost its connection, with what it wrote so far.
+
+    Briefly: the guest itself may be why the script did not finish.
+    """
+    timed_out = guest.connected()
+    try:
+        stderr, stdout = guest.read(err, timeout=5), guest.read(out, timeout=5)
+    except HarnessError as again:
+        return HarnessError("ssh", f"{e.message}; then the guest did not answer: {again.message}")
+    (run_dir / f"{scenario.name}.out").write_text(stdout)
+    (run_dir / f"{scenario.name}.err").write_text(stderr)
+    tail = "\n".join(stderr.strip().splitlines()[-10:])
+    last = tail.splitlines()[-1] if tail else "no stderr"
+    if not timed_out:
+        return HarnessError(e.stage, f"{e.message}; {scenario.script} stderr so far: {last}",
+                            run_dir / f"{scenario.name}.err", tail)
+    with contextlib.suppress(HarnessError):  # so that it cannot disturb what runs next here
+        guest.run(f"pkill -f {shlex.quote(remote)}", timeout=5)
+    return HarnessError("scenario", f"{scenario.script} did not finish within {scenario.timeout:g} s: "
+                        f"{last}", run_dir / f"{scenario.name}.err", tail)
+
+
+def _settled_count(guest: Guest, scenario: ScenarioConfig, before: int,
+                   stable: float = 2.0) -> tuple[int, float]:
+    """Read the count until it is back to ``before``, has not moved for ``stable`` seconds, or
+    ``settle`` seconds have passed.
 
     A removed cgroup is freed a moment after its last reference goes (RCU, workqueues), so an
-    immediate reading can count cgroups that are about to go.
+    immediate reading can count cgroups that are about to go; a count that stays put is not
+    going anywhere (the base kernel's pinned cgroups).
     """
     start = time.monotonic()
+    last, since = None, start
     while True:
         count = controller_count(guest.read("/proc/cgroups"), scenario.controller)
-        waited = time.monotonic() - start
-        if count <= before or waited >= scenario.settle:
-            return count, waited
-        time.sleep(0.5)
+        now = time.monotonic()
+        if count != last:
+            last, since = count, now
+        if count <= before or now - since >= stable or now - start >= scenario.settle:
+            return count, now - start
+        time.sleep(0.25)

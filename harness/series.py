@@ -250,18 +250,30 @@ class Workspace:
                 self._git("checkout", "-q", "-f", "--detach", base)
                 am = self._git("am", "-3", "--keep-cr", *map(str, (p.path for p in series.patches)),
                                check=False)
-                log.parent.mkdir(parents=True, exist_ok=True)
-                log.write_text(am.stdout + am.stderr)
+                output = am.stdout + am.stderr
                 if am.returncode != 0:
+                    output += self._failed_hunk(series, output)
                     self._git("am", "--abort", check=False)
-                    raise HarnessError("series", am_failure(am.stdout + am.stderr), log,
-                                       (am.stdout + am.stderr)[-2000:])
+                log.parent.mkdir(parents=True, exist_ok=True)
+                log.write_text(output)
+                if am.returncode != 0:
+                    raise HarnessError("series", am_failure(output), log, output[-2000:])
                 self._git("update-ref", ref, "HEAD")
             commits = self._git("rev-list", "--reverse", f"{base}..{ref}").stdout.split()
         if len(commits) != len(series.patches):
             raise HarnessError("series", f"expected {len(series.patches)} commits, found {len(commits)}"
                                " (an empty patch?)", log)
         return commits
+
+    def _failed_hunk(self, series: Series, output: str) -> str:
+        """With -3, git am does not say which hunk failed to apply; git apply does, on the tree the
+        patch met (HEAD, once the failed merge's conflict markers are gone)."""
+        failed = re.search(r"Patch failed at (\d+)", output)
+        if not failed or not 0 < int(failed.group(1)) <= len(series.patches):
+            return ""
+        self._git("reset", "-q", "--hard", "HEAD", check=False)
+        patch = series.patches[int(failed.group(1)) - 1].path
+        return self._git("apply", "--check", str(patch), check=False).stderr
 
     @contextmanager
     def checkout(self, commit: str) -> Iterator[Checkout]:

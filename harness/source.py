@@ -33,7 +33,7 @@ import requests
 from .cache import atomic_dir, atomic_file, digest, locked, sha256_file
 from .config import KernelConfig, SourceSpec
 from .debian import PrivateApt
-from .errors import HarnessError
+from .errors import HarnessError, os_failure
 from .git import git_out
 from .progress import Progress
 
@@ -64,7 +64,7 @@ def fetch_source(kernel: KernelConfig, cache: Path, progress: Progress) -> Sourc
             tree = PROVIDERS[spec.type](spec, cache, progress)
             _check_series(tree, kernel.version)
         except (HarnessError, OSError) as e:
-            reason = e.message if isinstance(e, HarnessError) else str(e)
+            reason = (e if isinstance(e, HarnessError) else os_failure("source", e)).message
             reasons.append(f"{i}/{total} ({spec.type}): {reason}")
             progress.info(f"source {i}/{total} ({spec.type}): {reason}"
                           + (", trying next" if i < total else ""))
@@ -556,7 +556,17 @@ def _untar_stream(src: BinaryIO, dest: Path, label: str) -> None:
             except BrokenPipeError:
                 broken = True
             if tar.wait(timeout=EXTRACT_TIMEOUT) != 0 or broken:
-                raise HarnessError("source", f"{label}: tar failed: {_tail(err) or 'it exited'}")
+                raise HarnessError("source", f"{label}: tar failed: {_tail(err) or 'it exited'}"
+                                   f"{_disk_full(dest)}")
+
+
+def _disk_full(dest: Path) -> str:
+    """tar reports a full disk as a short write ("Wrote only 1536 of 10240 bytes"): say it."""
+    with suppress(OSError):
+        st = os.statvfs(dest)
+        if st.f_bavail * st.f_frsize < 256 << 10:
+            return f" (No space left on device: {dest.parent})"
+    return ""
 
 
 def _tail(log: BinaryIO) -> str:

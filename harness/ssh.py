@@ -7,6 +7,7 @@ import logging
 import shlex
 import socket
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,40 +36,72 @@ def host_key_from_line(line: str) -> paramiko.PKey:
     return paramiko.Ed25519Key(data=base64.b64decode(b64))
 
 
+def _goes_down(transport: paramiko.Transport, within: float = 1.0) -> bool:
+    """Whether the connection is gone (paramiko closes its channels just before it says so)."""
+    deadline = time.monotonic() + within
+    while transport.is_active() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return not transport.is_active()
+
+
 class Guest:
     """A connected guest: ``run`` commands, ``put`` and ``read`` files over exec channels.
 
-    dropbear has no SFTP subsystem, so files travel through ``cat``.
+    dropbear has no SFTP subsystem, so files travel through ``cat``. A connection that dropped is
+    replaced before the next command (none of that command was sent, so that is always safe), and
+    ``read`` is retried once on a fresh connection; a command is never sent twice.
     """
 
-    def __init__(self, client: paramiko.SSHClient):
+    def __init__(self, client: paramiko.SSHClient,
+                 dial: Callable[[], paramiko.SSHClient] | None = None):
         self.client = client
+        self._dial = dial
 
     @classmethod
     def connect(cls, port: int, host_key: str, client_key: Path, timeout: float = 5.0,
                 host: str = "127.0.0.1") -> "Guest":
-        client = paramiko.SSHClient()
-        client.get_host_keys().add(f"[{host}]:{port}", "ssh-ed25519", host_key_from_line(host_key))
-        client.set_missing_host_key_policy(paramiko.RejectPolicy())
+        def dial() -> paramiko.SSHClient:
+            client = paramiko.SSHClient()
+            client.get_host_keys().add(f"[{host}]:{port}", "ssh-ed25519", host_key_from_line(host_key))
+            client.set_missing_host_key_policy(paramiko.RejectPolicy())
+            try:
+                client.connect(host, port=port, username="root",
+                               pkey=paramiko.Ed25519Key.from_private_key_file(str(client_key)),
+                               look_for_keys=False, allow_agent=False, timeout=timeout,
+                               banner_timeout=timeout, auth_timeout=timeout)
+            except paramiko.BadHostKeyException as e:
+                client.close()
+                raise HarnessError("ssh", f"guest presented a host key other than the image's: {e}")
+            except BaseException:
+                client.close()
+                raise
+            return client
+
+        return cls(dial(), dial)
+
+    def connected(self) -> bool:
+        transport = self.client.get_transport()
+        return transport is not None and transport.is_active()
+
+    def _redial(self) -> None:
+        self.client.close()
+        if self._dial is None:
+            raise HarnessError("ssh", "connection to the guest is closed")
         try:
-            client.connect(host, port=port, username="root",
-                           pkey=paramiko.Ed25519Key.from_private_key_file(str(client_key)),
-                           look_for_keys=False, allow_agent=False, timeout=timeout,
-                           banner_timeout=timeout, auth_timeout=timeout)
-        except paramiko.BadHostKeyException as e:
-            client.close()
-            raise HarnessError("ssh", f"guest presented a host key other than the image's: {e}")
-        except BaseException:
-            client.close()
+            self.client = self._dial()
+        except HarnessError:
             raise
-        return cls(client)
+        except Exception as e:  # paramiko's and the socket's own errors
+            raise HarnessError("ssh", f"connection to the guest was lost and a new one failed: "
+                                      f"{e or type(e).__name__}")
 
     def run(self, command: str, timeout: float = 60.0, stdin: bytes | None = None) -> CommandResult:
         """Run ``command`` in the guest; a timeout or a dropped connection is a HarnessError."""
         start = time.monotonic()
+        if not self.connected():
+            self._redial()
         transport = self.client.get_transport()
-        if transport is None or not transport.is_active():
-            raise HarnessError("ssh", "connection to the guest is closed")
+        assert transport is not None
         try:
             chan = transport.open_session(timeout=timeout)
             chan.settimeout(1.0)
@@ -97,6 +130,8 @@ class Guest:
                     time.sleep(0.01)
             status = chan.recv_exit_status()
             chan.close()
+            if status == -1 and _goes_down(transport):  # closed with no exit status: not the command's
+                raise HarnessError("ssh", f"connection dropped while running `{command}`")
         except (paramiko.SSHException, socket.error, EOFError) as e:
             raise HarnessError("ssh", f"connection failed while running `{command}`: {e}")
         return CommandResult(command, status, out.decode(errors="replace"),
@@ -114,8 +149,20 @@ class Guest:
         q = shlex.quote(path)
         self.check(f"cat > {q} && chmod {mode} {q}", stdin=data)
 
-    def read(self, path: str) -> str:
-        return self.check(f"cat {shlex.quote(path)}")
+    def read(self, path: str, timeout: float = 60.0) -> str:
+        """A file's text. Reading is idempotent: a connection that drops is retried once."""
+        command = f"cat {shlex.quote(path)}"
+        try:
+            return self.check(command, timeout)
+        except HarnessError as e:
+            if e.stage != "ssh" or self.connected():
+                raise  # the file's own error, or a timeout on a live connection
+        try:
+            return self.check(command, timeout)
+        except HarnessError as e:
+            raise HarnessError(e.stage, f"{e.message} (retried once on a new connection)",
+                               e.log, e.excerpt)
 
     def close(self) -> None:
+        self._dial = None   # closed for good: no command reconnects
         self.client.close()

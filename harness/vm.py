@@ -114,6 +114,10 @@ class Console:
         with self._lock:
             return mark in self.text
 
+    def drain(self, timeout: float) -> None:
+        """Wait until the reader has read everything the child wrote (its EOF), or ``timeout``."""
+        self._thread.join(timeout=timeout)
+
     def close(self) -> None:
         self._thread.join(timeout=2)
         self.log.close()
@@ -163,13 +167,15 @@ class VM:
     def check(self) -> None:
         """Raise if the guest died or printed a splat."""
         assert self.console is not None
+        alive = self.alive()
+        if not alive:  # QEMU's last lines (a panic, say) may still be on their way to the buffer
+            self.console.drain(timeout=2.0)
         splat = self.console.splat()
         if splat:
             first = splat.splitlines()[0].strip()
             raise HarnessError("boot" if "panic" in first else "guest",
                                f"kernel reported: {first}", self.console_log, splat)
-        if not self.alive():
-            time.sleep(0.2)  # let the reader drain the last lines
+        if not alive:
             tail = self.console.tail()
             raise HarnessError("boot", f"QEMU exited (status {self.exit_status()}): "
                                f"{tail.splitlines()[-1] if tail else 'no console output'}",
@@ -286,7 +292,9 @@ def probe_kvm(arch: Arch, kernel: Path, initramfs: Path, run_dir: Path, progress
             vm.wait_for(INIT_MARK, deadline)
         return None
     except HarnessError as e:
-        text = vm.console.text if vm.console else ""
+        # QEMU's own "terminating on signal" line comes from our kill, not from the guest.
+        text = "\n".join(line for line in (vm.console.text if vm.console else "").splitlines()
+                         if "terminating on signal" not in line)
         m = re.search(r"KVM internal error.*|emulation failure.*|failed to initialize kvm.*", text, re.I)
         if m:
             why = m.group(0).strip()

@@ -1,0 +1,227 @@
+"""Rows on a booted guest: the scenario's script fails or hangs, the connection drops or the guest
+stops answering, /proc/cgroups lacks the row, the kernel prints a splat; and the guest's doors:
+loopback only, the image's host key only.
+
+Faults are made in the guest itself. The scenario's ``interpreter`` is data, so a test puts a
+small script in the guest and names it as the interpreter: the harness runs it exactly as it runs
+the seed reproducer (``ITERATIONS=n <interpreter> <script> > out 2> err``).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import threading
+from dataclasses import replace
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from harness import vm as vm_module
+from harness.cache import cache_root
+from harness.config import load_scenario
+from harness.errors import HarnessError
+from harness.guest_image import build_guest_image, openssh_public_key
+from harness.progress import Progress
+from harness.report import ERROR
+from harness.ssh import Guest
+
+from .conftest import alive, boot, our_qemus, session_for, wait_until
+
+pytestmark = [pytest.mark.faults, pytest.mark.boot, pytest.mark.usefixtures("build_slot")]
+
+SEED = load_scenario("dying-memcg")
+# Kill every dropbear but the listener: the connections in progress drop, new ones work.
+DROP_SESSIONS = ('listener=$(cat /tmp/dropbear.pid); '
+                 'for p in $(pidof dropbear); do [ "$p" = "$listener" ] || kill -9 "$p"; done')
+
+
+def interpreter(guest: Guest, name: str, body: str) -> str:
+    """Put a script in the guest; its path, to be a scenario's interpreter."""
+    path = f"/tmp/kharness/{name}"
+    guest.check("mkdir -p /tmp/kharness")
+    guest.put(f"#!/bin/sh\n{body}\n".encode(), path, mode="0755")
+    return path
+
+
+@pytest.fixture(scope="module")
+def shared(build_slot, x86, tmp_path_factory):
+    """One base guest for the rows that leave it usable."""
+    run_dir = tmp_path_factory.mktemp("shared")
+    with session_for(x86, run_dir) as session:
+        yield session, boot(session, x86), run_dir / "x86_64-base"
+    assert our_qemus() == []
+
+
+# --- the scenario's script ------------------------------------------------------------------------
+
+
+def test_script_that_exits_non_zero_is_an_error_with_its_stderr_tail(shared, x86):
+    session, booted, out = shared
+    fails = interpreter(booted.guest, "fails.sh", 'echo "set up 1 cgroup" >&2\n'
+                        "echo \"mkdir: can't create directory 'kmem_test': Too many links\" >&2\n"
+                        "exit 3")
+    result = session.run_scenario(x86, "base", replace(SEED, interpreter=fails))
+    assert result.verdict == ERROR and result.held is None and result.delta is None
+    assert result.error == (f"scenario: dying-memcg.sh exited 3: mkdir: can't create directory "
+                            f"'kmem_test': Too many links (see {out / 'dying-memcg.err'})")
+    assert result.log == str(out / "dying-memcg.err")
+    assert (out / "dying-memcg.err").read_text().startswith("set up 1 cgroup\n")
+
+
+def test_script_that_times_out_is_an_error_with_its_stderr_tail_and_is_stopped(shared, x86):
+    session, booted, out = shared
+    hangs = interpreter(booted.guest, "hangs.sh", 'echo "iteration 1 of 500" >&2\nsleep 3600')
+    result = session.run_scenario(x86, "base", replace(SEED, interpreter=hangs, timeout=3))
+    assert result.verdict == ERROR
+    assert result.error == ("scenario: dying-memcg.sh did not finish within 3 s: iteration 1 of 500 "
+                            f"(see {out / 'dying-memcg.err'})")
+    assert result.log == str(out / "dying-memcg.err")
+    # stopped, so it cannot disturb what runs next on this guest
+    assert booted.guest.run("pgrep -f hangs.sh").stdout == ""
+
+
+def test_proc_cgroups_without_the_controller_row_is_an_error_never_a_verdict(shared, x86):
+    session, booted, out = shared
+    result = session.run_scenario(x86, "base", replace(SEED, controller="nosuch", iterations=5))
+    assert result.verdict == ERROR and result.before is None
+    assert result.error == "scenario: /proc/cgroups has no nosuch row: is CONFIG_MEMCG set?"
+    # the seed scenario still runs on this guest: the error did not come from the guest
+    assert session.run_scenario(x86, "base", replace(SEED, iterations=50)).held is True
+
+
+# --- the connection -------------------------------------------------------------------------------
+
+
+def test_connection_dropped_mid_script_is_an_ssh_error_and_the_guest_stays_usable(shared, x86):
+    session, booted, out = shared
+    drops = interpreter(booted.guest, "drops.sh", f'echo "dropping the connection" >&2\n'
+                        f"{DROP_SESSIONS}\nsleep 30")
+    result = session.run_scenario(x86, "base", replace(SEED, interpreter=drops))
+    assert result.verdict == ERROR
+    assert re.fullmatch(r"ssh: connection (dropped|failed) while running `ITERATIONS=500 "
+                        r"/tmp/kharness/drops.sh /tmp/kharness/dying-memcg.sh .*`.*; dying-memcg.sh "
+                        r"stderr so far: dropping the connection \(see .*dying-memcg.err\)",
+                        result.error), result.error
+    # The next scenario gets a new connection: nothing of it was sent on the dead one.
+    assert session.run_scenario(x86, "base", replace(SEED, iterations=50)).held is True
+
+
+def test_read_that_loses_its_connection_is_retried_once_on_a_new_one(x86, tmp_path):
+    with session_for(x86, tmp_path) as session:
+        booted = boot(session, x86)
+        guest = booted.guest
+        # The first `cat` of the fifo gets its connection killed under it; the second reads.
+        guest.check("mkfifo /tmp/kh.fifo && "
+                    f"( exec 3> /tmp/kh.fifo; {DROP_SESSIONS}; exec 3>&-; "
+                    "echo second reader > /tmp/kh.fifo ) > /dev/null 2>&1 < /dev/null &")
+        assert guest.read("/tmp/kh.fifo") == "second reader\n"
+        # With the listener gone too, the retry fails, and says it was one.
+        guest.check(f"( sleep 1; kill -9 $(cat /tmp/dropbear.pid); {DROP_SESSIONS} ) "
+                    "> /dev/null 2>&1 < /dev/null &")
+        with pytest.raises(HarnessError) as e:
+            guest.run("sleep 10")
+        assert e.value.stage == "ssh"
+        with pytest.raises(HarnessError) as e:
+            guest.read("/proc/cgroups")
+        assert e.value.stage == "ssh"
+        assert e.value.message.startswith("connection to the guest was lost and a new one failed")
+        assert e.value.message.endswith("(retried once on a new connection)")
+    assert not alive(booted.vm.child.pid)
+
+
+def test_guest_that_stops_answering_mid_script_is_an_ssh_error(x86, tmp_path):
+    with session_for(x86, tmp_path) as session:
+        booted = boot(session, x86)
+        # The script tells the console when it runs; QEMU is then frozen (SIGSTOP) under it.
+        freeze = interpreter(booted.guest, "freeze.sh",
+                             'echo "kharness-fault: freeze me" > /dev/console\nsleep 60')
+        pid = booted.vm.child.pid
+
+        def stop_qemu() -> None:
+            if wait_until(lambda: booted.vm.console.has("kharness-fault: freeze me"), 30):
+                os.kill(pid, signal.SIGSTOP)
+
+        threading.Thread(target=stop_qemu, daemon=True).start()
+        result = session.run_scenario(x86, "base", replace(SEED, interpreter=freeze, timeout=4))
+        assert result.verdict == ERROR
+        assert result.error.startswith("ssh: `ITERATIONS=500 /tmp/kharness/freeze.sh ")
+        assert "timed out after 4 s; then the guest did not answer: " in result.error
+        assert open(f"/proc/{pid}/stat").read().split(") ")[1][0] == "T"   # it was the freeze
+    assert not alive(pid)
+
+
+# --- the kernel's own word ------------------------------------------------------------------------
+
+
+def test_splat_during_the_scenario_is_an_error_even_when_the_numbers_hold(x86, tmp_path):
+    splat = "WARNING: CPU: 0 PID: 1 at mm/kharness-fault.c:1 fault_injected+0x0/0x10"
+    with session_for(x86, tmp_path) as session:
+        booted = boot(session, x86)
+        guest = booted.guest
+        # The tiny kernel has no sysrq and no fault injection; a splat line at KERN_CRIT through
+        # /dev/kmsg reaches the console as the kernel's own would, one second into the scenario.
+        guest.check(f"( sleep 1; echo '<2>{splat}' > /dev/kmsg ) > /dev/null 2>&1 < /dev/null &")
+        result = session.run_scenario(x86, "base", replace(SEED, iterations=50))
+    out = tmp_path / "x86_64-base"
+    assert result.verdict == ERROR
+    assert result.error == f"guest: kernel reported: {splat} (see {out / 'console.log'})"
+    # The script ran to the end and the bug showed (50 more memory cgroups): numbers that hold.
+    counts = [int(line.split()[2]) for line in (out / "dying-memcg.out").read_text().splitlines()]
+    assert counts[-1] - counts[0] == 50
+    assert not alive(booted.vm.child.pid)
+
+
+# --- the guest's doors ----------------------------------------------------------------------------
+
+
+def test_client_refuses_a_host_key_other_than_the_images(shared, x86):
+    session, booted, out = shared
+    image = build_guest_image(x86, cache_root(), Progress(verbosity=0))
+    other = openssh_public_key(Ed25519PrivateKey.generate())
+    with pytest.raises(HarnessError) as e:
+        Guest.connect(booted.vm.port, other, image.client_key)
+    assert e.value.stage == "ssh"
+    assert e.value.message.startswith("guest presented a host key other than the image's")
+    Guest.connect(booted.vm.port, image.host_key, image.client_key).close()  # the pinned one works
+
+
+def _global_addresses() -> list[str]:
+    out = subprocess.run(["ip", "-4", "-o", "addr", "show", "scope", "global"],
+                         capture_output=True, text=True, timeout=10).stdout
+    return re.findall(r"inet (\d+\.\d+\.\d+\.\d+)/", out)
+
+
+def test_guest_is_reachable_on_the_loopback_address_only(shared):
+    session, booted, out = shared
+    argv = open(f"/proc/{booted.vm.child.pid}/cmdline", "rb").read().split(b"\0")
+    forwards = [a.decode() for a in argv if b"hostfwd=" in a]
+    assert forwards == [f"user,id=n0,hostfwd=tcp:127.0.0.1:{booted.vm.port}-:22"]
+    addresses = _global_addresses()
+    if not addresses:
+        pytest.skip("this machine has no non-loopback IPv4 address to try")
+    for address in addresses:
+        with pytest.raises(ConnectionRefusedError):
+            socket.create_connection((address, booted.vm.port), timeout=5).close()
+    socket.create_connection(("127.0.0.1", booted.vm.port), timeout=5).close()
+
+
+def test_port_taken_before_qemu_binds_it_is_retried_on_another_port(x86, tmp_path, monkeypatch):
+    # The race of two runs starting at once, made certain: the first port the harness picks is
+    # already taken when QEMU binds it. (The one monkeypatch of the suite: the pick itself.)
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    picks = [taken.getsockname()[1]]
+    real_pick = vm_module.free_port
+    monkeypatch.setattr(vm_module, "free_port", lambda: picks.pop() if picks else real_pick())
+    with taken, session_for(x86, tmp_path) as session:
+        booted = boot(session, x86)
+        assert booted.vm.port != taken.getsockname()[1]
+        assert booted.guest.check("echo up") == "up\n"
+        console = booted.vm.console_log.read_text()
+    assert console.count("Could not set up host forwarding rule") == 1
+    assert not alive(booted.vm.child.pid)

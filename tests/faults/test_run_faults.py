@@ -1,0 +1,104 @@
+"""Rows through `kharness run`, as a user runs it: a guest script that fails (exit status 2), a run
+interrupted by SIGINT or SIGTERM while QEMU boots, two runs at once on one cache.
+
+They hold the machine's build lock (``build_slot``): with the cache warm no make runs, but
+a changed config would start a build, and two builds must never overlap on this machine.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+from harness.cache import cache_root
+from harness.report import ERROR, REPRODUCED
+
+from .conftest import (descendants, half_written, kharness, our_qemus, report,
+                       start_kharness, stop, survivors, wait_until)
+
+pytestmark = [pytest.mark.faults, pytest.mark.boot, pytest.mark.usefixtures("build_slot")]
+
+RUN = ("run", "--arch", "x86_64", "--variant", "base")
+RUN50 = (*RUN, "--iterations", "50")
+
+
+def test_failing_guest_script_exits_2_with_its_stderr_in_the_report(checkout, tmp_path):
+    (checkout / "guest-scripts/fails.sh").write_text(
+        "#!/bin/sh\necho 'creating cgroups' >&2\n"
+        "echo 'mkdir: cannot create directory kmem_test: Operation not permitted' >&2\nexit 7\n")
+    (checkout / "configs/scenarios/fails.yaml").write_text(
+        "name: fails\nscript: fails.sh\ninterpreter: sh\niterations: 5\n")
+    results = tmp_path / "results"
+    proc = kharness(*RUN, "--scenario", "fails", "--results", str(results), cwd=checkout)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    (run,) = report(results)["runs"]
+    (result,) = run["scenarios"]
+    err = next(results.iterdir()) / "x86_64-base" / "fails.err"
+    assert result["verdict"] == ERROR and result["delta"] is None
+    assert result["error"] == ("scenario: fails.sh exited 7: mkdir: cannot create directory "
+                               f"kmem_test: Operation not permitted (see {err})")
+    assert err.read_text().startswith("creating cgroups\n")
+    assert f"ERROR fails: {result['error']}" in proc.stdout
+    assert our_qemus() == []
+
+
+def _rerun_gives_the_same_result(results: Path) -> None:
+    """A warm-cache base run after the fault: the kernel reused, the bug reproduced as ever."""
+    proc = kharness(*RUN50, "--results", str(results))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    (run,) = report(results)["runs"]
+    (result,) = run["scenarios"]
+    assert run["error"] is None and run["build_cached"] is True
+    assert result["verdict"] == REPRODUCED and result["delta"] == 50
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_run_interrupted_while_qemu_boots_leaves_no_qemu_and_reruns_cleanly(signum, tmp_path):
+    log = tmp_path / "interrupted.log"
+    proc = start_kharness(*RUN50, "--results", str(tmp_path / "interrupted"), log=log)
+    try:
+        qemu = wait_until(lambda: [p for p in our_qemus() if p in descendants(proc.pid)], 120)
+        assert qemu, f"QEMU never started: {log.read_text()}"
+        time.sleep(1)   # the kernel is booting
+        children = descendants(proc.pid)
+        os.kill(proc.pid, signum)
+        assert proc.wait(timeout=30) == 130
+    finally:
+        stop(proc)
+    assert log.read_text().rstrip().endswith("kharness: interrupted")
+    assert wait_until(lambda: not survivors(children), 10), survivors(children)
+    assert our_qemus() == []
+    assert half_written(cache_root()) == []
+    _rerun_gives_the_same_result(tmp_path / "again")
+
+
+@pytest.mark.slow
+def test_two_runs_at_once_on_one_cache_both_complete_on_their_own_ports(tmp_path):
+    names = ("one", "two")
+    procs = [start_kharness(*RUN50, "--results", str(tmp_path / n), log=tmp_path / f"{n}.log")
+             for n in names]
+    try:
+        codes = [p.wait(timeout=600) for p in procs]
+    finally:
+        for p in procs:
+            stop(p)
+    assert codes == [0, 0], [(tmp_path / f"{n}.log").read_text() for n in names]
+    reports = [report(tmp_path / n) for n in names]
+    ports = []
+    for n, data in zip(names, reports):
+        (run,) = data["runs"]
+        assert run["scenarios"][0]["verdict"] == REPRODUCED
+        console = (Path(data["run_dir"]) / "x86_64-base" / "console.log").read_text()
+        ports.append(re.search(r"hostfwd=tcp:127\.0\.0\.1:(\d+)-:22", console).group(1))
+    assert ports[0] != ports[1]
+    one, two = (data["runs"][0] for data in reports)
+    assert (one["kernel_key"], one["image_key"]) == (two["kernel_key"], two["image_key"])
+    assert (cache_root() / "kernels" / one["kernel_key"] / "image").is_file()
+    assert half_written(cache_root()) == []
+    assert our_qemus() == []
