@@ -67,9 +67,9 @@ def doctor(cache: Path) -> tuple[list[str], bool]:
         check(tool, _version([tool, "--version"]))
     for name in all_arches():
         arch = load_arch(name)
-        check(f"{name} emulator", _version([arch.qemu, "--version"]))
+        check(f"{name} emulator {arch.qemu}", _version([arch.qemu, "--version"]))
         if arch.make_cross:
-            check(f"{name} cross compiler", _version([f"{arch.make_cross}gcc", "--version"]))
+            check(f"{name} cross compiler {arch.make_cross}gcc", _version([f"{arch.make_cross}gcc", "--version"]))
         why = kvm_precondition(arch)
         lines.append(f"info    {name} KVM: {'may be usable (a boot probe decides)' if why is None else why}")
     for module in ("paramiko", "pexpect", "yaml", "requests"):
