@@ -188,48 +188,106 @@ class KernelConfig:
 
 @dataclass(frozen=True)
 class Expectation:
-    """A bound on a scenario's delta: ``min_fraction`` of the iterations, or ``max_delta``."""
+    """A bound on one value a scenario measured: ``metric`` (by default ``delta``, the harness's
+    own num_cgroups reading after minus before) at least ``min`` or ``min_fraction`` of the
+    iterations, or at most ``max``."""
 
+    metric: str = "delta"
+    min: int | None = None
+    max: int | None = None
     min_fraction: float | None = None
-    max_delta: int | None = None
 
     def validate(self, file: Path, where: str) -> None:
-        if (self.min_fraction is None) == (self.max_delta is None):
-            raise ConfigError(file, where, "expected exactly one of min_fraction, max_delta")
+        if sum(b is not None for b in (self.min, self.max, self.min_fraction)) != 1:
+            raise ConfigError(file, where, "expected exactly one of min, max, min_fraction")
+
+
+# What a scenario shows, and so how its base and patched results make a verdict:
+#   fix        the bug is present on base (``reproduced``) and absent on patched (``fixed``)
+#   invariant  what must hold on every kernel (``holds``), e.g. memory is still charged
+#   selftests  upstream selftests, each test's result compared: patched no worse than base
+KINDS = ("fix", "invariant", "selftests")
+HIERARCHIES = ("v1", "v2")
+BUILTIN_METRICS = ("delta", "before", "after")
 
 
 @dataclass(frozen=True)
 class ScenarioConfig:
-    """A guest script, how to measure around it, and what it shows on base and patched kernels.
+    """A guest script, how to measure around it, and what it must show on each kernel.
 
-    ``reproduced`` says when the bug is present (expected on the base kernel); ``fixed`` says when
-    it is absent (expected with the series applied).
+    The harness reads /proc/cgroups itself before and after the script (``delta``); a script may
+    report more values, each declared in ``metrics`` and printed as ``kharness-metric NAME INT``.
+    ``helpers`` are C programs under guest-scripts/ built static for the guest's arch,
+    ``selftests`` programs of the tree's tools/testing/selftests/cgroup built the same way; both
+    are put in the guest next to the script. ``cmdline`` is added to the kernel command line
+    (such scenarios get a guest of their own).
     """
 
     name: str
     script: str
     description: str = ""
+    kind: str = "fix"
     interpreter: str = "bash"
     controller: str = "memory"
+    hierarchy: str = "v1"
+    cmdline: str = ""
     iterations: int = 500
     timeout: float = 600.0
     settle: float = 3.0
-    reproduced: Expectation = field(default_factory=lambda: Expectation(min_fraction=0.9))
-    fixed: Expectation = field(default_factory=lambda: Expectation(max_delta=5))
+    metrics: tuple[str, ...] = ()
+    show: tuple[str, ...] = ("delta",)   # the values the A/B table shows
+    helpers: tuple[str, ...] = ()
+    selftests: tuple[str, ...] = ()
+    reproduced: tuple[Expectation, ...] = ()
+    fixed: tuple[Expectation, ...] = ()
+    holds: tuple[Expectation, ...] = ()
 
     @property
     def marker(self) -> str:
         return self.name.replace("-", "_")
 
+    def expectations(self, variant: str) -> tuple[Expectation, ...]:
+        if self.kind == "invariant":
+            return self.holds
+        return self.reproduced if variant == "base" else self.fixed
+
     def validate(self, file: Path, where: str) -> None:
+        for name, value in (("script", self.script), *(("helpers", h) for h in self.helpers)):
+            _guest_file(file, name, value)
+        for h in self.helpers:
+            if not h.endswith(".c"):
+                raise ConfigError(file, "helpers", f"expected a C source (.c), got {h!r}")
+        if self.kind not in KINDS:
+            raise ConfigError(file, "kind", f"expected one of {', '.join(KINDS)}, got {self.kind!r}")
+        if self.hierarchy not in HIERARCHIES:
+            raise ConfigError(file, "hierarchy", f"expected v1 or v2, got {self.hierarchy!r}")
         if self.iterations < 1:
             raise ConfigError(file, "iterations", "expected a positive integer")
-        scripts = (REPO_ROOT / "guest-scripts").resolve()
-        if not (scripts / self.script).resolve().is_relative_to(scripts):
-            # it would be copied into the guest and run there: never a file from elsewhere
-            raise ConfigError(file, "script", f"expected a file under guest-scripts/, got {self.script!r}")
-        if not (scripts / self.script).is_file():
-            raise ConfigError(file, "script", f"no such guest script: guest-scripts/{self.script}")
+        need = {"fix": ("reproduced", "fixed"), "invariant": ("holds",), "selftests": ("selftests",)}
+        for name in need[self.kind]:
+            if not getattr(self, name):
+                raise ConfigError(file, name, f"missing (required for a {self.kind} scenario)")
+        known = (*BUILTIN_METRICS, *self.metrics)
+        for name in ("reproduced", "fixed", "holds"):
+            for i, e in enumerate(getattr(self, name)):
+                if e.metric not in known:
+                    raise ConfigError(file, f"{name}[{i}].metric", f"{e.metric!r} is not declared "
+                                      f"in metrics (known: {', '.join(known)})")
+        for name in self.show:
+            if name not in known:
+                raise ConfigError(file, "show", f"{name!r} is not declared in metrics")
+        for t in self.selftests:
+            if not re.fullmatch(r"[\w-]+", t):
+                raise ConfigError(file, "selftests", f"expected a program name, got {t!r}")
+
+
+def _guest_file(file: Path, field_name: str, value: str) -> None:
+    scripts = (REPO_ROOT / "guest-scripts").resolve()
+    if not (scripts / value).resolve().is_relative_to(scripts):
+        # it would be copied into the guest and run there: never a file from elsewhere
+        raise ConfigError(file, field_name, f"expected a file under guest-scripts/, got {value!r}")
+    if not (scripts / value).is_file():
+        raise ConfigError(file, field_name, f"no such guest script: guest-scripts/{value}")
 
 
 def load_kernel(name: str, config_dir: Path = CONFIG_DIR) -> KernelConfig:

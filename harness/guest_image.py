@@ -51,8 +51,13 @@ mkdir -p /dev/pts
 mount -t devpts -o mode=620,ptmxmode=666 devpts /dev/pts
 mount -t tmpfs tmpfs /tmp
 mount -t tmpfs cgroup /sys/fs/cgroup
-mkdir -p /sys/fs/cgroup/memory
-mount -t cgroup -o memory memory /sys/fs/cgroup/memory
+# v1 memory hierarchy, unless the command line keeps memory for v2 (cgroup_no_v1=memory)
+mkdir -p /sys/fs/cgroup/memory /sys/fs/cgroup/unified
+case " $(cat /proc/cmdline) " in
+*" cgroup_no_v1="*) rmdir /sys/fs/cgroup/memory ;;
+*) mount -t cgroup -o memory memory /sys/fs/cgroup/memory ;;
+esac
+mount -t cgroup2 cgroup2 /sys/fs/cgroup/unified
 ip link set lo up
 ip addr add 10.0.2.15/24 dev eth0
 ip link set eth0 up

@@ -123,13 +123,38 @@ def _run_logged(cmd: list[str], log, cwd: Path | None = None, timeout: float = C
     return proc.returncode
 
 
+def _config_path(arch: Arch, tree_id: str, fragments: list[Path], cache: Path,
+                 make_flags: tuple[str, ...]) -> Path:
+    cross = arch.make_cross
+    key = digest([tree_id, arch.kernel_arch, cross, toolchain_id(cross), *make_flags,
+                  *(p.read_text() for p in fragments)])
+    return cache / "configs" / f"{key}.config"
+
+
+def _kernel_key(arch: Arch, tree_id: str, config_text: str, make_flags: tuple[str, ...]) -> str:
+    return digest([tree_id, arch.name, arch.image, config_text, toolchain_id(arch.make_cross), *make_flags])
+
+
+def cached_kernel(arch: Arch, tree_id: str, fragments: tuple[str, ...], cache: Path,
+                  make_flags: tuple[str, ...] = ()) -> KernelBuild | None:
+    """The kernel of this tree and config when the cache has it, found without the tree itself
+    (so a rerun needs no checkout, and waits for no build of another tree)."""
+    config = _config_path(arch, tree_id, fragment_paths(arch, fragments), cache, make_flags)
+    if not config.exists():
+        return None
+    config_text = config.read_text()
+    key = _kernel_key(arch, tree_id, config_text, make_flags)
+    final = cache / "kernels" / key
+    if not (final / "image").exists():
+        return None
+    os.utime(final)  # most recently used, for `kharness clean`
+    return _result(final, key, digest([config_text]), toolchain_id(arch.make_cross), True, 0.0, 0)
+
+
 def make_config(arch: Arch, tree: Checkout, fragments: list[Path], cache: Path,
                 make_flags: tuple[str, ...], log_path: Path) -> Path:
     """tinyconfig + fragments merged by the tree's merge_config.sh, then verified; cached."""
-    cross = arch.make_cross
-    key = digest([tree.tree_id, arch.kernel_arch, cross, toolchain_id(cross), *make_flags,
-                  *(p.read_text() for p in fragments)])
-    final = cache / "configs" / f"{key}.config"
+    final = _config_path(arch, tree.tree_id, fragments, cache, make_flags)
     if final.exists():
         return final
     requested: dict[str, str] = {}
@@ -180,7 +205,7 @@ def build_kernel(arch: Arch, tree: Checkout, fragments: tuple[str, ...], cache: 
     config = make_config(arch, tree, frags, cache, make_flags, log_path)
     config_text = config.read_text()
     config_sha = digest([config_text])
-    key = digest([tree.tree_id, arch.name, arch.image, config_text, tool, *make_flags])
+    key = _kernel_key(arch, tree.tree_id, config_text, make_flags)
     final = cache / "kernels" / key
     name = label or arch.name
     with locked(cache / "kernels" / f"{key}.lock"):

@@ -7,6 +7,7 @@ explains it, and the run goes on with the next (arch, variant).
 
 from __future__ import annotations
 
+import re
 import subprocess
 import time
 from contextlib import contextmanager
@@ -19,10 +20,11 @@ from .arches import Arch
 from .config import KernelConfig, ScenarioConfig
 from .errors import HarnessError, os_failure
 from .guest_image import GuestImage, build_guest_image
-from .kbuild import KernelBuild, build_kernel
+from .kbuild import KernelBuild, build_kernel, cached_kernel
+from .programs import build_helpers, build_selftests
 from .progress import Progress
-from .report import RunRecord, ScenarioResult
-from .scenario import describe, holds, run_scenario
+from .report import RunRecord, ScenarioResult, run_dir_name
+from .scenario import describe_all, failed_expectations, run_scenario
 from .series import Series, Workspace
 from .source import fetch_source
 from .ssh import Guest
@@ -30,6 +32,17 @@ from .vm import SSHD_MARK, VM, Accel, choose_accel
 
 VARIANTS = ("base", "patched")
 DEFAULT_FRAGMENTS = ("guest.config", "memcg.config")
+# Kernel config profiles: fragments of configs/kconfig/ on top of tinyconfig ({arch}: the arch's).
+PROFILES = {
+    "default": DEFAULT_FRAGMENTS,
+    "no-memcg-kmem": (*DEFAULT_FRAGMENTS, "no-memcg-kmem.config"),
+    "debug": (*DEFAULT_FRAGMENTS, "debug.config", "debug-{arch}.config"),
+}
+CHECK_SERIES_PROFILES = ("default", "no-memcg-kmem")
+
+
+def profile_fragments(profile: str, arch: Arch) -> tuple[str, ...]:
+    return tuple(f.format(arch=arch.name) for f in PROFILES[profile])
 
 
 @dataclass(frozen=True)
@@ -38,8 +51,7 @@ class Plan:
     arches: tuple[Arch, ...]
     variants: tuple[str, ...]
     scenarios: tuple[ScenarioConfig, ...]
-    fragments: tuple[str, ...] = DEFAULT_FRAGMENTS
-    profile: str = "default"
+    profiles: tuple[str, ...] = ("default",)
     series: Series | None = None
 
 
@@ -68,10 +80,12 @@ class Booted:
 
 
 def boot(arch: Arch, kernel: Path, image: GuestImage, accel: Accel, run_dir: Path,
-         progress: Progress, label: str) -> Booted:
+         progress: Progress, label: str, cmdline: str = "") -> Booted:
     """Start QEMU and wait until an SSH command runs; the caller stops the VM."""
     deadline = arch.boot_deadline_kvm if accel.name == "kvm" else arch.boot_deadline
-    vm = VM(arch, kernel, image.initramfs, accel, run_dir, progress)
+    slug = re.sub(r"[^\w.-]+", "_", cmdline)
+    console = f"console-{slug}.log" if cmdline else "console.log"
+    vm = VM(arch, kernel, image.initramfs, accel, run_dir, progress, cmdline, console)
     try:
         _start(vm, deadline)
         while True:
@@ -113,31 +127,33 @@ def _start(vm: VM, deadline: float) -> None:
         vm.wait_for(SSHD_MARK, deadline)
 
 
-def _expectation(scenario: ScenarioConfig, variant: str):
-    return scenario.reproduced if variant == "base" else scenario.fixed
-
-
-def _error_result(scenario: ScenarioConfig, arch: str, variant: str, e: HarnessError) -> ScenarioResult:
+def _error_result(scenario: ScenarioConfig, arch: str, variant: str, profile: str,
+                  e: HarnessError) -> ScenarioResult:
     return ScenarioResult(arch=arch, variant=variant, scenario=scenario.name,
-                          iterations=scenario.iterations,
-                          expectation=describe(_expectation(scenario, variant), scenario.iterations),
+                          iterations=scenario.iterations, kind=scenario.kind, profile=profile,
+                          show=scenario.show,
+                          expectation=describe_all(scenario.expectations(variant), scenario.iterations),
                           error=str(e), log=str(e.log) if e.log else None)
 
 
+Key = tuple[str, str, str]   # (arch, variant, profile): one kernel
+
+
 class Session:
-    """One plan's shared work: the tree and its workspace, each variant's commit, each
-    (arch, variant)'s kernel and booted guest, made on first use and reused after.
+    """One plan's shared work: the tree and its workspace, each variant's commit, each kernel
+    (arch, variant, profile) and its booted guests (one per kernel command line), made on first
+    use and reused after.
 
     Both front doors drive it: ``run_plan`` for the CLI, the pytest plugin for marker-selected
     tests, which thereby build and boot only what the selected tests need. Failures are
-    remembered, so every scenario of a kernel that did not boot reports the same ERROR.
+    remembered, so every scenario of a kernel that did not build or boot reports the same ERROR.
     """
 
     def __init__(self, plan: Plan, cache: Path, run_dir: Path, progress: Progress):
         self.plan, self.cache, self.run_dir, self.progress = plan, cache, run_dir, progress
         self.meta: dict = {"kharness": __version__, "kernel": {"name": plan.kernel.name},
-                           "profile": plan.profile, "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-                           "run_dir": str(run_dir)}
+                           "profiles": list(plan.profiles),
+                           "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "run_dir": str(run_dir)}
         if plan.series is not None:
             self.meta["series"] = {
                 "name": plan.series.name, "title": plan.series.title, "sha256": plan.series.digest,
@@ -147,9 +163,11 @@ class Session:
                             for p in plan.series.patches]}
         self._workspace: Workspace | HarnessError | None = None
         self._commits: dict[str, str | HarnessError] = {}
-        self._records: dict[tuple[str, str], RunRecord] = {}
-        self._timers: dict[tuple[str, str], Timer] = {}
-        self._booted: dict[tuple[str, str], Booted | HarnessError] = {}
+        self._records: dict[Key, RunRecord] = {}
+        self._timers: dict[Key, Timer] = {}
+        self._kernels: dict[Key, KernelBuild | HarnessError] = {}
+        self._booted: dict[tuple[str, str, str, str], Booted | HarnessError] = {}
+        self._programs: dict[tuple, dict[str, bytes] | HarnessError] = {}
 
     # each step returns its artifact or raises the (remembered) HarnessError
     def workspace(self) -> Workspace:
@@ -191,87 +209,145 @@ class Session:
             raise commit
         return commit
 
-    def record(self, arch: Arch, variant: str) -> RunRecord:
-        return self._records.setdefault((arch.name, variant), RunRecord(arch=arch.name, variant=variant))
+    def record(self, arch: Arch, variant: str, profile: str = "default") -> RunRecord:
+        return self._records.setdefault((arch.name, variant, profile),
+                                        RunRecord(arch=arch.name, variant=variant, profile=profile))
 
-    def _update(self, arch: Arch, variant: str, **fields) -> None:
-        self._records[(arch.name, variant)] = replace(self.record(arch, variant), **fields)
+    def _update(self, key: Key, **fields) -> None:
+        self._records[key] = replace(self._records[key], **fields)
 
-    def booted(self, arch: Arch, variant: str) -> Booted:
-        """Build the kernel and the image, choose the accelerator, boot: once per (arch, variant)."""
-        key = (arch.name, variant)
-        if key not in self._booted:
-            timer = self._timers.setdefault(key, Timer())
-            try:
-                self._booted[key] = self._boot(arch, variant, timer)
-            except HarnessError as e:
-                self.progress.info(f"ERROR {arch.name}/{variant}: {e}")
-                self._update(arch, variant, error=str(e), log=str(e.log) if e.log else None)
-                self._booted[key] = e
-            finally:
-                self._update(arch, variant, timings=dict(timer.timings))
-        booted = self._booted[key]
-        if isinstance(booted, HarnessError):
-            raise booted
-        return booted
-
-    def _boot(self, arch: Arch, variant: str, timer: Timer) -> Booted:
-        label = f"{arch.name}/{variant}"
-        out = self.run_dir / f"{arch.name}-{variant}"
+    def _out(self, key: Key) -> Path:
+        out = self.run_dir / run_dir_name(*key)
         out.mkdir(parents=True, exist_ok=True)
+        return out
+
+    def _remembered(self, store: dict, key, make, what: str):
+        """``store[key]``, made by ``make()`` on first use; a failure is kept and raised again."""
+        if key not in store:
+            try:
+                store[key] = make()
+            except HarnessError as e:
+                self.progress.info(f"ERROR {what}: {e}")
+                if key[:3] in self._records and not self._records[key[:3]].error:
+                    self._update(key[:3], error=str(e), log=str(e.log) if e.log else None)
+                store[key] = e
+            finally:
+                if key[:3] in self._timers:
+                    self._update(key[:3], timings=dict(self._timers[key[:3]].timings))
+        value = store[key]
+        if isinstance(value, HarnessError):
+            raise value
+        return value
+
+    def kernel(self, arch: Arch, variant: str, profile: str = "default") -> KernelBuild:
+        """The (arch, variant, profile) kernel, built or taken from the cache: once per session."""
+        key = (arch.name, variant, profile)
+        self.record(arch, variant, profile)
+        self._timers.setdefault(key, Timer())
+        return self._remembered(self._kernels, key, lambda: self._build(arch, variant, profile),
+                                "/".join(key))
+
+    def _build(self, arch: Arch, variant: str, profile: str) -> KernelBuild:
+        key = (arch.name, variant, profile)
+        label = "/".join(key if profile != "default" else key[:2])
         ws = self.workspace()
         commit = self.commit(variant)
-        self._update(arch, variant, kernel_version=ws.tree.version, commit=commit)
-        with timer.stage("build"), ws.checkout(commit) as checkout:
-            kernel: KernelBuild = build_kernel(arch, checkout, self.plan.fragments, self.cache, out,
-                                               self.progress, self.plan.kernel.make_flags, label)
-        self._update(arch, variant, kernel_key=kernel.key, config_sha256=kernel.config_sha256,
+        self._update(key, kernel_version=ws.tree.version, commit=commit)
+        fragments = profile_fragments(profile, arch)
+        with self._timers[key].stage("build"):
+            kernel = cached_kernel(arch, ws.tree_id(commit, ""), fragments, self.cache,
+                                   self.plan.kernel.make_flags)
+            if kernel is not None:
+                self.progress.info(f"build {label}: cached kernel {kernel.key[:12]} (no make needed)")
+                (self._out(key) / "build.log").write_text(
+                    f"kharness: kernel reused from the cache ({kernel.image.parent}); its build log "
+                    f"follows\n" + kernel.build_log.read_text(errors="replace"))
+            else:
+                with ws.checkout(commit) as checkout:
+                    kernel = build_kernel(arch, checkout, fragments, self.cache, self._out(key),
+                                          self.progress, self.plan.kernel.make_flags, label)
+        self._update(key, kernel_key=kernel.key, config_sha256=kernel.config_sha256,
                      toolchain=kernel.toolchain, build_cached=kernel.cached,
                      objects_compiled=kernel.objects)
+        return kernel
+
+    def booted(self, arch: Arch, variant: str, profile: str = "default", cmdline: str = "") -> Booted:
+        """The kernel's guest booted with ``cmdline``: built, imaged and booted once per session."""
+        kernel = self.kernel(arch, variant, profile)
+        key = (arch.name, variant, profile)
+        return self._remembered(self._booted, (*key, cmdline),
+                                lambda: self._boot(arch, key, kernel, cmdline), "/".join(key))
+
+    def _boot(self, arch: Arch, key: Key, kernel: KernelBuild, cmdline: str) -> Booted:
+        label = "/".join(key if key[2] != "default" else key[:2]) + (f" [{cmdline}]" if cmdline else "")
+        timer, out = self._timers[key], self._out(key)
         with timer.stage("image"):
             image = build_guest_image(arch, self.cache, self.progress)
-        self._update(arch, variant, image_key=image.key)
+        self._update(key, image_key=image.key)
         with timer.stage("accel"):
             accel = choose_accel(arch, kernel.image, image.initramfs, self.cache, out, self.progress)
         self.progress.info(f"boot {label}: {accel.reason}")
-        self._update(arch, variant, accel=accel.name, accel_reason=accel.reason)
-        with timer.stage("boot"):
-            return boot(arch, kernel.image, image, accel, out, self.progress, label)
+        self._update(key, accel=accel.name, accel_reason=accel.reason)
+        with timer.stage("boot" + (f" [{cmdline}]" if cmdline else "")):
+            booted = boot(arch, kernel.image, image, accel, out, self.progress, label, cmdline)
+        self._update(key, boots={**self._records[key].boots, cmdline or "-": round(booted.seconds, 2)})
+        return booted
 
-    def run_scenario(self, arch: Arch, variant: str, scenario: ScenarioConfig) -> ScenarioResult:
-        """Run one scenario on the (arch, variant) guest; an ERROR result, never an exception."""
-        expectation = _expectation(scenario, variant)
+    def programs(self, arch: Arch, variant: str, scenario: ScenarioConfig) -> dict[str, bytes]:
+        """The scenario's helpers (per arch) and selftests (per arch and variant), compiled."""
+        out = {}
+        if scenario.helpers:
+            out.update(self._remembered(
+                self._programs, (arch.name, "helpers", scenario.helpers),
+                lambda: build_helpers(arch, scenario.helpers, self.cache, self.run_dir, self.progress),
+                f"{arch.name} helpers"))
+        if scenario.selftests:
+            def make() -> dict[str, bytes]:
+                ws = self.workspace()
+                commit = self.commit(variant)
+                return build_selftests(arch, ws, commit, scenario.selftests, self.cache,
+                                       self.run_dir, self.progress)
+            out.update(self._remembered(self._programs, (arch.name, variant, scenario.selftests), make,
+                                        f"{arch.name}/{variant} selftests"))
+        return out
+
+    def run_scenario(self, arch: Arch, variant: str, scenario: ScenarioConfig,
+                     profile: str = "default") -> ScenarioResult:
+        """Run one scenario on the kernel's guest; an ERROR result, never an exception."""
+        key = (arch.name, variant, profile)
+        self.record(arch, variant, profile)
+        timer = self._timers.setdefault(key, Timer())
         try:
-            booted = self.booted(arch, variant)
-            out = self.run_dir / f"{arch.name}-{variant}"
-            with self._timers[(arch.name, variant)].stage(f"scenario {scenario.name}"):
-                m = run_scenario(booted.guest, scenario, out, self.progress, f"{arch.name}/{variant}")
+            booted = self.booted(arch, variant, profile, scenario.cmdline)
+            programs = self.programs(arch, variant, scenario)
+            with timer.stage(f"scenario {scenario.name}"):
+                m = run_scenario(booted.guest, scenario, self._out(key), self.progress,
+                                 f"{'/'.join(key if profile != 'default' else key[:2])}", programs)
             booted.vm.check()  # a splat during the scenario voids its numbers
+            failed = failed_expectations(scenario.expectations(variant), m.metrics, scenario.iterations)
             result = ScenarioResult(
-                arch=arch.name, variant=variant, scenario=scenario.name,
-                iterations=scenario.iterations,
-                expectation=describe(expectation, scenario.iterations), before=m.before,
-                after=m.after, delta=m.delta, held=holds(expectation, m.delta, scenario.iterations),
-                settle_seconds=round(m.settle_seconds, 2), script_seconds=round(m.script_seconds, 2))
+                arch=arch.name, variant=variant, scenario=scenario.name, kind=scenario.kind,
+                profile=profile, show=scenario.show, iterations=scenario.iterations,
+                expectation=describe_all(scenario.expectations(variant), scenario.iterations),
+                before=m.before, after=m.after, delta=m.delta, held=not failed, failed=tuple(failed),
+                metrics=m.metrics, tests=m.tests, settle_seconds=round(m.settle_seconds, 2),
+                script_seconds=round(m.script_seconds, 2))
         except HarnessError as e:
-            if (arch.name, variant) in self._booted and not isinstance(self._booted[(arch.name, variant)], HarnessError):
-                self.progress.info(f"ERROR {arch.name}/{variant} {scenario.name}: {e}")
-            result = _error_result(scenario, arch.name, variant, e)
-        rec = self.record(arch, variant)
-        timings = self._timers.get((arch.name, variant), Timer()).timings
-        self._update(arch, variant, scenarios=(*rec.scenarios, result), timings=dict(timings))
+            if not self._records[key].error:
+                self.progress.info(f"ERROR {'/'.join(key)} {scenario.name}: {e}")
+            result = _error_result(scenario, arch.name, variant, profile, e)
+        self._update(key, scenarios=(*self._records[key].scenarios, result), timings=dict(timer.timings))
         return result
 
-    def release(self, arch: Arch, variant: str) -> None:
-        """Stop the (arch, variant) guest: QEMU gone, the port free."""
-        booted = self._booted.get((arch.name, variant))
-        if isinstance(booted, Booted):
-            booted.guest.close()
-            booted.vm.stop()
+    def release(self, arch: Arch, variant: str, profile: str = "default", cmdline: str | None = None) -> None:
+        """Stop the kernel's guests (those booted with ``cmdline`` only, if given)."""
+        for k, booted in self._booted.items():
+            if k[:3] == (arch.name, variant, profile) and cmdline in (None, k[3]) and isinstance(booted, Booted):
+                booted.guest.close()
+                booted.vm.stop()
 
     def close(self) -> None:
-        for arch_name, variant in list(self._booted):
-            booted = self._booted[(arch_name, variant)]
+        for booted in self._booted.values():
             if isinstance(booted, Booted):
                 booted.guest.close()
                 booted.vm.stop()
@@ -281,15 +357,21 @@ class Session:
 
 
 def run_plan(plan: Plan, cache: Path, run_dir: Path, progress: Progress) -> tuple[dict, list[RunRecord]]:
-    """Every scenario on every (arch, variant) of the plan; returns report metadata and records."""
+    """Every scenario on every kernel of the plan; returns report metadata and records.
+
+    Scenarios run in the plan's order, those sharing a kernel command line on one guest, which
+    is stopped once its last scenario is done."""
     started = time.time()
     session = Session(plan, cache, run_dir, progress)
+    last = {s.cmdline: i for i, s in enumerate(plan.scenarios)}
     try:
         for arch in plan.arches:
-            for variant in plan.variants:
-                for scenario in plan.scenarios:
-                    session.run_scenario(arch, variant, scenario)
-                session.release(arch, variant)
+            for profile in plan.profiles:
+                for variant in plan.variants:
+                    for i, scenario in enumerate(plan.scenarios):
+                        session.run_scenario(arch, variant, scenario, profile)
+                        if last[scenario.cmdline] == i:
+                            session.release(arch, variant, profile, scenario.cmdline)
     finally:
         session.close()
     session.meta["seconds"] = round(time.time() - started, 1)
@@ -297,8 +379,6 @@ def run_plan(plan: Plan, cache: Path, run_dir: Path, progress: Progress) -> tupl
 
 
 # --- every prefix of a series builds --------------------------------------------------------------
-
-PROFILES = {"default": DEFAULT_FRAGMENTS, "no-memcg-kmem": (*DEFAULT_FRAGMENTS, "no-memcg-kmem.config")}
 
 
 @dataclass(frozen=True)
@@ -357,7 +437,7 @@ def check_series(plan: Plan, profiles: tuple[str, ...], cache: Path, run_dir: Pa
                 start = time.monotonic()
                 try:
                     with workspace.checkout(commit) as co:
-                        k = build_kernel(arch, co, PROFILES[profile], cache, out, progress,
+                        k = build_kernel(arch, co, profile_fragments(profile, arch), cache, out, progress,
                                          plan.kernel.make_flags, label)
                     builds.append(PrefixBuild(arch.name, profile, n, patch.subject, True,
                                               round(time.monotonic() - start, 1), k.objects))

@@ -19,7 +19,7 @@ from .cache import cache_root
 from .config import CONFIG_DIR, load_kernel, load_scenario
 from .pipeline import PROFILES, VARIANTS, Plan, Session
 from .progress import Progress
-from .report import write
+from .report import ScenarioResult, write
 from .series import resolve_series
 from .ssh import CommandResult, Guest
 
@@ -80,7 +80,7 @@ def kharness_session(request: pytest.FixtureRequest):
     profile = config.getoption("--kharness-profile")
     plan = Plan(kernel=load_kernel(kernel), arches=tuple(load_arch(a) for a in _selected_arches(config)),
                 variants=VARIANTS, scenarios=tuple(load_scenario(s) for s in _scenario_names()),
-                fragments=PROFILES[profile], profile=profile, series=series)
+                profiles=(profile,), series=series)
     run_dir = Path(config.getoption("--kharness-results")) / f"pytest-{time.strftime('%Y%m%d-%H%M%S')}"
     run_dir.mkdir(parents=True, exist_ok=True)
     session = Session(plan, cache_root(), run_dir, Progress())
@@ -116,7 +116,7 @@ class GuestHandle:
 def guest(request: pytest.FixtureRequest, kharness_session: Session) -> GuestHandle:
     """The booted guest of the test's (arch, variant); a build or boot failure is a test error."""
     arch_name, variant = request.param[:2]
-    booted = kharness_session.booted(load_arch(arch_name), variant)
+    booted = kharness_session.booted(load_arch(arch_name), variant, kharness_session.plan.profiles[0])
     return GuestHandle(arch_name, variant, booted.guest, booted.vm.console_log)
 
 
@@ -126,12 +126,26 @@ class Case:
     variant: str
     scenario: str
     session: Session
+    results: dict          # the session's results so far, by (arch, variant, scenario)
 
-    def run(self):
-        return self.session.run_scenario(load_arch(self.arch), self.variant, load_scenario(self.scenario))
+    def run(self, variant: str | None = None) -> ScenarioResult:
+        """The scenario's result on this case's kernel (or ``variant``'s), run once a session."""
+        variant = variant or self.variant
+        results = self.results
+        key = (self.arch, variant, self.scenario)
+        if key not in results:
+            results[key] = self.session.run_scenario(load_arch(self.arch), variant,
+                                                     load_scenario(self.scenario),
+                                                     self.session.plan.profiles[0])
+        return results[key]
+
+
+@pytest.fixture(scope="session")
+def kharness_results() -> dict:
+    return {}
 
 
 @pytest.fixture
-def kharness_case(request: pytest.FixtureRequest, kharness_session: Session) -> Case:
+def kharness_case(request: pytest.FixtureRequest, kharness_session: Session, kharness_results: dict) -> Case:
     arch_name, variant, scenario = request.param
-    return Case(arch_name, variant, scenario, kharness_session)
+    return Case(arch_name, variant, scenario, kharness_session, kharness_results)

@@ -1,13 +1,17 @@
-"""Scenarios: run a guest script between two readings of /proc/cgroups, and judge the delta.
+"""Scenarios: run a guest script between two readings of /proc/cgroups, and judge its values.
 
-The harness reads /proc/cgroups itself, before and after, with its own parser: the script's own
-output is kept as evidence but never trusted for the number. Anything that makes the number
-doubtful (no memory controller, a script that failed, text that does not parse) is an error.
+The harness reads /proc/cgroups itself, before and after, with its own parser: ``delta`` never
+comes from the script. Values only the script can see (a charge in the middle of its run, a
+count while a file descriptor is open) it reports as ``kharness-metric NAME INT`` lines, each
+declared by the scenario and parsed strictly; upstream selftests report TAP. Anything that makes
+a value doubtful (no memory controller, a script that failed, a declared metric missing or not
+an integer, a selftest program that reported nothing) is an error, never a verdict.
 """
 
 from __future__ import annotations
 
 import contextlib
+import re
 import shlex
 import time
 from dataclasses import dataclass
@@ -30,12 +34,19 @@ class CgroupRow:
     enabled: bool
 
 
+METRIC_LINE = re.compile(r"kharness-metric (\S+)\s*(.*)")
+TAP_LINE = re.compile(r"(not )?ok \d+ (\S+)(.*)")
+PROGRAM_LINE = re.compile(r"kharness-selftest (\S+) exit (-?\d+)")
+
+
 @dataclass(frozen=True)
 class Measurement:
     before: int
     after: int
     settle_seconds: float     # how long after the script the second reading was taken
     script_seconds: float
+    metrics: dict[str, int]   # delta, before, after and the script's declared metrics
+    tests: dict[str, str]     # selftests: "program:test" -> pass, fail or skip
 
     @property
     def delta(self) -> int:
@@ -56,48 +67,138 @@ def parse_proc_cgroups(text: str) -> dict[str, CgroupRow]:
     return rows
 
 
-def controller_count(text: str, controller: str) -> int:
-    """num_cgroups of ``controller``, which must exist, be enabled and be mounted (v1)."""
+def controller_count(text: str, controller: str, hierarchy: str = "v1") -> int:
+    """num_cgroups of ``controller``, which must exist, be enabled and, for v1, be mounted
+    (a controller on the v2 hierarchy shows hierarchy 0 and counts all the same)."""
     rows = parse_proc_cgroups(text)
     row = rows.get(controller)
     if row is None:
         raise HarnessError("scenario", f"/proc/cgroups has no {controller} row: is CONFIG_MEMCG set?")
     if not row.enabled:
         raise HarnessError("scenario", f"the {controller} controller is disabled (cgroup_disable=?)")
-    if row.hierarchy == 0:
+    if hierarchy == "v1" and row.hierarchy == 0:
         raise HarnessError("scenario", f"the {controller} controller is not mounted on a v1 hierarchy")
     return row.num_cgroups
 
 
-def holds(expectation: Expectation, delta: int, iterations: int) -> bool:
-    if expectation.min_fraction is not None:
-        return delta >= expectation.min_fraction * iterations
-    assert expectation.max_delta is not None
-    return delta <= expectation.max_delta
+def parse_metrics(text: str, declared: tuple[str, ...], script: str) -> dict[str, int]:
+    """The script's ``kharness-metric NAME INT`` lines: every declared one, once, an integer."""
+    found: dict[str, int] = {}
+    for line in text.splitlines():
+        m = METRIC_LINE.fullmatch(line.strip())
+        if not m:
+            continue
+        name, value = m.groups()
+        if name not in declared:
+            raise HarnessError("scenario", f"{script} reported metric {name!r}, not declared by the scenario")
+        if name in found:
+            raise HarnessError("scenario", f"{script} reported metric {name} twice")
+        if not re.fullmatch(r"-?\d+", value.strip()):
+            raise HarnessError("scenario", f"{script}: metric {name} is not an integer: {value!r}")
+        found[name] = int(value)
+    missing = [n for n in declared if n not in found]
+    if missing:
+        raise HarnessError("scenario", f"{script} did not report metric {', '.join(missing)}")
+    return found
 
 
-def describe(expectation: Expectation, iterations: int) -> str:
-    if expectation.min_fraction is not None:
-        return f"delta >= {expectation.min_fraction * iterations:g}"
-    return f"delta <= {expectation.max_delta}"
+def parse_selftests(text: str, programs: tuple[str, ...], script: str) -> dict[str, str]:
+    """TAP results of each selftest program, "program:test" -> pass, fail, skip or flaky.
+
+    A program's run is the TAP lines between the script's ``kharness-selftest NAME`` marker
+    and its ``kharness-selftest NAME exit N`` line; a selftest's children inherit its
+    unflushed stdout, so within a run a result line can appear more than once: identical
+    repeats count once, conflicting ones are an error. A program may run several times: a
+    test with the same result in every run has that result, one that passed in some runs and
+    not in others (or was missing from a run) is flaky. A program with no result line is an
+    error.
+    """
+    runs: dict[str, list[dict[str, str]]] = {}
+    current: dict[str, str] | None = None
+    name = ""
+    exits: dict[str, list[int]] = {}
+    for line in text.splitlines():
+        line = line.strip()
+        m = PROGRAM_LINE.fullmatch(line)
+        if m:
+            exits.setdefault(m.group(1), []).append(int(m.group(2)))
+            current = None
+            continue
+        if line.startswith("kharness-selftest "):
+            name = line.split()[1]
+            current = {}
+            runs.setdefault(name, []).append(current)
+            continue
+        m = TAP_LINE.fullmatch(line)
+        if current is None or not m:
+            continue
+        result = "skip" if "# SKIP" in m.group(3) else ("fail" if m.group(1) else "pass")
+        key = f"{name}:{m.group(2)}"
+        if current.setdefault(key, result) != result:
+            raise HarnessError("scenario", f"{script}: {key} reported both {current[key]} and {result}")
+    tests: dict[str, str] = {}
+    for program in programs:
+        if program not in exits:
+            raise HarnessError("scenario", f"{script} did not run selftest {program}")
+        if not any(runs.get(program, [])):
+            raise HarnessError("scenario", f"selftest {program} reported no result "
+                               f"(exit {exits[program][-1]})")
+        for key in dict.fromkeys(k for run in runs[program] for k in run):
+            seen = {run.get(key, "fail") for run in runs[program]}
+            tests[key] = seen.pop() if len(seen) == 1 else "flaky"
+    return tests
+
+
+def failed_expectations(expectations: tuple[Expectation, ...], values: dict[str, int],
+                        iterations: int) -> list[str]:
+    """The expectations that do not hold, each in words; empty when all hold."""
+    return [describe(e, iterations) + f" (got {values[e.metric]})" for e in expectations
+            if not _holds(e, values[e.metric], iterations)]
+
+
+def _holds(e: Expectation, value: int, iterations: int) -> bool:
+    if e.min_fraction is not None:
+        return value >= e.min_fraction * iterations
+    if e.min is not None:
+        return value >= e.min
+    assert e.max is not None
+    return value <= e.max
+
+
+def describe(e: Expectation, iterations: int) -> str:
+    if e.min_fraction is not None:
+        return f"{e.metric} >= {e.min_fraction * iterations:g}"
+    if e.min is not None:
+        return f"{e.metric} >= {e.min}"
+    return f"{e.metric} <= {e.max}"
+
+
+def describe_all(expectations: tuple[Expectation, ...], iterations: int) -> str:
+    return " and ".join(describe(e, iterations) for e in expectations)
 
 
 def run_scenario(guest: Guest, scenario: ScenarioConfig, run_dir: Path, progress: Progress,
-                 label: str = "") -> Measurement:
-    """Put the script in the guest, run it with its output kept in files, measure around it."""
+                 label: str = "", programs: dict[str, bytes] | None = None) -> Measurement:
+    """Put the script and its programs in the guest, run it with its output kept in files,
+    measure around it."""
     name = label or scenario.name
     script = (REPO_ROOT / "guest-scripts" / scenario.script).read_bytes()
     remote = f"{GUEST_DIR}/{scenario.script}"
     guest.check(f"mkdir -p {GUEST_DIR}")
     guest.put(script, remote, mode="0755")
-    before = controller_count(guest.read("/proc/cgroups"), scenario.controller)
+    for program, data in (programs or {}).items():
+        guest.put(data, f"{GUEST_DIR}/{program}", mode="0755")
+    count = lambda: controller_count(guest.read("/proc/cgroups"), scenario.controller,  # noqa: E731
+                                     scenario.hierarchy)
+    before = count()
     progress.info(f"scenario {name}: {scenario.controller} num_cgroups before = {before}, "
                   f"running {scenario.script} ({scenario.iterations} iterations)")
     out, err = f"{GUEST_DIR}/{scenario.name}.out", f"{GUEST_DIR}/{scenario.name}.err"
     # The script's children (e.g. `sleep 3600 &`) keep their stdout open: with it in a file and
     # stdin from /dev/null, the SSH channel reaches EOF when the script itself exits.
-    command = (f"ITERATIONS={scenario.iterations} {shlex.quote(scenario.interpreter)} "
-               f"{shlex.quote(remote)} > {out} 2> {err} < /dev/null")
+    selftests = f"SELFTESTS={shlex.quote(' '.join(scenario.selftests))} " if scenario.selftests else ""
+    command = (f"cd {GUEST_DIR} && ITERATIONS={scenario.iterations} KHARNESS_DIR={GUEST_DIR} {selftests}"
+               f"{shlex.quote(scenario.interpreter)} {shlex.quote(remote)} > {out} 2> {err} < /dev/null")
     try:
         result = guest.run(command, timeout=scenario.timeout)
     except HarnessError as e:
@@ -110,10 +211,17 @@ def run_scenario(guest: Guest, scenario: ScenarioConfig, run_dir: Path, progress
         raise HarnessError("scenario", f"{scenario.script} exited {result.status}: "
                            f"{tail.splitlines()[-1] if tail else 'no stderr'}",
                            run_dir / f"{scenario.name}.err", tail)
-    after, waited = _settled_count(guest, scenario, before)
-    m = Measurement(before, after, waited, result.seconds)
-    progress.info(f"scenario {name}: after = {after} (settled {waited:.1f} s), delta = {m.delta}, "
-                  f"script {result.seconds:.1f} s")
+    try:
+        metrics = parse_metrics(stdout, scenario.metrics, scenario.script)
+        tests = parse_selftests(stdout, scenario.selftests, scenario.script) if scenario.selftests else {}
+    except HarnessError as e:
+        raise HarnessError(e.stage, e.message, run_dir / f"{scenario.name}.out")
+    after, waited = _settled_count(count, scenario.settle, before)
+    m = Measurement(before, after, waited, result.seconds,
+                    {"before": before, "after": after, "delta": after - before, **metrics}, tests)
+    shown = "".join(f", {k} = {m.metrics[k]}" for k in scenario.show if k != "delta")
+    progress.info(f"scenario {name}: after = {after} (settled {waited:.1f} s), delta = {m.delta}"
+                  f"{shown}, script {result.seconds:.1f} s")
     return m
 
 
@@ -141,8 +249,7 @@ def _unfinished(guest: Guest, scenario: ScenarioConfig, e: HarnessError, remote:
                         f"{last}", run_dir / f"{scenario.name}.err", tail)
 
 
-def _settled_count(guest: Guest, scenario: ScenarioConfig, before: int,
-                   stable: float = 2.0) -> tuple[int, float]:
+def _settled_count(count, settle: float, before: int, stable: float = 2.0) -> tuple[int, float]:
     """Read the count until it is back to ``before``, has not moved for ``stable`` seconds, or
     ``settle`` seconds have passed.
 
@@ -153,10 +260,10 @@ def _settled_count(guest: Guest, scenario: ScenarioConfig, before: int,
     start = time.monotonic()
     last, since = None, start
     while True:
-        count = controller_count(guest.read("/proc/cgroups"), scenario.controller)
+        value = count()
         now = time.monotonic()
-        if count != last:
-            last, since = count, now
-        if count <= before or now - since >= stable or now - start >= scenario.settle:
-            return count, now - start
+        if value != last:
+            last, since = value, now
+        if value <= before or now - since >= stable or now - start >= settle:
+            return value, now - start
         time.sleep(0.25)

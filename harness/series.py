@@ -225,6 +225,8 @@ class Workspace:
 
     def base(self, progress: Progress) -> str:
         """The base commit, creating the repository from the extracted tree on first use."""
+        if (self.work / ".git").exists():   # renamed into place complete: a read, no lock
+            return git_out("rev-parse", "base", cwd=self.work, stage="series").strip()
         with locked(self.lock):
             if not (self.work / ".git").exists():
                 progress.info(f"series: committing Linux {self.tree.version} as the base (once)")
@@ -243,6 +245,8 @@ class Workspace:
         """Commits of the series on the base, one per patch (cached by the series' content)."""
         base = self.base(progress)
         ref = f"refs/kharness/series/{series.digest[:32]}"
+        if self._git("rev-parse", "--verify", "-q", ref, check=False).returncode == 0:
+            return self._commits(base, ref, series, log)   # applied before: a read, no lock
         with locked(self.lock):
             known = self._git("rev-parse", "--verify", "-q", ref, check=False)
             if known.returncode != 0:
@@ -259,7 +263,10 @@ class Workspace:
                 if am.returncode != 0:
                     raise HarnessError("series", am_failure(output), log, output[-2000:])
                 self._git("update-ref", ref, "HEAD")
-            commits = self._git("rev-list", "--reverse", f"{base}..{ref}").stdout.split()
+        return self._commits(base, ref, series, log)
+
+    def _commits(self, base: str, ref: str, series: Series, log: Path) -> list[str]:
+        commits = self._git("rev-list", "--reverse", f"{base}..{ref}").stdout.split()
         if len(commits) != len(series.patches):
             raise HarnessError("series", f"expected {len(series.patches)} commits, found {len(commits)}"
                                " (an empty patch?)", log)
@@ -274,6 +281,20 @@ class Workspace:
         self._git("reset", "-q", "--hard", "HEAD", check=False)
         patch = series.patches[int(failed.group(1)) - 1].path
         return self._git("apply", "--check", str(patch), check=False).stderr
+
+    def tree_id(self, commit: str, path: str) -> str:
+        """git's id of ``path`` in ``commit``: what a build from that directory depends on."""
+        return self._git("rev-parse", f"{commit}:{path}").stdout.strip()
+
+    def export(self, commit: str, path: str, dest: Path) -> None:
+        """Write ``path`` of ``commit`` under ``dest`` (same relative path), leaving the work
+        tree alone: no lock, no wait for a build."""
+        archive = subprocess.run(["git", "archive", "--format=tar", commit, path], cwd=self.work,
+                                 capture_output=True, timeout=300)
+        if archive.returncode != 0:
+            raise HarnessError("series", f"git archive {commit[:12]} {path} failed: "
+                               f"{archive.stderr.decode(errors='replace').strip()}")
+        subprocess.run(["tar", "-x", "-C", str(dest)], input=archive.stdout, check=True, timeout=300)
 
     @contextmanager
     def checkout(self, commit: str) -> Iterator[Checkout]:

@@ -34,7 +34,8 @@ def test_unknown_arch_names_the_option_value_and_the_known_ones(tmp_path):
 
 def test_unknown_scenario_names_the_directory_and_the_known_ones(tmp_path):
     line = one_error_line(kharness(*RUN, "--scenario", "nosuch", "--results", str(tmp_path)))
-    assert line.endswith("configs/scenarios: nosuch: unknown scenario (known: dying-memcg)")
+    assert line.endswith("configs/scenarios: nosuch: unknown scenario (known: cgroup-selftests, "
+                         "dying-memcg, dying-memcg-v2, inotify-pin, kmem-charge)")
 
 
 def test_malformed_yaml_names_the_file_and_line(checkout, tmp_path):

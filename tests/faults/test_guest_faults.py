@@ -102,8 +102,8 @@ def test_connection_dropped_mid_script_is_an_ssh_error_and_the_guest_stays_usabl
                         f"{DROP_SESSIONS}\nsleep 30")
     result = session.run_scenario(x86, "base", replace(SEED, interpreter=drops))
     assert result.verdict == ERROR
-    assert re.fullmatch(r"ssh: connection (dropped|failed) while running `ITERATIONS=500 "
-                        r"/tmp/kharness/drops.sh /tmp/kharness/dying-memcg.sh .*`.*; dying-memcg.sh "
+    assert re.fullmatch(r"ssh: connection (dropped|failed) while running `cd /tmp/kharness && "
+                        r"ITERATIONS=500 KHARNESS_DIR=/tmp/kharness /tmp/kharness/drops.sh /tmp/kharness/dying-memcg.sh .*`.*; dying-memcg.sh "
                         r"stderr so far: dropping the connection \(see .*dying-memcg.err\)",
                         result.error), result.error
     # The next scenario gets a new connection: nothing of it was sent on the dead one.
@@ -148,7 +148,8 @@ def test_guest_that_stops_answering_mid_script_is_an_ssh_error(x86, tmp_path):
         threading.Thread(target=stop_qemu, daemon=True).start()
         result = session.run_scenario(x86, "base", replace(SEED, interpreter=freeze, timeout=4))
         assert result.verdict == ERROR
-        assert result.error.startswith("ssh: `ITERATIONS=500 /tmp/kharness/freeze.sh ")
+        assert result.error.startswith("ssh: `cd /tmp/kharness && ITERATIONS=500 KHARNESS_DIR=/tmp/kharness "
+                                       "/tmp/kharness/freeze.sh ")
         assert "timed out after 4 s; then the guest did not answer: " in result.error
         assert open(f"/proc/{pid}/stat").read().split(") ")[1][0] == "T"   # it was the freeze
     assert not alive(pid)

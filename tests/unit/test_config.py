@@ -101,6 +101,23 @@ def test_scenario_with_a_missing_script_is_refused(tmp_path):
 
 def test_expectation_needs_exactly_one_bound(tmp_path):
     p = write(tmp_path, "scenarios", "s",
-              "name: s\nscript: dying-memcg.sh\nfixed: {max_delta: 5, min_fraction: 0.9}\n")
-    with pytest.raises(ConfigError, match=r"fixed: expected exactly one of"):
+              "name: s\nscript: dying-memcg.sh\nreproduced: [{min: 1}]\nfixed: [{max: 5, min_fraction: 0.9}]\n")
+    with pytest.raises(ConfigError, match=r"fixed\[0\]: expected exactly one of"):
+        load(ScenarioConfig, p)
+
+
+@pytest.mark.parametrize("body,message", [
+    ("kind: fix\nreproduced: [{min: 1}]\n", r"fixed: missing \(required for a fix scenario\)"),
+    ("kind: invariant\n", r"holds: missing \(required for a invariant scenario\)"),
+    ("kind: sometimes\n", r"kind: expected one of fix, invariant, selftests"),
+    ("kind: invariant\nholds: [{metric: pinned, max: 0}]\n", r"holds\[0\].metric: 'pinned' is not declared"),
+    ("kind: invariant\nholds: [{max: 0}]\nshow: [pinned]\n", r"show: 'pinned' is not declared"),
+    ("kind: invariant\nholds: [{max: 0}]\nhelpers: [dying-memcg.sh]\n", r"helpers: expected a C source"),
+    ("kind: invariant\nholds: [{max: 0}]\nhelpers: [../x.c]\n", r"helpers: expected a file under guest-scripts/"),
+    ("kind: selftests\nselftests: [../../bin/sh]\n", r"selftests: expected a program name"),
+    ("kind: invariant\nholds: [{max: 0}]\nhierarchy: v3\n", r"hierarchy: expected v1 or v2"),
+])
+def test_scenario_fields_are_checked(tmp_path, body, message):
+    p = write(tmp_path, "scenarios", "s", "name: s\nscript: dying-memcg.sh\n" + body)
+    with pytest.raises(ConfigError, match=message):
         load(ScenarioConfig, p)

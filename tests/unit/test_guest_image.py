@@ -176,7 +176,8 @@ def test_init_prints_its_start_marker_before_doing_anything_else():
     "mount -t devtmpfs devtmpfs /dev",
     "mount -t tmpfs tmpfs /tmp",
     "mount -t tmpfs cgroup /sys/fs/cgroup",
-    "mount -t cgroup -o memory memory /sys/fs/cgroup/memory",
+    "*) mount -t cgroup -o memory memory /sys/fs/cgroup/memory ;;",
+    "mount -t cgroup2 cgroup2 /sys/fs/cgroup/unified",
     "ip addr add 10.0.2.15/24 dev eth0",
     "ip route add default via 10.0.2.2",
 ])

@@ -2,6 +2,7 @@
 
 from harness.arches import load_arch
 from harness.kbuild import dropped_options, first_errors, fragment_paths, parse_config
+from harness.pipeline import PROFILES, profile_fragments
 
 
 def test_parse_config_reads_values_and_not_set():
@@ -22,10 +23,12 @@ def test_all_options_kept_means_nothing_dropped():
     assert dropped_options(requested, parse_config("CONFIG_A=y\nCONFIG_C=y\n")) == []
 
 
-def test_shipped_fragments_exist_for_every_arch():
+def test_shipped_fragments_exist_for_every_arch_and_profile():
     for name in ("x86_64", "arm64"):
-        paths = fragment_paths(load_arch(name), ("guest.config", "memcg.config"))
-        assert all(p.is_file() for p in paths) and len(paths) == 3
+        arch = load_arch(name)
+        for profile in PROFILES:
+            paths = fragment_paths(arch, profile_fragments(profile, arch))
+            assert all(p.is_file() for p in paths) and len(paths) == len(PROFILES[profile]) + 1
 
 
 def test_first_errors_quotes_compiler_errors():

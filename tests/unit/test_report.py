@@ -1,7 +1,8 @@
 """Verdicts: an error is never a result, and FIXED needs both sides."""
 
-from harness.report import (ERROR, FIXED, NOT_REPRODUCED, REPRODUCED, STILL_BROKEN, RunRecord,
-                            ScenarioResult, ab_verdict, rows, summary)
+from harness.report import (BROKEN, ERROR, FIXED, HOLDS, NO_REGRESSION, NOT_REPRODUCED, RAN,
+                            REGRESSED, REPRODUCED, STILL_BROKEN, RunRecord, ScenarioResult,
+                            ab_verdict, passed, rows, summary)
 
 
 def result(variant, held=None, error=None, delta=None):
@@ -38,3 +39,60 @@ def test_table_pairs_variants_and_summary_shows_values():
     assert len(table) == 1 and table[0].verdict == FIXED
     text = summary(table, runs)
     assert "1 -> 501 (+500)" in text and "FIXED" in text
+
+
+def invariant(variant, held, profile="default"):
+    return ScenarioResult(arch="arm64", variant=variant, scenario="kmem-charge", iterations=100,
+                          expectation="", kind="invariant", profile=profile, held=held,
+                          show=("kept_stacks",), metrics={"kept_stacks": 100 if held else 3},
+                          failed=() if held else ("kept_stacks >= 100 (got 3)",))
+
+
+def selftests(variant, tests):
+    return ScenarioResult(arch="x86_64", variant=variant, scenario="cgroup-selftests", iterations=1,
+                          expectation="", kind="selftests", held=True, tests=tests)
+
+
+def test_invariant_must_hold_on_both_kernels():
+    runs = [RunRecord("arm64", "base", scenarios=(invariant("base", True),)),
+            RunRecord("arm64", "patched", scenarios=(invariant("patched", False),))]
+    (row,) = rows(runs)
+    assert row.verdict == BROKEN and not passed([row])
+    assert "not held: kept_stacks >= 100 (got 3)" in summary([row], runs)
+    runs[1] = RunRecord("arm64", "patched", scenarios=(invariant("patched", True),))
+    assert rows(runs)[0].verdict == HOLDS and passed(rows(runs))
+
+
+def test_selftests_patched_no_worse_than_base():
+    base = {"t:a": "pass", "t:b": "fail", "t:c": "skip"}
+    same = rows([RunRecord("x86_64", "base", scenarios=(selftests("base", base),)),
+                 RunRecord("x86_64", "patched", scenarios=(selftests("patched", {**base, "t:b": "pass"}),))])
+    assert same[0].verdict == NO_REGRESSION and passed(same)
+    text = summary(same, [])
+    assert "1 pass, 1 fail, 1 skip" in text and "2 pass, 0 fail, 1 skip" in text
+    for worse in ({**base, "t:a": "fail"}, {**base, "t:c": "fail"}, {"t:b": "fail", "t:c": "skip"}):
+        table = rows([RunRecord("x86_64", "base", scenarios=(selftests("base", base),)),
+                      RunRecord("x86_64", "patched", scenarios=(selftests("patched", worse),))])
+        assert table[0].verdict == REGRESSED and not passed(table)
+        assert "regressed t:" in summary(table, [])
+    flaky = rows([RunRecord("x86_64", "base", scenarios=(selftests("base", base),)),
+                  RunRecord("x86_64", "patched", scenarios=(selftests("patched", {**base, "t:a": "flaky"}),))])
+    assert flaky[0].verdict == NO_REGRESSION
+    assert "flaky t:a: base pass, patched flaky" in summary(flaky, [])
+    alone = rows([RunRecord("x86_64", "base", scenarios=(selftests("base", base),))])
+    assert alone[0].verdict == RAN and passed(alone)
+
+
+def test_one_variant_alone_passes_with_its_own_verdict():
+    assert passed(rows([RunRecord("x86_64", "base", scenarios=(result("base", True, delta=500),))]))
+    assert not passed(rows([RunRecord("x86_64", "patched", scenarios=(result("patched", False, delta=500),))]))
+
+
+def test_profiles_get_a_row_each_and_a_verdict_column_each():
+    runs = [RunRecord("arm64", v, p, scenarios=(invariant(v, True, p),))
+            for p in ("default", "debug") for v in ("base", "patched")]
+    table = rows(runs)
+    assert [(r.profile, r.verdict) for r in table] == [("default", HOLDS), ("debug", HOLDS)]
+    lines = summary(table, runs).splitlines()
+    assert lines[0].split() == ["arch", "scenario", "profile", "base", "patched", "verdict"]
+    assert ["arch", "scenario", "default", "debug"] in [line.split() for line in lines]

@@ -1,10 +1,12 @@
-"""/proc/cgroups is parsed strictly: anything doubtful is an error, never a number."""
+"""/proc/cgroups, script metrics and selftest TAP are parsed strictly: anything doubtful is an
+error, never a number."""
 
 import pytest
 
 from harness.config import Expectation
 from harness.errors import HarnessError
-from harness.scenario import controller_count, holds, parse_proc_cgroups
+from harness.scenario import (controller_count, failed_expectations, parse_metrics,
+                              parse_proc_cgroups, parse_selftests)
 
 PROC_CGROUPS = """#subsys_name\thierarchy\tnum_cgroups\tenabled
 cpuset\t0\t1\t1
@@ -34,6 +36,10 @@ def test_unmounted_controller_is_an_error():
         controller_count(PROC_CGROUPS.replace("memory\t1\t501", "memory\t0\t501"), "memory")
 
 
+def test_v2_controller_shows_hierarchy_zero_and_counts():
+    assert controller_count(PROC_CGROUPS.replace("memory\t1\t501", "memory\t0\t501"), "memory", "v2") == 501
+
+
 @pytest.mark.parametrize("text", [
     "",
     "garbage\n",
@@ -47,10 +53,83 @@ def test_garbage_is_an_error(text):
 
 
 def test_reproduced_needs_the_fraction_of_iterations():
-    e = Expectation(min_fraction=0.9)
-    assert holds(e, 450, 500) and not holds(e, 449, 500)
+    e = (Expectation(min_fraction=0.9),)
+    assert not failed_expectations(e, {"delta": 450}, 500)
+    assert failed_expectations(e, {"delta": 449}, 500) == ["delta >= 450 (got 449)"]
 
 
 def test_fixed_allows_a_small_delta_only():
-    e = Expectation(max_delta=5)
-    assert holds(e, 5, 500) and holds(e, 0, 500) and not holds(e, 6, 500)
+    e = (Expectation(max=5),)
+    assert not failed_expectations(e, {"delta": 5}, 500) and not failed_expectations(e, {"delta": 0}, 500)
+    assert failed_expectations(e, {"delta": 6}, 500)
+
+
+def test_every_expectation_must_hold_and_each_failure_is_named():
+    e = (Expectation(metric="pinned", min=1), Expectation(metric="after_close", max=0))
+    assert failed_expectations(e, {"pinned": 0, "after_close": 1}, 1) == [
+        "pinned >= 1 (got 0)", "after_close <= 0 (got 1)"]
+
+
+OUT = "some text\nkharness-metric pinned 1\nkharness-metric after_close -1\n"
+
+
+def test_declared_metrics_are_read():
+    assert parse_metrics(OUT, ("pinned", "after_close"), "s.sh") == {"pinned": 1, "after_close": -1}
+
+
+@pytest.mark.parametrize("text,declared,message", [
+    (OUT, ("pinned", "after_close", "events"), "did not report metric events"),
+    (OUT, ("pinned",), "not declared"),
+    (OUT + "kharness-metric pinned 2\n", ("pinned", "after_close"), "twice"),
+    ("kharness-metric pinned 1.5\nkharness-metric after_close 0\n", ("pinned", "after_close"), "not an integer"),
+    ("kharness-metric pinned \nkharness-metric after_close 0\n", ("pinned", "after_close"), "not an integer"),
+])
+def test_doubtful_metrics_are_errors(text, declared, message):
+    with pytest.raises(HarnessError, match=message):
+        parse_metrics(text, declared, "s.sh")
+
+
+TAP = """kharness-selftest test_core
+TAP version 13
+ok 1 test_cgcore_populated
+ok 1 test_cgcore_populated
+not ok 2 test_cgcore_lesser_ns_open
+ok 3 test_cgcore_threads # SKIP no threads
+kharness-selftest test_core exit 1
+kharness-selftest test_kmem
+not ok 1 test_kmem_basic
+not ok 1 test_kmem_basic
+ok 2 test_kmem_memcg_deletion
+kharness-selftest test_kmem exit 1
+"""
+
+
+def test_selftest_results_per_program_with_repeats_counted_once():
+    assert parse_selftests(TAP, ("test_core", "test_kmem"), "s.sh") == {
+        "test_core:test_cgcore_populated": "pass", "test_core:test_cgcore_lesser_ns_open": "fail",
+        "test_core:test_cgcore_threads": "skip", "test_kmem:test_kmem_basic": "fail",
+        "test_kmem:test_kmem_memcg_deletion": "pass"}
+
+
+def test_selftest_conflicting_repeat_is_an_error():
+    with pytest.raises(HarnessError, match="both"):
+        parse_selftests(TAP.replace("ok 2 test_kmem", "ok 1 test_kmem_basic\nok 2 test_kmem"),
+                        ("test_core", "test_kmem"), "s.sh")
+
+
+def test_selftest_program_that_did_not_run_or_reported_nothing_is_an_error():
+    with pytest.raises(HarnessError, match="did not run selftest test_memcontrol"):
+        parse_selftests(TAP, ("test_core", "test_kmem", "test_memcontrol"), "s.sh")
+    silent = TAP + "kharness-selftest test_memcontrol\nSegmentation fault\nkharness-selftest test_memcontrol exit 139\n"
+    with pytest.raises(HarnessError, match="test_memcontrol reported no result \\(exit 139\\)"):
+        parse_selftests(silent, ("test_core", "test_kmem", "test_memcontrol"), "s.sh")
+
+
+def test_selftest_runs_that_disagree_make_a_flaky_test():
+    second = TAP.replace("ok 3 test_cgcore_threads # SKIP no threads\n", "").replace(
+        "ok 1 test_cgcore_populated\nok 1", "not ok 1 test_cgcore_populated\nnot ok 1")
+    tests = parse_selftests(TAP + second, ("test_core", "test_kmem"), "s.sh")
+    assert tests["test_core:test_cgcore_populated"] == "flaky"
+    assert tests["test_core:test_cgcore_threads"] == "flaky"          # missing from one run
+    assert tests["test_core:test_cgcore_lesser_ns_open"] == "fail"     # failed in both
+    assert tests["test_kmem:test_kmem_memcg_deletion"] == "pass"
