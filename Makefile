@@ -16,7 +16,7 @@ DEB_PACKAGES := qemu-system-x86 qemu-system-arm gcc make bc bison flex libelf-de
 
 VENV_STAMP := $(VENV)/.kharness-installed
 
-.PHONY: deps deps-system deps-python boot-test check-series test test-unit clean-venv
+.PHONY: deps deps-system deps-python boot-test check-series test test-unit clean-venv bench
 
 deps: deps-system deps-python
 
@@ -53,3 +53,7 @@ clean-venv:
 
 check-series: deps
 	$(VENV)/bin/kharness check-series --arch $(ARCH) $(ARGS)
+
+# Not part of `make test`: minutes of kernel builds per arch (see README, Benchmark).
+bench: deps
+	$(VENV)/bin/python bench/bench.py --arch $(ARCH) $(ARGS)

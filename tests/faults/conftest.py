@@ -8,7 +8,6 @@ among anyone else's on the machine, and proves at the end that none of them surv
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import os
 import shutil
@@ -27,7 +26,7 @@ import pytest
 
 from harness import REPO_ROOT
 from harness.arches import Arch, load_arch
-from harness.cache import cache_root
+from harness.cache import cache_root, machine_lock
 from harness.config import load_kernel, load_scenario
 from harness.pipeline import Booted, Plan, Session
 from harness.progress import Progress
@@ -38,41 +37,9 @@ RUN_MARK = uuid.uuid4().hex[:12]
 BUILD_LOCK = Path("/tmp/kharness-build.lock")
 
 
-def held_by_an_ancestor(path: Path) -> bool:
-    """Whether a process this one descends from holds the flock on ``path``, as in
-    `flock /tmp/kharness-build.lock make test`: taking it again would wait forever."""
-    try:
-        st = os.stat(path)
-    except FileNotFoundError:
-        return False
-    inode = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"
-    locks = [line.split() for line in _read("/proc/locks").decode().splitlines()]
-    holders = {int(f[4]) for f in locks if len(f) > 5 and f[1] == "FLOCK" and f[5] == inode}
-    pid = os.getppid()
-    while pid > 1:
-        if pid in holders:
-            return True
-        stat = _read(f"/proc/{pid}/stat")
-        pid = int(stat.rsplit(b")", 1)[-1].split()[1]) if stat else 0
-    return False
-
-
-@contextlib.contextmanager
-def build_lock() -> Iterator[None]:
+def build_lock():
     """Hold the machine-wide build lock (what `flock /tmp/kharness-build.lock` takes)."""
-    if held_by_an_ancestor(BUILD_LOCK):
-        yield
-        return
-    try:
-        f = open(BUILD_LOCK, "a")
-    except PermissionError:  # someone else's file: a read-only descriptor can hold the lock too
-        f = open(BUILD_LOCK)
-    with f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
+    return machine_lock(BUILD_LOCK)
 
 
 @pytest.fixture(scope="session")

@@ -1,6 +1,5 @@
 """The Debian mirror is read from the machine's apt configuration, never written down."""
 
-from pathlib import Path
 
 import pytest
 
