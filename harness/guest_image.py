@@ -75,13 +75,17 @@ class GuestConfig:
     packages: tuple[str, ...]
     binaries: dict[str, str]       # path in the extracted packages -> path in the image
     busybox: str = "bin/busybox"   # image path of busybox; its applets get links beside it
-    gzip_level: int = 9
+    gzip_level: int = 9            # 0: a plain cpio archive
 
     def validate(self, file: Path, where: str) -> None:
         if self.busybox not in self.binaries.values():
             raise ConfigError(file, "busybox", f"{self.busybox!r} is not a destination in binaries")
-        if not 1 <= self.gzip_level <= 9:
-            raise ConfigError(file, "gzip_level", "expected 1..9")
+        if not 0 <= self.gzip_level <= 9:
+            raise ConfigError(file, "gzip_level", "expected 0 (no compression) to 9")
+
+    @property
+    def initramfs_name(self) -> str:
+        return "initramfs.cpio.gz" if self.gzip_level else "initramfs.cpio"
 
 
 @dataclass(frozen=True)
@@ -343,9 +347,9 @@ def build_guest_image(arch: Arch, cache: Path, progress: Progress) -> GuestImage
         else:
             with atomic_dir(final) as out, tempfile.TemporaryDirectory(prefix="kh-guest-") as tmp:
                 _build(apt, config, packages, Path(tmp), out, darch, progress)
-            written = (final / "initramfs.cpio.gz").stat().st_size
+            written = (final / config.initramfs_name).stat().st_size
             progress.info(f"guest image {darch}: written {human_size(written)} to {final}")
-    return GuestImage(initramfs=final / "initramfs.cpio.gz",
+    return GuestImage(initramfs=final / config.initramfs_name,
                       host_key=(final / "host_key.pub").read_text().strip(),
                       client_key=final / "client_key", key=key, packages=packages)
 
@@ -363,9 +367,12 @@ def _build(apt: PrivateApt, config: GuestConfig, packages: tuple[str, ...], tmp:
     entries = assemble(root, config, dropbear_private_key(host), openssh_public_key(client))
     size = sum(len(e.data) for e in entries.values())
     progress.info(f"guest image {darch}: assembled {len(entries)} entries, {human_size(size)}")
-    with open(out / "initramfs.cpio.gz", "wb") as raw, \
-            gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=config.gzip_level, mtime=0) as gz:
-        write_cpio(entries, gz)
+    with open(out / config.initramfs_name, "wb") as raw:
+        if config.gzip_level:
+            with gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=config.gzip_level, mtime=0) as gz:
+                write_cpio(entries, gz)
+        else:
+            write_cpio(entries, raw)
     (out / "host_key.pub").write_text(openssh_public_key(host) + "\n")
     (out / "client_key").write_bytes(openssh_private_key(client))
     (out / "client_key").chmod(0o600)

@@ -28,9 +28,20 @@ def test_shipped_fragments_exist_for_every_arch_and_profile():
         arch = load_arch(name)
         for profile in PROFILES:
             paths = fragment_paths(arch, profile_fragments(profile, arch))
-            assert all(p.is_file() for p in paths) and len(paths) == len(PROFILES[profile]) + 1
+            assert all(p.is_file() for p in paths) and len(paths) == len(PROFILES[profile].fragments) + 1
 
 
 def test_first_errors_quotes_compiler_errors():
     log = "  CC foo.o\nfoo.c:3:1: error: expected ';'\nmake[2]: *** [foo.o] Error 1\n  CC bar.o\n"
     assert first_errors(log).splitlines() == ["foo.c:3:1: error: expected ';'", "make[2]: *** [foo.o] Error 1"]
+
+
+def test_debug_profile_caps_iterations_and_stretches_timeouts():
+    from harness.config import load_scenario
+    from harness.pipeline import for_profile
+    seed = load_scenario("dying-memcg")
+    assert for_profile(seed, "default") == seed
+    debug = for_profile(seed, "debug")
+    assert (debug.iterations, debug.timeout) == (100, seed.timeout * 4)
+    selftests = load_scenario("cgroup-selftests")
+    assert for_profile(selftests, "debug").iterations == selftests.iterations   # 3 runs stay 3
