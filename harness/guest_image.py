@@ -64,6 +64,11 @@ ip link set eth0 up
 ip route add default via 10.0.2.2
 # dropbear 2022.83: -F foreground, -E log to the console, -s no password logins
 dropbear -F -E -s -m -p 22 -P /tmp/dropbear.pid -r /{HOST_KEY_PATH} &
+# say so once it listens (at most 5 s): the harness's first connection then finds it
+i=0
+while [ $i -lt 500 ] && ! cat /proc/net/tcp /proc/net/tcp6 2>/dev/null | grep -qE ':0016 0+:0000 0A'; do
+	usleep 10000; i=$((i + 1))
+done
 echo "kharness-init: sshd started"
 while :; do sleep 86400; done
 """

@@ -122,7 +122,7 @@ def boot(arch: Arch, kernel: Path, image: GuestImage, accel: Accel, run_dir: Pat
             if time.monotonic() - vm.started > deadline:
                 raise HarnessError("boot", f"boot deadline ({deadline:.0f} s): SSH did not answer: "
                                    f"{last}", vm.console_log, vm.console.tail() if vm.console else "")
-            time.sleep(0.1)
+            time.sleep(0.05)
         seconds = time.monotonic() - vm.started
         progress.info(f"boot {label}: SSH ready in {seconds:.1f} s ({accel.name})")
         return Booted(vm, guest, seconds)

@@ -29,6 +29,23 @@ def test_report_round_trips_and_renders(tmp_path):
     assert md.startswith("**Use obj_cgroup APIs to charge kmem pages** on Linux 5.10.262")
 
 
+def test_a_schema_1_report_still_renders(tmp_path):
+    """Before schema 2 there was no profile, kind, metrics or tests: their defaults fill in."""
+    import json
+    base = {"arch": "arm64", "variant": "base", "scenario": "dying-memcg", "iterations": 500,
+            "expectation": "delta >= 450", "before": 1, "after": 501, "delta": 500, "held": True,
+            "settle_seconds": 2.0, "script_seconds": 13.0, "error": None, "log": None,
+            "verdict": "REPRODUCED"}
+    patched = {**base, "variant": "patched", "after": 1, "delta": 0, "verdict": "FIXED"}
+    (tmp_path / "report.json").write_text(json.dumps({"schema": 1, **META, "profile": "default", "runs": [
+        {"arch": "arm64", "variant": v["variant"], "timings": {}, "scenarios": [v]} for v in (base, patched)],
+        "table": []}))
+    meta, runs = load(tmp_path)
+    assert [s.profile for r in runs for s in r.scenarios] == ["default", "default"]
+    table = write(tmp_path, meta, runs)
+    assert [r.verdict for r in table] == ["FIXED"]
+
+
 def test_junit_distinguishes_failure_from_error(tmp_path):
     runs = [RunRecord("arm64", "base", scenarios=(result("base", False, delta=0),)),
             RunRecord("arm64", "patched", error="boot: deadline",
