@@ -52,7 +52,9 @@ def free_port() -> int:
 def qemu_command(arch: Arch, kernel: Path, initramfs: Path, accel: str, port: int,
                  cmdline: str = "") -> list[str]:
     cpu = arch.cpu_kvm if accel == "kvm" else arch.cpu_tcg
-    append = f"console={arch.console} panic=-1 quiet {cmdline}".strip()
+    # quiet keeps the boot's info messages off the slow emulated serial line; loglevel=5 keeps
+    # warnings on it (quiet alone hides KERN_WARNING: WARN_ON, lockdep, refcount_t, percpu_ref)
+    append = f"console={arch.console} panic=-1 quiet loglevel=5 {cmdline}".strip()
     return [
         arch.qemu, "-M", arch.machine, "-accel", accel, "-cpu", cpu, "-m", arch.memory,
         "-smp", "1", "-nodefaults", "-no-user-config", "-display", "none", "-serial", "stdio",
