@@ -247,7 +247,10 @@ class Session:
         """``store[key]``, made by ``make()`` on first use; a failure is kept and raised again."""
         if key not in store:
             try:
-                store[key] = make()
+                try:
+                    store[key] = make()
+                except OSError as e:  # a full disk while compiling a helper, say: an ERROR too
+                    raise os_failure("programs" if store is self._programs else "boot", e) from e
             except HarnessError as e:
                 self.progress.info(f"ERROR {what}: {e}")
                 if key[:3] in self._records and not self._records[key[:3]].error:
