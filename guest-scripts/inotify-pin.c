@@ -60,48 +60,53 @@ static void enter_cgroup(const char *dir)
 	close(fd);
 }
 
-static void send_fd(int sock, int fd)
-{
-	char byte = 'f';
-	struct iovec iov = { .iov_base = &byte, .iov_len = 1 };
+/* One byte of data carrying one file descriptor (SCM_RIGHTS): the same for both ends. */
+struct fd_message {
+	char byte;
+	struct iovec iov;
 	union {
 		struct cmsghdr hdr;
 		char buf[CMSG_SPACE(sizeof(int))];
 	} u;
-	struct msghdr msg = {
-		.msg_iov = &iov, .msg_iovlen = 1,
-		.msg_control = u.buf, .msg_controllen = sizeof(u.buf),
-	};
-	struct cmsghdr *cmsg;
+	struct msghdr msg;
+};
 
-	memset(&u, 0, sizeof(u));
-	cmsg = CMSG_FIRSTHDR(&msg);
+static struct cmsghdr *fd_message_init(struct fd_message *m)
+{
+	memset(m, 0, sizeof(*m));
+	m->byte = 'f';
+	m->iov.iov_base = &m->byte;
+	m->iov.iov_len = 1;
+	m->msg.msg_iov = &m->iov;
+	m->msg.msg_iovlen = 1;
+	m->msg.msg_control = m->u.buf;
+	m->msg.msg_controllen = sizeof(m->u.buf);
+	return CMSG_FIRSTHDR(&m->msg);
+}
+
+static void send_fd(int sock, int fd)
+{
+	struct fd_message m;
+	struct cmsghdr *cmsg = fd_message_init(&m);
+
 	cmsg->cmsg_level = SOL_SOCKET;
 	cmsg->cmsg_type = SCM_RIGHTS;
 	cmsg->cmsg_len = CMSG_LEN(sizeof(int));
 	memcpy(CMSG_DATA(cmsg), &fd, sizeof(int));
-	if (sendmsg(sock, &msg, 0) != 1)
+	if (sendmsg(sock, &m.msg, 0) != 1)
 		die("sendmsg");
 }
 
 static int recv_fd(int sock)
 {
-	char byte;
-	struct iovec iov = { .iov_base = &byte, .iov_len = 1 };
-	union {
-		struct cmsghdr hdr;
-		char buf[CMSG_SPACE(sizeof(int))];
-	} u;
-	struct msghdr msg = {
-		.msg_iov = &iov, .msg_iovlen = 1,
-		.msg_control = u.buf, .msg_controllen = sizeof(u.buf),
-	};
+	struct fd_message m;
 	struct cmsghdr *cmsg;
 	int fd;
 
-	if (recvmsg(sock, &msg, 0) != 1)
+	fd_message_init(&m);
+	if (recvmsg(sock, &m.msg, 0) != 1)
 		die("recvmsg");
-	cmsg = CMSG_FIRSTHDR(&msg);
+	cmsg = CMSG_FIRSTHDR(&m.msg);
 	if (!cmsg || cmsg->cmsg_type != SCM_RIGHTS) {
 		fprintf(stderr, "inotify-pin: no fd received\n");
 		exit(1);

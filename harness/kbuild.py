@@ -136,9 +136,10 @@ def _kernel_key(arch: Arch, tree_id: str, config_text: str, make_flags: tuple[st
 
 
 def cached_kernel(arch: Arch, tree_id: str, fragments: tuple[str, ...], cache: Path,
-                  make_flags: tuple[str, ...] = ()) -> KernelBuild | None:
+                  make_flags: tuple[str, ...] = (), log_path: Path | None = None) -> KernelBuild | None:
     """The kernel of this tree and config when the cache has it, found without the tree itself
-    (so a rerun needs no checkout, and waits for no build of another tree)."""
+    (so a rerun needs no checkout, and waits for no build of another tree); its build log is
+    appended to ``log_path``, as build_kernel does on a cache hit."""
     config = _config_path(arch, tree_id, fragment_paths(arch, fragments), cache, make_flags)
     if not config.exists():
         return None
@@ -148,6 +149,8 @@ def cached_kernel(arch: Arch, tree_id: str, fragments: tuple[str, ...], cache: P
     if not (final / "image").exists():
         return None
     os.utime(final)  # most recently used, for `kharness clean`
+    if log_path is not None:
+        _append_cached_log(log_path, final)
     return _result(final, key, digest([config_text]), toolchain_id(arch.make_cross), True, 0.0, 0)
 
 

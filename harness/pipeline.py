@@ -161,6 +161,11 @@ def _error_result(scenario: ScenarioConfig, arch: str, variant: str, profile: st
 Key = tuple[str, str, str]   # (arch, variant, profile): one kernel
 
 
+def _label(key: Key) -> str:
+    """arch/variant, and /profile when not the default one."""
+    return "/".join(key if key[2] != "default" else key[:2])
+
+
 class Session:
     """One plan's shared work: the tree and its workspace, each variant's commit, each kernel
     (arch, variant, profile) and its booted guests (one per kernel command line), made on first
@@ -243,14 +248,15 @@ class Session:
         out.mkdir(parents=True, exist_ok=True)
         return out
 
-    def _remembered(self, store: dict, key, make, what: str):
-        """``store[key]``, made by ``make()`` on first use; a failure is kept and raised again."""
+    def _remembered(self, store: dict, key, make, what: str, stage: str):
+        """``store[key]``, made by ``make()`` on first use; a failure (an OSError as an ERROR of
+        ``stage``) is kept and raised again."""
         if key not in store:
             try:
                 try:
                     store[key] = make()
-                except OSError as e:  # a full disk while compiling a helper, say: an ERROR too
-                    raise os_failure("programs" if store is self._programs else "boot", e) from e
+                except OSError as e:  # a full disk while compiling a helper, say
+                    raise os_failure(stage, e) from e
             except HarnessError as e:
                 self.progress.info(f"ERROR {what}: {e}")
                 if key[:3] in self._records and not self._records[key[:3]].error:
@@ -270,23 +276,20 @@ class Session:
         self.record(arch, variant, profile)
         self._timers.setdefault(key, Timer())
         return self._remembered(self._kernels, key, lambda: self._build(arch, variant, profile),
-                                "/".join(key))
+                                "/".join(key), "build")
 
     def _build(self, arch: Arch, variant: str, profile: str) -> KernelBuild:
         key = (arch.name, variant, profile)
-        label = "/".join(key if profile != "default" else key[:2])
+        label = _label(key)
         ws = self.workspace()
         commit = self.commit(variant)
         self._update(key, kernel_version=ws.tree.version, commit=commit)
         fragments = profile_fragments(profile, arch)
         with self._timers[key].stage("build"):
             kernel = cached_kernel(arch, ws.tree_id(commit, ""), fragments, self.cache,
-                                   self.plan.kernel.make_flags)
+                                   self.plan.kernel.make_flags, self._out(key) / "build.log")
             if kernel is not None:
                 self.progress.info(f"build {label}: cached kernel {kernel.key[:12]} (no make needed)")
-                (self._out(key) / "build.log").write_text(
-                    f"kharness: kernel reused from the cache ({kernel.image.parent}); its build log "
-                    f"follows\n" + kernel.build_log.read_text(errors="replace"))
             else:
                 with ws.checkout(commit) as checkout:
                     kernel = build_kernel(arch, checkout, fragments, self.cache, self._out(key),
@@ -301,10 +304,10 @@ class Session:
         kernel = self.kernel(arch, variant, profile)
         key = (arch.name, variant, profile)
         return self._remembered(self._booted, (*key, cmdline),
-                                lambda: self._boot(arch, key, kernel, cmdline), "/".join(key))
+                                lambda: self._boot(arch, key, kernel, cmdline), "/".join(key), "boot")
 
     def _boot(self, arch: Arch, key: Key, kernel: KernelBuild, cmdline: str) -> Booted:
-        label = "/".join(key if key[2] != "default" else key[:2]) + (f" [{cmdline}]" if cmdline else "")
+        label = _label(key) + (f" [{cmdline}]" if cmdline else "")
         timer, out = self._timers[key], self._out(key)
         with timer.stage("image"):
             image = build_guest_image(arch, self.cache, self.progress)
@@ -325,7 +328,7 @@ class Session:
             out.update(self._remembered(
                 self._programs, (arch.name, "helpers", scenario.helpers),
                 lambda: build_helpers(arch, scenario.helpers, self.cache, self.run_dir, self.progress),
-                f"{arch.name} helpers"))
+                f"{arch.name} helpers", "programs"))
         if scenario.selftests:
             def make() -> dict[str, bytes]:
                 ws = self.workspace()
@@ -333,7 +336,7 @@ class Session:
                 return build_selftests(arch, ws, commit, scenario.selftests, self.cache,
                                        self.run_dir, self.progress)
             out.update(self._remembered(self._programs, (arch.name, variant, scenario.selftests), make,
-                                        f"{arch.name}/{variant} selftests"))
+                                        f"{arch.name}/{variant} selftests", "programs"))
         return out
 
     def run_scenario(self, arch: Arch, variant: str, scenario: ScenarioConfig,
@@ -348,7 +351,7 @@ class Session:
             programs = self.programs(arch, variant, scenario)
             with timer.stage(f"scenario {scenario.name}"):
                 m = run_scenario(booted.guest, scenario, self._out(key), self.progress,
-                                 f"{'/'.join(key if profile != 'default' else key[:2])}", programs)
+                                 _label(key), programs)
             booted.vm.check()  # a splat during the scenario voids its numbers
             failed = failed_expectations(scenario.expectations(variant), m.metrics, scenario.iterations)
             result = ScenarioResult(
