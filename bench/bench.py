@@ -150,7 +150,7 @@ def timed(fn, *args, **kwargs) -> tuple[float, object]:
 
 def raw_boot(arch, kernel: Path, initramfs: Path, accel: str, deadline: float) -> list[float]:
     """QEMU with the harness's arguments: seconds to /init's first line on the serial console,
-    and on to its "sshd started" (what of the difference is /init's own work)."""
+    and on to dropbear's line that it listens (what of the difference is /init's own work)."""
     start, times, seen = time.monotonic(), [], b""
     proc = subprocess.Popen(qemu_command(arch, kernel, initramfs, accel, free_port()),
                             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
@@ -300,7 +300,7 @@ class Bench:
                 b.vm.stop()
                 f["boot_ssh_s"].append(b.seconds)
             self.say(f"{arch.name} boot {i + 1}/{self.runs} ({accel.name}): kharness to SSH "
-                     f"{f['boot_ssh_s'][-1]:.2f} s; raw QEMU to /init {init:.2f} s, to sshd started {sshd:.2f} s")
+                     f"{f['boot_ssh_s'][-1]:.2f} s; raw QEMU to /init {init:.2f} s, to sshd listening {sshd:.2f} s")
         return f
 
     def reproducer(self, arch, _scratch: Path) -> dict[str, list]:

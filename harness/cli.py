@@ -16,7 +16,8 @@ from .cache import cache_root
 from .config import load_kernel, load_scenario
 from .doctor import clean, doctor, list_configs
 from .errors import HarnessError
-from .pipeline import CHECK_SERIES_PROFILES, PROFILES, VARIANTS, Plan, check_series, run_plan
+from .pipeline import (CHECK_SERIES_PROFILES, PROFILES, VARIANTS, Plan, check_series, default_jobs,
+                       run_plan)
 from .progress import Progress
 from .report import ERROR, passed, render, summary, write
 from .report import load as report_load
@@ -85,10 +86,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     progress.info(f"kharness: run directory {run_dir}")
     if os.geteuid() == 0:
         progress.info("kharness: running as root, which nothing here needs (only `make deps` does)")
-    meta, records = run_plan(plan, cache, run_dir, progress)
+    if args.jobs < 1:
+        raise HarnessError("config", f"--jobs {args.jobs}: at least 1 guest at a time")
+    meta, records = run_plan(plan, cache, run_dir, progress, args.jobs)
     meta["command"] = " ".join(sys.argv)
     table = write(run_dir, meta, records)
-    print(summary(table, records))
+    print(summary(table, records, meta))
     print(f"report: {run_dir / 'report.json'}")
     if any(r.verdict == ERROR for r in table) or any(rec.error for rec in records):
         return EXIT_ERROR
@@ -145,7 +148,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     except (OSError, ValueError, TypeError, KeyError) as e:
         raise HarnessError("report", f"cannot read {run_dir / 'report.json'}: {e}")
     table = render(run_dir, meta, records)
-    print(summary(table, records))
+    print(summary(table, records, meta))
     print(f"rendered: {run_dir / 'summary.md'}, {run_dir / 'junit.xml'}")
     return EXIT_OK
 
@@ -198,6 +201,9 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--profile", default="default",
                      help=f"kernel config profiles, a comma list: {', '.join(PROFILES)} or all "
                           "(a table column each; default: default)")
+    run.add_argument("-j", "--jobs", type=int, default=default_jobs(), metavar="N",
+                     help=f"guests running at once, one vCPU each (default: one per core, here "
+                          f"{default_jobs()}); kernels are always built one at a time")
     run.set_defaults(func=cmd_run)
     chk = sub.add_parser("check-series", help="build after every patch; checkpatch every patch")
     _common(chk)

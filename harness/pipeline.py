@@ -3,18 +3,25 @@
 source -> tree -> kconfig -> build -> guest image -> boot -> scenarios -> verdict. Each stage
 takes the previous stage's artifact; every failure becomes an ERROR record with the log that
 explains it, and the run goes on with the next (arch, variant).
+
+Kernels are built one after another (a build takes every core); each kernel's guests run on a
+thread of their own as soon as it is built, so a guest boots while the next kernel builds and,
+with everything cached, the guests of several kernels run side by side (one vCPU each).
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import re
 import subprocess
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 from . import __version__
 from .arches import Arch
@@ -29,7 +36,7 @@ from .scenario import describe_all, failed_expectations, run_scenario
 from .series import Series, Workspace
 from .source import fetch_source
 from .ssh import Guest
-from .vm import SSHD_MARK, VM, Accel, choose_accel
+from .vm import READY_MARK, SSHD_MARK, VM, Accel, choose_accel
 
 VARIANTS = ("base", "patched")
 DEFAULT_FRAGMENTS = ("guest.config", "memcg.config")
@@ -102,24 +109,34 @@ class Booted:
 
 
 def boot(arch: Arch, kernel: Path, image: GuestImage, accel: Accel, run_dir: Path,
-         progress: Progress, label: str, cmdline: str = "") -> Booted:
-    """Start QEMU and wait until an SSH command runs; the caller stops the VM."""
+         progress: Progress, label: str, cmdline: str = "",
+         starting: Callable[[VM], None] | None = None) -> Booted:
+    """Start QEMU and wait until an SSH command runs; the caller stops the VM (and is given it
+    by ``starting`` before the wait, to stop it from another thread)."""
     deadline = arch.boot_deadline_kvm if accel.name == "kvm" else arch.boot_deadline
     slug = re.sub(r"[^\w.-]+", "_", cmdline)
     console = f"console-{slug}.log" if cmdline else "console.log"
     vm = VM(arch, kernel, image.initramfs, accel, run_dir, progress, cmdline, console)
+    if starting is not None:
+        starting(vm)
     try:
         _start(vm, deadline)
         while True:
+            guest = None
             try:
                 guest = Guest.connect(vm.port, image.host_key, image.client_key, timeout=5)
+                vm.wait_for(READY_MARK, deadline)  # /init's mounts, done during the handshake
                 guest.check("true", timeout=10)
                 break
             except HarnessError as e:
-                if e.stage == "ssh" and "host key" in e.message:
+                if guest is not None:
+                    guest.close()
+                if e.stage == "boot" or e.stage == "ssh" and "host key" in e.message:
                     raise
                 last = e
             except Exception as e:  # paramiko's banner/connect errors while dropbear comes up
+                if guest is not None:
+                    guest.close()
                 last = e
             vm.check()
             if time.monotonic() - vm.started > deadline:
@@ -135,7 +152,7 @@ def boot(arch: Arch, kernel: Path, image: GuestImage, accel: Accel, run_dir: Pat
 
 
 def _start(vm: VM, deadline: float) -> None:
-    """Start QEMU and wait for /init's sshd line; once more, on a new port, if another process
+    """Start QEMU and wait until dropbear listens; once more, on a new port, if another process
     took the port between free_port() and QEMU's bind (two runs starting at once)."""
     vm.start()
     try:
@@ -195,6 +212,13 @@ class Session:
         self._kernels: dict[Key, KernelBuild | HarnessError] = {}
         self._booted: dict[tuple[str, str, str, str], Booted | HarnessError] = {}
         self._programs: dict[tuple, dict[str, bytes] | HarnessError] = {}
+        self._images: dict[str, GuestImage | HarnessError] = {}
+        self._starting: dict[tuple[str, str, str, str], VM] = {}  # guests booting now
+        # Guests run on threads of their own (run_plan): what they share is made under this lock,
+        # and once the run is cancelled no new guest starts.
+        self._shared = threading.RLock()
+        self._stop_lock = threading.Lock()
+        self._cancelled = threading.Event()
 
     # each step returns its artifact or raises the (remembered) HarnessError
     def workspace(self) -> Workspace:
@@ -309,20 +333,38 @@ class Session:
     def _boot(self, arch: Arch, key: Key, kernel: KernelBuild, cmdline: str) -> Booted:
         label = _label(key) + (f" [{cmdline}]" if cmdline else "")
         timer, out = self._timers[key], self._out(key)
+        if self._cancelled.is_set():
+            raise HarnessError("boot", "run interrupted before this guest booted")
         with timer.stage("image"):
-            image = build_guest_image(arch, self.cache, self.progress)
+            image = self.image(arch)
         self._update(key, image_key=image.key)
-        with timer.stage("accel"):
-            accel = choose_accel(arch, kernel.image, image.initramfs, self.cache, out, self.progress)
+        with self._shared:  # once per kernel and host
+            with timer.stage("accel"):
+                accel = choose_accel(arch, kernel.image, image.initramfs, self.cache, out, self.progress)
         self.progress.info(f"boot {label}: {accel.reason}")
         self._update(key, accel=accel.name, accel_reason=accel.reason)
         with timer.stage("boot" + (f" [{cmdline}]" if cmdline else "")):
-            booted = boot(arch, kernel.image, image, accel, out, self.progress, label, cmdline)
+            try:
+                booted = boot(arch, kernel.image, image, accel, out, self.progress, label, cmdline,
+                              lambda vm: self._starting.__setitem__((*key, cmdline), vm))
+            finally:
+                self._starting.pop((*key, cmdline), None)
         self._update(key, boots={**self._records[key].boots, cmdline or "-": round(booted.seconds, 2)})
         return booted
 
+    def image(self, arch: Arch) -> GuestImage:
+        """The arch's guest image, made once (run_plan makes it while the first kernel builds)."""
+        with self._shared:
+            return self._remembered(self._images, (arch.name,),
+                                    lambda: build_guest_image(arch, self.cache, self.progress),
+                                    f"{arch.name} guest image", "guest-image")
+
     def programs(self, arch: Arch, variant: str, scenario: ScenarioConfig) -> dict[str, bytes]:
         """The scenario's helpers (per arch) and selftests (per arch and variant), compiled."""
+        with self._shared:
+            return self._programs_locked(arch, variant, scenario)
+
+    def _programs_locked(self, arch: Arch, variant: str, scenario: ScenarioConfig) -> dict[str, bytes]:
         out = {}
         if scenario.helpers:
             out.update(self._remembered(
@@ -349,6 +391,8 @@ class Session:
         try:
             booted = self.booted(arch, variant, profile, scenario.cmdline)
             programs = self.programs(arch, variant, scenario)
+            if self._cancelled.is_set():
+                raise HarnessError("scenario", "run interrupted before this scenario ran")
             with timer.stage(f"scenario {scenario.name}"):
                 m = run_scenario(booted.guest, scenario, self._out(key), self.progress,
                                  _label(key), programs)
@@ -370,18 +414,26 @@ class Session:
 
     def release(self, arch: Arch, variant: str, profile: str = "default", cmdline: str | None = None) -> None:
         """Stop the kernel's guests (those booted with ``cmdline`` only, if given)."""
-        for k, booted in self._booted.items():
+        for k, booted in list(self._booted.items()):
             if k[:3] == (arch.name, variant, profile) and cmdline in (None, k[3]):
                 self._stop(k, booted)
 
+    def cancel(self) -> None:
+        """No guest boots from now on (those booting finish, and are stopped by ``close``)."""
+        self._cancelled.set()
+
     def close(self) -> None:
-        for k, booted in self._booted.items():
+        for vm in list(self._starting.values()):  # its boot then fails at once: QEMU is gone
+            vm.stop()
+        for k, booted in list(self._booted.items()):
             self._stop(k, booted)
 
     def _stop(self, key: tuple[str, str, str, str], booted: Booted | HarnessError) -> None:
         """Keep the guest's kernel log with its console log, then stop it."""
-        if not isinstance(booted, Booted) or booted.vm.child is None or not booted.vm.child.isalive():
-            return
+        with self._stop_lock:  # a guest's own thread and an interrupted run's close() may meet here
+            if not isinstance(booted, Booted) or booted.vm.child is None or not booted.vm.child.isalive():
+                return
+            del self._booted[key]  # a later scenario on this kernel and command line boots anew
         with contextlib.suppress(HarnessError, OSError):
             name = booted.vm.console_log.name.replace("console", "dmesg", 1)
             (booted.vm.console_log.parent / name).write_text(booted.guest.run("dmesg", timeout=20).stdout)
@@ -392,27 +444,62 @@ class Session:
         return list(self._records.values())
 
 
-def run_plan(plan: Plan, cache: Path, run_dir: Path, progress: Progress) -> tuple[dict, list[RunRecord]]:
+def default_jobs() -> int:
+    """Guests at once: one per core (a guest has one vCPU)."""
+    return max(1, os.cpu_count() or 1)
+
+
+def run_plan(plan: Plan, cache: Path, run_dir: Path, progress: Progress,
+             jobs: int = 1) -> tuple[dict, list[RunRecord]]:
     """Every scenario on every kernel of the plan; returns report metadata and records.
 
-    Scenarios run in the plan's order, those sharing a kernel command line on one guest, which
-    is stopped once its last scenario is done."""
+    Kernels are built in the plan's order on this thread; each built kernel's scenarios then run
+    on one of ``jobs`` guest threads, so up to ``jobs`` guests run at once, the next kernel
+    building meanwhile. A kernel's scenarios run in the plan's order, those sharing a kernel
+    command line on one guest, which is stopped once its last scenario is done."""
     started = time.time()
     session = Session(plan, cache, run_dir, progress)
-    last = {s.cmdline: i for i, s in enumerate(plan.scenarios)}
+    session.meta["jobs"] = jobs
+    pool = ThreadPoolExecutor(max_workers=max(1, jobs), thread_name_prefix="guest")
     try:
+        futures = []
+        with contextlib.suppress(HarnessError):  # remembered: every kernel's record says ERROR
+            session.workspace()  # a source to build from first, else no guest is needed
+            futures = [pool.submit(_image, session, arch) for arch in plan.arches]  # during a build
         for arch in plan.arches:
             for profile in plan.profiles:
                 for variant in plan.variants:
-                    for i, scenario in enumerate(plan.scenarios):
-                        if scenario.kind != "selftests" or PROFILES[profile].selftests:
-                            session.run_scenario(arch, variant, scenario, profile)
-                        if last[scenario.cmdline] == i:
-                            session.release(arch, variant, profile, scenario.cmdline)
+                    with contextlib.suppress(HarnessError):  # remembered: its scenarios say ERROR
+                        session.kernel(arch, variant, profile)
+                    futures.append(pool.submit(_run_kernel, session, arch, variant, profile))
+        for f in futures:
+            f.result()  # a bug in a guest thread is raised here
     finally:
+        session.cancel()  # on an interrupt: stop the guests, which ends their threads' SSH waits
         session.close()
+        pool.shutdown(wait=True, cancel_futures=True)
+        session.close()  # a guest that was still booting when the first close ran
     session.meta["seconds"] = round(time.time() - started, 1)
     return session.meta, session.records()
+
+
+def _image(session: Session, arch: Arch) -> None:
+    with contextlib.suppress(HarnessError):  # remembered: the arch's guests say ERROR
+        session.image(arch)
+
+
+def _run_kernel(session: Session, arch: Arch, variant: str, profile: str) -> None:
+    """One kernel's scenarios, in the plan's order, each guest stopped after its last one."""
+    scenarios = session.plan.scenarios
+    last = {s.cmdline: i for i, s in enumerate(scenarios)}
+    try:
+        for i, scenario in enumerate(scenarios):
+            if scenario.kind != "selftests" or PROFILES[profile].selftests:
+                session.run_scenario(arch, variant, scenario, profile)
+            if last[scenario.cmdline] == i:
+                session.release(arch, variant, profile, scenario.cmdline)
+    finally:
+        session.release(arch, variant, profile)
 
 
 # --- every prefix of a series builds --------------------------------------------------------------

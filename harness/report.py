@@ -217,12 +217,16 @@ def _text_table(header: tuple[str, ...], lines: list[tuple[str, ...]]) -> list[s
     return [fmt.format(*header), fmt.format(*("-" * w for w in widths))] + [fmt.format(*x) for x in lines]
 
 
-def summary(table: list[Row], runs: list[RunRecord]) -> str:
+def summary(table: list[Row], runs: list[RunRecord], meta: dict[str, Any] | None = None) -> str:
     """The A/B table and where the time went, short enough to paste into a mail."""
     out = _text_table(*table_lines(table))
     if len(_profiles(table)) > 1:
         out += [""] + _text_table(*pivot_lines(table))
     out += notes(table)
+    if meta and meta.get("seconds") is not None:
+        jobs = meta.get("jobs", 1)
+        out.append(f"total {meta['seconds']:.1f} s" + (
+            f"; up to {jobs} guests at once, so the stage times below overlap" if jobs > 1 else ""))
     for run in runs:
         t = ", ".join(f"{k} {v:.1f} s" for k, v in run.timings.items())
         profile = f" ({run.profile})" if run.profile != "default" else ""
@@ -315,7 +319,7 @@ def junit(run_dir: Path, runs: list[RunRecord]) -> str:
 def render(run_dir: Path, meta: dict[str, Any], runs: list[RunRecord]) -> list[Row]:
     """summary.txt, summary.md and junit.xml, all from the same records as report.json."""
     table = rows(runs)
-    (run_dir / "summary.txt").write_text(summary(table, runs) + "\n")
+    (run_dir / "summary.txt").write_text(summary(table, runs, meta) + "\n")
     (run_dir / "summary.md").write_text(markdown(meta, table, runs))
     (run_dir / "junit.xml").write_text(junit(run_dir, runs))
     return table

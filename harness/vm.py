@@ -26,7 +26,10 @@ from .errors import HarnessError
 from .progress import Progress
 
 INIT_MARK = "kharness-init: start"
-SSHD_MARK = "kharness-init: sshd started"
+# dropbear (2019.78 and later) logs this once its socket listens: the first connection can go.
+SSHD_MARK = "Not backgrounding"
+# /init has mounted everything (dropbear starts first, see guest_image.INIT_SCRIPT).
+READY_MARK = "kharness-init: ready"
 
 # Lines the kernel prints when something went wrong; any of them on a console is an ERROR.
 SPLAT = re.compile(

@@ -1,5 +1,6 @@
 """Rows through `kharness run`, as a user runs it: a guest script that fails (exit status 2), a run
-interrupted by SIGINT or SIGTERM while QEMU boots, two runs at once on one cache.
+interrupted by SIGINT or SIGTERM while QEMU boots, two runs at once on one cache, an A/B run whose
+two guests run side by side (--jobs 2), completed and interrupted.
 
 They hold the machine's build lock (``build_slot``): with the cache warm no make runs, but
 a changed config would start a build, and two builds must never overlap on this machine.
@@ -16,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from harness.cache import cache_root
-from harness.report import ERROR, REPRODUCED
+from harness.report import ERROR, FIXED, REPRODUCED
 
 from .conftest import (descendants, half_written, kharness, our_qemus, report,
                        start_kharness, stop, survivors, wait_until)
@@ -25,6 +26,7 @@ pytestmark = [pytest.mark.faults, pytest.mark.boot, pytest.mark.usefixtures("bui
 
 RUN = ("run", "--arch", "x86_64", "--variant", "base")
 RUN50 = (*RUN, "--iterations", "50")
+AB50 = ("run", "--arch", "x86_64", "--scenario", "dying-memcg", "--iterations", "50", "--jobs", "2")
 
 
 def test_failing_guest_script_exits_2_with_its_stderr_in_the_report(checkout, tmp_path):
@@ -102,4 +104,43 @@ def test_two_runs_at_once_on_one_cache_both_complete_on_their_own_ports(tmp_path
     assert (one["kernel_key"], one["image_key"]) == (two["kernel_key"], two["image_key"])
     assert (cache_root() / "kernels" / one["kernel_key"] / "image").is_file()
     assert half_written(cache_root()) == []
+    assert our_qemus() == []
+
+
+def _both_guests_up(proc) -> list[int]:
+    return wait_until(lambda: len(q := [p for p in our_qemus() if p in descendants(proc.pid)]) >= 2 and q,
+                      180)
+
+
+@pytest.mark.slow
+def test_ab_run_boots_base_and_patched_side_by_side(tmp_path):
+    log = tmp_path / "ab.log"
+    proc = start_kharness(*AB50, "--results", str(tmp_path / "ab"), log=log)
+    try:
+        both = _both_guests_up(proc)
+        code = proc.wait(timeout=600)
+    finally:
+        stop(proc)
+    assert both, f"never two guests at once: {log.read_text()}"
+    assert code == 0, log.read_text()
+    data = report(tmp_path / "ab")
+    assert data["jobs"] == 2
+    assert [r["variant"] for r in data["runs"]] == ["base", "patched"]
+    assert [row["verdict"] for row in data["table"]] == [FIXED]
+    assert our_qemus() == []
+
+
+@pytest.mark.slow
+def test_ab_run_interrupted_with_two_guests_up_leaves_no_qemu(tmp_path):
+    log = tmp_path / "ab.log"
+    proc = start_kharness(*AB50, "--results", str(tmp_path / "ab"), log=log)
+    try:
+        assert _both_guests_up(proc), f"never two guests at once: {log.read_text()}"
+        children = descendants(proc.pid)
+        os.kill(proc.pid, signal.SIGTERM)
+        assert proc.wait(timeout=30) == 130
+    finally:
+        stop(proc)
+    assert log.read_text().rstrip().endswith("kharness: interrupted")
+    assert wait_until(lambda: not survivors(children), 10), survivors(children)
     assert our_qemus() == []

@@ -15,6 +15,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from harness.errors import HarnessError
+from harness.vm import READY_MARK
 from harness.guest_image import (HOST_KEY_PATH, INIT_SCRIPT, Entry, GuestConfig, busybox_applets,
                                  directory, dropbear_private_key, library_closure,
                                  load_guest_config, openssh_private_key, openssh_public_key,
@@ -185,14 +186,17 @@ def test_init_sets_up_what_the_guest_needs(line):
     assert line in INIT_SCRIPT.splitlines()
 
 
-def test_init_starts_dropbear_with_the_image_host_key_after_every_mount():
+def test_init_starts_dropbear_first_and_says_ready_after_every_mount():
     lines = INIT_SCRIPT.splitlines()
     (dropbear,) = [i for i, l in enumerate(lines) if l.startswith("dropbear ")]
     assert f"-r /{HOST_KEY_PATH}" in lines[dropbear] and " -s " in lines[dropbear]
-    assert lines[dropbear].endswith("&")
-    assert max(i for i, l in enumerate(lines) if l.startswith("mount ")) < dropbear
-    ready = lines.index('echo "kharness-init: sshd started"')
-    assert dropbear < ready and any(":0016" in line for line in lines[dropbear:ready])  # listens
+    assert lines[dropbear].endswith("&") and " -E " in lines[dropbear]   # logs SSHD_MARK on the console
+    before = [l.split()[-1] for l in lines[:dropbear] if l.startswith("mount ")]
+    assert before == ["/dev", "/proc", "/tmp"]                              # what dropbear needs
+    ready = lines.index(f'echo "{READY_MARK}"')
+    setup = [i for i, l in enumerate(lines) if l.lstrip("*) ").startswith(("mount ", "ip ", "mkdir "))]
+    assert max(setup) < ready and ready == len(lines) - 2
+    assert any(l.startswith("ip ") for l in lines[dropbear:ready])          # network after sshd
 
 
 def test_init_never_exits():

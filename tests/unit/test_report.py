@@ -96,3 +96,13 @@ def test_profiles_get_a_row_each_and_a_verdict_column_each():
     lines = summary(table, runs).splitlines()
     assert lines[0].split() == ["arch", "scenario", "profile", "base", "patched", "verdict"]
     assert ["arch", "scenario", "default", "debug"] in [line.split() for line in lines]
+
+
+def test_summary_gives_the_total_and_says_when_stage_times_overlap():
+    runs = [RunRecord("x86_64", v, scenarios=(result(v, True, delta=d),))
+            for v, d in (("base", 500), ("patched", 0))]
+    table = rows(runs)
+    assert "total 42.0 s\n" in summary(table, runs, {"seconds": 42.0, "jobs": 1}) + "\n"
+    both = summary(table, runs, {"seconds": 42.0, "jobs": 2})
+    assert "total 42.0 s; up to 2 guests at once, so the stage times below overlap" in both
+    assert "total" not in summary(table, runs)
