@@ -35,7 +35,7 @@ def _interrupt(signum, frame):
 def _names(value: str, known: list[str], what: str) -> list[str]:
     if value == "all":
         return known
-    names = [v for v in value.split(",") if v]
+    names = list(dict.fromkeys(v for v in value.split(",") if v))  # each once
     for n in names:
         if n not in known:
             raise HarnessError("config", f"unknown {what} {n!r} (known: {', '.join(known)}, all)")
@@ -81,13 +81,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     progress = Progress(verbosity=args.verbosity)
     variants = tuple(VARIANTS if args.variant == "both" else _names(args.variant, list(VARIANTS), "variant"))
     plan = _plan(args, variants)
+    if args.jobs < 1:
+        raise HarnessError("config", f"--jobs {args.jobs}: at least 1 guest at a time")
     cache = Path(args.cache) if args.cache else cache_root()
     run_dir = _run_dir(args.results)
     progress.info(f"kharness: run directory {run_dir}")
     if os.geteuid() == 0:
         progress.info("kharness: running as root, which nothing here needs (only `make deps` does)")
-    if args.jobs < 1:
-        raise HarnessError("config", f"--jobs {args.jobs}: at least 1 guest at a time")
     meta, records = run_plan(plan, cache, run_dir, progress, args.jobs)
     meta["command"] = " ".join(sys.argv)
     table = write(run_dir, meta, records)

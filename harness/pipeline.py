@@ -119,6 +119,7 @@ def boot(arch: Arch, kernel: Path, image: GuestImage, accel: Accel, run_dir: Pat
     vm = VM(arch, kernel, image.initramfs, accel, run_dir, progress, cmdline, console)
     if starting is not None:
         starting(vm)
+    guest = None
     try:
         _start(vm, deadline)
         while True:
@@ -147,6 +148,8 @@ def boot(arch: Arch, kernel: Path, image: GuestImage, accel: Accel, run_dir: Pat
         progress.info(f"boot {label}: SSH ready in {seconds:.1f} s ({accel.name})")
         return Booted(vm, guest, seconds)
     except BaseException:
+        if guest is not None:
+            guest.close()
         vm.stop()
         raise
 
@@ -424,16 +427,18 @@ class Session:
 
     def close(self) -> None:
         for vm in list(self._starting.values()):  # its boot then fails at once: QEMU is gone
-            vm.stop()
+            vm.cancel()
         for k, booted in list(self._booted.items()):
             self._stop(k, booted)
 
     def _stop(self, key: tuple[str, str, str, str], booted: Booted | HarnessError) -> None:
         """Keep the guest's kernel log with its console log, then stop it."""
         with self._stop_lock:  # a guest's own thread and an interrupted run's close() may meet here
-            if not isinstance(booted, Booted) or booted.vm.child is None or not booted.vm.child.isalive():
+            if self._booted.get(key) is not booted or not isinstance(booted, Booted):
                 return
             del self._booted[key]  # a later scenario on this kernel and command line boots anew
+            if booted.vm.child is None or not booted.vm.child.isalive():
+                return
         with contextlib.suppress(HarnessError, OSError):
             name = booted.vm.console_log.name.replace("console", "dmesg", 1)
             (booted.vm.console_log.parent / name).write_text(booted.guest.run("dmesg", timeout=20).stdout)
@@ -476,9 +481,11 @@ def run_plan(plan: Plan, cache: Path, run_dir: Path, progress: Progress,
             f.result()  # a bug in a guest thread is raised here
     finally:
         session.cancel()  # on an interrupt: stop the guests, which ends their threads' SSH waits
-        session.close()
-        pool.shutdown(wait=True, cancel_futures=True)
-        session.close()  # a guest that was still booting when the first close ran
+        try:
+            session.close()
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+            session.close()  # a guest that was still booting when the first close ran
     session.meta["seconds"] = round(time.time() - started, 1)
     return session.meta, session.records()
 

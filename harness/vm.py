@@ -144,6 +144,8 @@ class VM:
         self.child: pexpect.spawn | None = None
         self.console: Console | None = None
         self.started = 0.0
+        self._lock = threading.Lock()   # start() against cancel() from another thread
+        self._cancelled = False
 
     def __enter__(self) -> "VM":
         self.start()
@@ -160,11 +162,21 @@ class VM:
         with open(self.console_log, "ab") as f:
             f.write(("$ " + " ".join(cmd) + "\n").encode())
         self.started = time.monotonic()
-        try:
-            self.child = pexpect.spawn(cmd[0], cmd[1:], timeout=None, echo=False)
-        except pexpect.ExceptionPexpect as e:
-            raise HarnessError("boot", f"cannot start {cmd[0]}: {e} (run `make deps`)")
-        self.console = Console(self.child, self.console_log, self.progress)
+        with self._lock:
+            if self._cancelled:
+                raise HarnessError("boot", "run interrupted before QEMU started")
+            try:
+                self.child = pexpect.spawn(cmd[0], cmd[1:], timeout=None, echo=False)
+            except pexpect.ExceptionPexpect as e:
+                raise HarnessError("boot", f"cannot start {cmd[0]}: {e} (run `make deps`)")
+            self.console = Console(self.child, self.console_log, self.progress)
+
+    def cancel(self) -> None:
+        """From another thread: stop QEMU, and never start it again; whoever waits for this guest
+        gets an error at once (it sees QEMU gone)."""
+        with self._lock:
+            self._cancelled = True
+            self.stop()
 
     def alive(self) -> bool:
         return self.child is not None and self.child.isalive()

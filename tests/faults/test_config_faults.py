@@ -32,6 +32,12 @@ def test_unknown_arch_names_the_option_value_and_the_known_ones(tmp_path):
     assert list(tmp_path.iterdir()) == []   # refused before any run directory
 
 
+def test_no_guest_at_a_time_is_refused_before_any_run_directory(tmp_path):
+    line = one_error_line(kharness(*RUN, "--jobs", "0", "--results", str(tmp_path)))
+    assert line == "kharness: config: --jobs 0: at least 1 guest at a time"
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_unknown_scenario_names_the_directory_and_the_known_ones(tmp_path):
     line = one_error_line(kharness(*RUN, "--scenario", "nosuch", "--results", str(tmp_path)))
     assert line.endswith("configs/scenarios: nosuch: unknown scenario (known: cgroup-selftests, "

@@ -121,3 +121,8 @@ def test_scenario_fields_are_checked(tmp_path, body, message):
     p = write(tmp_path, "scenarios", "s", "name: s\nscript: dying-memcg.sh\n" + body)
     with pytest.raises(ConfigError, match=message):
         load(ScenarioConfig, p)
+
+
+def test_a_name_given_twice_on_the_command_line_is_planned_once():
+    from harness.cli import _names
+    assert _names("x86_64,arm64,x86_64,", ["arm64", "x86_64"], "arch") == ["x86_64", "arm64"]
