@@ -377,6 +377,13 @@ def main(argv: list[str] | None = None) -> int:
     old = json.loads(path.read_text()) if path.exists() else {}
     results = {"machine": {**old.get("machine", {}), **machine()}, "arches": old.get("arches", {})}
     bench = Bench(args.runs)
+
+    def save() -> None:  # after every part: an interrupted bench keeps what it measured
+        results["machine"]["accel"] = {**results["machine"].get("accel", {}), **bench.accel}
+        results["targets"] = targets(results["arches"], results["machine"]["accel"])
+        path.write_text(json.dumps(results, indent=1) + "\n")
+        (BENCH / "results.txt").write_text(table(results) + "\n")
+
     for name in arches:
         arch, scratch = load_arch(name), bench.cache / "bench-tmp" / name
         shutil.rmtree(scratch, ignore_errors=True)
@@ -385,6 +392,7 @@ def main(argv: list[str] | None = None) -> int:
                 bench.say(f"{name}: {part}")
                 with build_lock(bench.progress) if part in BUILDS else contextlib.nullcontext():
                     measure(results, name, part, getattr(bench, part), arch, scratch)
+                save()
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
             with contextlib.suppress(OSError):
@@ -392,10 +400,8 @@ def main(argv: list[str] | None = None) -> int:
     for part in (p for p in ("ab", "ab-full") if p in parts):
         measure(results, "all" if arches == all_arches() else ",".join(arches), part, bench.ab, arches,
                 part == "ab-full")
-    results["machine"]["accel"] = {**results["machine"].get("accel", {}), **bench.accel}
-    results["targets"] = targets(results["arches"], results["machine"]["accel"])
-    path.write_text(json.dumps(results, indent=1) + "\n")
-    (BENCH / "results.txt").write_text(table(results) + "\n")
+        save()
+    save()
     print(table(results))
     print(f"results: {path}; logs: {bench.logs}")
     return 0

@@ -251,6 +251,7 @@ class Workspace:
             known = self._git("rev-parse", "--verify", "-q", ref, check=False)
             if known.returncode != 0:
                 progress.info(f"series: applying {len(series.patches)} patches of {series.name} with git am -3")
+                self._mark.unlink(missing_ok=True)
                 self._git("checkout", "-q", "-f", "--detach", base)
                 am = self._git("am", "-3", "--keep-cr", *map(str, (p.path for p in series.patches)),
                                check=False)
@@ -300,6 +301,31 @@ class Workspace:
     def checkout(self, commit: str) -> Iterator[Checkout]:
         """Hold the work tree at ``commit`` for the duration of the block (a build)."""
         with locked(self.lock):
-            self._git("checkout", "-q", "-f", "--detach", commit)
+            if self._checked_out() != self._state(commit):  # a forced checkout stats ~70k files
+                self._mark.unlink(missing_ok=True)
+                self._git("checkout", "-q", "-f", "--detach", commit)
+                self._mark.write_text(self._state(commit))
             tree_id = self._git("rev-parse", f"{commit}^{{tree}}").stdout.strip()
             yield Checkout(self.work, tree_id, self.slot)
+
+    @property
+    def _mark(self) -> Path:
+        """What the work tree was when last checked out here, cleanly: the commit, HEAD and the
+        index's identity. Removed before git am or a checkout changes the tree (an interrupted one
+        is redone); any other git command that moved HEAD or rewrote the index makes it stale.
+        Builds write only under O=."""
+        return self.work / ".git" / "kharness-checkout"
+
+    def _state(self, commit: str) -> str:
+        head = (self.work / ".git" / "HEAD").read_text().strip()
+        try:
+            st = (self.work / ".git" / "index").stat()
+        except FileNotFoundError:
+            return ""
+        return f"{commit} {head} {st.st_ino} {st.st_mtime_ns} {st.st_size}\n"
+
+    def _checked_out(self) -> str | None:
+        try:
+            return self._mark.read_text()
+        except FileNotFoundError:
+            return None

@@ -83,6 +83,31 @@ def test_series_applies_as_one_commit_per_patch_and_is_cached(tmp_path):
     assert (tree / "mm.c").read_text().count("changed") == 0  # the extracted tree is untouched
 
 
+def test_a_checkout_at_the_commit_already_checked_out_runs_no_git_checkout(tmp_path, monkeypatch):
+    tree, patches = make_series(tmp_path)
+    ws = workspace(tmp_path, tree)
+    commits = ws.apply(load_patch_dir(patches), Quiet(), tmp_path / "am.log")
+    with ws.checkout(commits[0]):
+        pass
+    ran = []
+    real = ws._git
+    monkeypatch.setattr(ws, "_git", lambda *a, **k: ran.append(a[0]) or real(*a, **k))
+    with ws.checkout(commits[0]) as co:                      # still there: only the tree id
+        assert "changed 3" in (co.path / "mm.c").read_text()
+    assert ran == ["rev-parse"]
+    with ws.checkout(commits[2]) as co:                      # elsewhere: checked out
+        assert "changed 35" in (co.path / "mm.c").read_text()
+    assert ran == ["rev-parse", "checkout", "rev-parse"]
+    (ws.work / ".git" / "kharness-checkout").unlink()        # as after an interrupted checkout
+    with ws.checkout(commits[2]):
+        pass
+    assert ran.count("checkout") == 2
+    git(ws.work, "checkout", "-q", "--detach", commits[1])   # git moved the tree behind our back
+    with ws.checkout(commits[2]) as co:
+        assert "changed 35" in (co.path / "mm.c").read_text()
+    assert ran.count("checkout") == 3
+
+
 def test_patch_that_does_not_apply_is_named(tmp_path):
     tree, patches = make_series(tmp_path)
     (tree / "mm.c").write_text((tree / "mm.c").read_text().replace("line 20\n", "other 20\n"))
