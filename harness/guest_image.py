@@ -39,8 +39,9 @@ HOST_KEY_PATH = "etc/dropbear/dropbear_ed25519_host_key"
 
 # PID 1 must never exit (the kernel panics), so nothing here uses `set -e` or `exec`s away.
 # The kernel's DEVTMPFS_MOUNT does not apply to an initramfs: /dev is mounted here.
-# sshd first: dropbear's start (loading its libraries, its host key) and the harness's key
-# exchange then overlap the network and cgroup setup, which is all the guest does meanwhile.
+# sshd as early as it can answer (/dev, /proc, /tmp and the network): dropbear's start (loading
+# its libraries, its host key) and the harness's key exchange then overlap the cgroup setup.
+# (The network after dropbear measured slower: the first connections found no route.)
 # dropbear logs "Not backgrounding" once it listens; "ready" says every mount is done, and the
 # harness runs no command before it has seen both (vm.SSHD_MARK, vm.READY_MARK).
 INIT_SCRIPT = f"""\
@@ -50,12 +51,12 @@ export PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root
 mount -t devtmpfs devtmpfs /dev
 mount -t proc proc /proc
 mount -t tmpfs tmpfs /tmp
-# dropbear 2022.83: -F foreground, -E log to the console, -s no password logins
-dropbear -F -E -s -m -p 22 -P /tmp/dropbear.pid -r /{HOST_KEY_PATH} &
 ip link set lo up
 ip addr add 10.0.2.15/24 dev eth0
 ip link set eth0 up
 ip route add default via 10.0.2.2
+# dropbear 2022.83: -F foreground, -E log to the console, -s no password logins
+dropbear -F -E -s -m -p 22 -P /tmp/dropbear.pid -r /{HOST_KEY_PATH} &
 mount -t sysfs sysfs /sys
 mkdir -p /dev/pts
 mount -t devpts -o mode=620,ptmxmode=666 devpts /dev/pts
