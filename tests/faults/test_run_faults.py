@@ -60,6 +60,16 @@ def _rerun_gives_the_same_result(results: Path) -> None:
     assert result["verdict"] == REPRODUCED and result["delta"] == 50
 
 
+def _interrupt(proc, signum: int, log: Path) -> None:
+    """``signum`` to a running kharness: it exits 130 within 30 s saying so, and every process
+    it had started is gone 10 s later."""
+    children = descendants(proc.pid)
+    os.kill(proc.pid, signum)
+    assert proc.wait(timeout=30) == 130
+    assert log.read_text().rstrip().endswith("kharness: interrupted")
+    assert wait_until(lambda: not survivors(children), 10), survivors(children)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_run_interrupted_while_qemu_boots_leaves_no_qemu_and_reruns_cleanly(signum, tmp_path):
@@ -69,13 +79,9 @@ def test_run_interrupted_while_qemu_boots_leaves_no_qemu_and_reruns_cleanly(sign
         qemu = wait_until(lambda: [p for p in our_qemus() if p in descendants(proc.pid)], 120)
         assert qemu, f"QEMU never started: {log.read_text()}"
         time.sleep(1)   # the kernel is booting
-        children = descendants(proc.pid)
-        os.kill(proc.pid, signum)
-        assert proc.wait(timeout=30) == 130
+        _interrupt(proc, signum, log)
     finally:
         stop(proc)
-    assert log.read_text().rstrip().endswith("kharness: interrupted")
-    assert wait_until(lambda: not survivors(children), 10), survivors(children)
     assert our_qemus() == []
     assert half_written(cache_root()) == []
     _rerun_gives_the_same_result(tmp_path / "again")
@@ -136,11 +142,7 @@ def test_ab_run_interrupted_with_two_guests_up_leaves_no_qemu(tmp_path):
     proc = start_kharness(*AB50, "--results", str(tmp_path / "ab"), log=log)
     try:
         assert _both_guests_up(proc), f"never two guests at once: {log.read_text()}"
-        children = descendants(proc.pid)
-        os.kill(proc.pid, signal.SIGTERM)
-        assert proc.wait(timeout=30) == 130
+        _interrupt(proc, signal.SIGTERM, log)
     finally:
         stop(proc)
-    assert log.read_text().rstrip().endswith("kharness: interrupted")
-    assert wait_until(lambda: not survivors(children), 10), survivors(children)
     assert our_qemus() == []
