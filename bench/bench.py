@@ -401,7 +401,6 @@ def main(argv: list[str] | None = None) -> int:
         measure(results, "all" if arches == all_arches() else ",".join(arches), part, bench.ab, arches,
                 part == "ab-full")
         save()
-    save()
     print(table(results))
     print(f"results: {path}; logs: {bench.logs}")
     return 0

@@ -123,21 +123,18 @@ def boot(arch: Arch, kernel: Path, image: GuestImage, accel: Accel, run_dir: Pat
     try:
         _start(vm, deadline)
         while True:
-            guest = None
             try:
                 guest = Guest.connect(vm.port, image.host_key, image.client_key, timeout=5)
                 vm.wait_for(READY_MARK, deadline)  # /init's mounts, done during the handshake
                 guest.check("true", timeout=10)
                 break
-            except HarnessError as e:
-                if guest is not None:
-                    guest.close()
-                if e.stage == "boot" or e.stage == "ssh" and "host key" in e.message:
-                    raise
-                last = e
             except Exception as e:  # paramiko's banner/connect errors while dropbear comes up
                 if guest is not None:
                     guest.close()
+                    guest = None
+                if isinstance(e, HarnessError) and (
+                        e.stage == "boot" or e.stage == "ssh" and "host key" in e.message):
+                    raise
                 last = e
             vm.check()
             if time.monotonic() - vm.started > deadline:
@@ -365,24 +362,21 @@ class Session:
     def programs(self, arch: Arch, variant: str, scenario: ScenarioConfig) -> dict[str, bytes]:
         """The scenario's helpers (per arch) and selftests (per arch and variant), compiled."""
         with self._shared:
-            return self._programs_locked(arch, variant, scenario)
-
-    def _programs_locked(self, arch: Arch, variant: str, scenario: ScenarioConfig) -> dict[str, bytes]:
-        out = {}
-        if scenario.helpers:
-            out.update(self._remembered(
-                self._programs, (arch.name, "helpers", scenario.helpers),
-                lambda: build_helpers(arch, scenario.helpers, self.cache, self.run_dir, self.progress),
-                f"{arch.name} helpers", "programs"))
-        if scenario.selftests:
-            def make() -> dict[str, bytes]:
-                ws = self.workspace()
-                commit = self.commit(variant)
-                return build_selftests(arch, ws, commit, scenario.selftests, self.cache,
-                                       self.run_dir, self.progress)
-            out.update(self._remembered(self._programs, (arch.name, variant, scenario.selftests), make,
-                                        f"{arch.name}/{variant} selftests", "programs"))
-        return out
+            out = {}
+            if scenario.helpers:
+                out.update(self._remembered(
+                    self._programs, (arch.name, "helpers", scenario.helpers),
+                    lambda: build_helpers(arch, scenario.helpers, self.cache, self.run_dir, self.progress),
+                    f"{arch.name} helpers", "programs"))
+            if scenario.selftests:
+                def make() -> dict[str, bytes]:
+                    ws = self.workspace()
+                    commit = self.commit(variant)
+                    return build_selftests(arch, ws, commit, scenario.selftests, self.cache,
+                                           self.run_dir, self.progress)
+                out.update(self._remembered(self._programs, (arch.name, variant, scenario.selftests), make,
+                                            f"{arch.name}/{variant} selftests", "programs"))
+            return out
 
     def run_scenario(self, arch: Arch, variant: str, scenario: ScenarioConfig,
                      profile: str = "default") -> ScenarioResult:
