@@ -26,16 +26,17 @@ from pathlib import Path
 from harness import REPO_ROOT
 from harness.arches import all_arches, load_arch
 from harness.cache import cache_root, machine_lock
-from harness.config import load_kernel, load_scenario
+from harness.config import load_scenario
 from harness.errors import HarnessError
 from harness.git import git_out
 from harness.guest_image import build_guest_image
 from harness.kbuild import (BUILD_TIMEOUT, REPRODUCIBLE_ENV, build_kernel, cached_kernel, fragment_paths,
                             make_args, make_config)
-from harness.pipeline import DEFAULT_FRAGMENTS, boot
+from harness.boot import boot
+from harness.plan import make_plan
 from harness.progress import Progress
 from harness.scenario import run_scenario
-from harness.series import Workspace, resolve_series
+from harness.series import Workspace
 from harness.source import fetch_source
 from harness.vm import INIT_MARK, SSHD_MARK, choose_accel, free_port, qemu_command
 
@@ -177,8 +178,9 @@ class Bench:
         self.runs, self.progress, self.cache = runs, Progress(), cache_root()
         self.logs = REPO_ROOT / "results" / f"bench-{time.strftime('%Y%m%d-%H%M%S')}"
         self.logs.mkdir(parents=True, exist_ok=True)
-        series, config = resolve_series("obj-cgroup-kmem", self.cache, self.progress)
-        self.kernel = load_kernel(config.kernel)
+        self.plan = make_plan(series="obj-cgroup-kmem", scenarios=["dying-memcg"], cache=self.cache,
+                              progress=self.progress)
+        series, self.kernel = self.plan.series, self.plan.kernel
         self.scenario = load_scenario("dying-memcg")  # guest-scripts/dying-memcg.sh
         self.ws = Workspace(fetch_source(self.kernel, self.cache, self.progress), self.cache)
         self.commits = {"base": self.ws.base(self.progress),
@@ -191,7 +193,7 @@ class Bench:
     def build(self, arch, variant: str, cache: Path, label: str):
         """build_kernel as the pipeline calls it, in the real cache or a scratch one."""
         with self.ws.checkout(self.commits[variant]) as co:
-            return build_kernel(arch, co, DEFAULT_FRAGMENTS, cache, self.logs / label, self.progress,
+            return build_kernel(arch, co, self.plan.fragments(arch, 'default'), cache, self.logs / label, self.progress,
                                 self.kernel.make_flags, label)
 
     def harness_make(self, arch, scratch: Path, variant: str, label: str) -> tuple[float, object]:
@@ -206,7 +208,7 @@ class Bench:
         with self.ws.checkout(self.commits["base"]) as co:
             if not (raw / "out/.config").exists():
                 (raw / "out").mkdir(parents=True)
-                shutil.copyfile(make_config(arch, co, fragment_paths(arch, DEFAULT_FRAGMENTS), self.cache,
+                shutil.copyfile(make_config(arch, co, fragment_paths(arch, self.plan.fragments(arch, 'default')), self.cache,
                                             self.kernel.make_flags, self.logs / f"{label}-config.log"),
                                 raw / "out/.config")
             cmd = make_args(arch, co.path, raw / "out", (
@@ -275,7 +277,7 @@ class Bench:
     def guest(self, arch, variant: str):
         """The variant's kernel as the pipeline finds it: from the cache, else built (locked)."""
         tree = git_out("rev-parse", f"{self.commits[variant]}^{{tree}}", cwd=self.ws.work).strip()
-        k = cached_kernel(arch, tree, DEFAULT_FRAGMENTS, self.cache, self.kernel.make_flags)
+        k = cached_kernel(arch, tree, self.plan.fragments(arch, 'default'), self.cache, self.kernel.make_flags)
         if k is None:
             with build_lock(self.progress):
                 k = self.build(arch, variant, self.cache, f"{arch.name}-{variant}")

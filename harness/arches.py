@@ -33,6 +33,7 @@ class Arch:
     boot_deadline: float = 60.0      # seconds from QEMU start to a working SSH command, TCG
     boot_deadline_kvm: float = 20.0
     qemu_args: tuple[str, ...] = ()
+    aliases: tuple[str, ...] = ()     # other names for it (Debian's, uname -m's)
 
     def validate(self, file: Path, where: str) -> None:
         bad = [a for a in self.accel if a not in ("kvm", "tcg")]
@@ -51,7 +52,18 @@ class Arch:
         return "" if self.native else self.cross_compile
 
 
+def arch_name(name: str, config_dir: Path = CONFIG_DIR) -> str:
+    """The arch's own name for ``name`` or one of its aliases (aarch64, amd64); else ``name``."""
+    if (config_dir / "arches" / f"{name}.yaml").is_file():
+        return name
+    for known in all_arches(config_dir):
+        if name in load(Arch, config_dir / "arches" / f"{known}.yaml").aliases:
+            return known
+    return name
+
+
 def load_arch(name: str, config_dir: Path = CONFIG_DIR) -> Arch:
+    name = arch_name(name, config_dir)
     arch = load(Arch, find("arches", name, config_dir))
     if arch.name != name:
         raise ConfigError(find("arches", name, config_dir), "name",

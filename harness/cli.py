@@ -5,24 +5,26 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import signal
 import sys
 import time
 from dataclasses import asdict, replace
 from pathlib import Path
 
-from .arches import all_arches, load_arch
 from .cache import cache_root
-from .config import load_kernel, load_scenario
+from .checkseries import check_series, series_matrix
+from .config import known
 from .doctor import clean, doctor, list_configs
 from .errors import HarnessError
-from .pipeline import (CHECK_SERIES_PROFILES, PROFILES, VARIANTS, Plan, check_series, default_jobs,
-                       run_plan)
-from .progress import Progress
-from .report import ERROR, passed, render, summary, write
-from .report import load as report_load
+from .kinds import ERROR
 from .lore import DEFAULT_LORE
-from .series import resolve_series
+from .pipeline import default_jobs, run_plan
+from .plan import VARIANTS, Plan, check_profiles, make_plan, names
+from .progress import Progress
+from .render import render, summary
+from .report import load as report_load
+from .report import passed, write
 
 EXIT_OK, EXIT_FAIL, EXIT_ERROR = 0, 1, 2
 
@@ -32,39 +34,17 @@ def _interrupt(signum, frame):
     raise KeyboardInterrupt(f"signal {signum}")
 
 
-def _names(value: str, known: list[str], what: str) -> list[str]:
-    if value == "all":
-        return known
-    names = list(dict.fromkeys(v for v in value.split(",") if v))  # each once
-    for n in names:
-        if n not in known:
-            raise HarnessError("config", f"unknown {what} {n!r} (known: {', '.join(known)}, all)")
-    return names
-
-
 def _plan(args: argparse.Namespace, variants: tuple[str, ...]) -> Plan:
-    """The plan the arguments describe: a series config names its kernel and scenarios."""
-    series = None
-    scenario_names = args.scenario
-    kernel = args.kernel
-    # A base-only run needs no series: it must work before (and without) any patch.
-    if args.series and "patched" in variants:
-        series, config = resolve_series(args.series, Path(args.cache) if args.cache else cache_root(),
-                                        Progress(verbosity=args.verbosity), args.series_version,
-                                        args.lore_base)
-        if config is not None:
-            scenario_names = scenario_names or list(config.scenarios)
-            kernel = kernel or config.kernel
-    arches = tuple(load_arch(a) for a in _names(args.arch, all_arches(), "arch"))
-    scenarios = []
-    for name in scenario_names or ["dying-memcg"]:
-        s = load_scenario(name)
-        if getattr(args, "iterations", None) is not None:
-            s = replace(s, iterations=args.iterations)
-        scenarios.append(s)
-    profiles = tuple(_names(getattr(args, "profile", "default"), list(PROFILES), "profile"))
-    return Plan(kernel=load_kernel(kernel or "linux-5.10"), arches=arches, variants=variants,
-                scenarios=tuple(scenarios), profiles=profiles, series=series)
+    """The plan the arguments describe (plan.make_plan, as the pytest plugin builds it)."""
+    return make_plan(series=args.series, kernel=args.kernel, arches=args.arch, variants=variants,
+                     scenarios=args.scenario, profiles=getattr(args, "profile", None) or "default",
+                     iterations=getattr(args, "iterations", None), cache=_cache(args),
+                     progress=Progress(verbosity=args.verbosity), series_version=args.series_version,
+                     lore_base=args.lore_base)
+
+
+def _cache(args: argparse.Namespace) -> Path:
+    return Path(args.cache) if getattr(args, "cache", None) else cache_root()
 
 
 def _run_dir(results: str) -> Path:
@@ -79,17 +59,17 @@ def _run_dir(results: str) -> Path:
 
 def cmd_run(args: argparse.Namespace) -> int:
     progress = Progress(verbosity=args.verbosity)
-    variants = tuple(VARIANTS if args.variant == "both" else _names(args.variant, list(VARIANTS), "variant"))
-    plan = _plan(args, variants)
+    variants = tuple(VARIANTS if args.variant == "both" else names(args.variant, list(VARIANTS), "variant"))
     if args.jobs < 1:
         raise HarnessError("config", f"--jobs {args.jobs}: at least 1 guest at a time")
-    cache = Path(args.cache) if args.cache else cache_root()
+    plan = _plan(args, variants)
+    cache = _cache(args)
     run_dir = _run_dir(args.results)
     progress.info(f"kharness: run directory {run_dir}")
     if os.geteuid() == 0:
         progress.info("kharness: running as root, which nothing here needs (only `make deps` does)")
     meta, records = run_plan(plan, cache, run_dir, progress, args.jobs)
-    meta["command"] = " ".join(sys.argv)
+    meta = replace(meta, command=shlex.join(sys.argv))
     table = write(run_dir, meta, records)
     print(summary(table, records, meta))
     print(f"report: {run_dir / 'report.json'}")
@@ -105,8 +85,8 @@ def cmd_check_series(args: argparse.Namespace) -> int:
     plan = _plan(args, ("patched",))
     if plan.series is None:
         raise HarnessError("config", "check-series needs --series")
-    profiles = tuple(_names(args.profile, list(PROFILES), "profile"))
-    cache = Path(args.cache) if args.cache else cache_root()
+    profiles = check_profiles(plan, args.profile)
+    cache = _cache(args)
     run_dir = _run_dir(args.results)
     progress.info(f"kharness: run directory {run_dir}")
     builds, checkpatch = check_series(plan, profiles, cache, run_dir, progress)
@@ -125,27 +105,12 @@ def cmd_check_series(args: argparse.Namespace) -> int:
     return EXIT_OK if not broken and not any(c.errors for c in checkpatch) else EXIT_FAIL
 
 
-def series_matrix(builds, checkpatch) -> str:
-    columns = sorted({(b.arch, b.profile) for b in builds})
-    lines = ["patch  " + "  ".join(f"{a}/{p}" for a, p in columns) + "  checkpatch (E/W/C)"]
-    for n in sorted({b.patch for b in builds}):
-        cells = []
-        for a, p in columns:
-            b = next((b for b in builds if (b.arch, b.profile, b.patch) == (a, p, n)), None)
-            cell = "-" if b is None else ("ok" if b.ok else "FAIL") + (f" {b.seconds:.0f}s" if b else "")
-            cells.append(cell.ljust(len(f"{a}/{p}")))
-        cp = checkpatch[n - 1] if n - 1 < len(checkpatch) else None
-        cps = f"{cp.errors}/{cp.warnings}/{cp.checks}" if cp else "-"
-        lines.append(f"{n:<5}  " + "  ".join(cells) + f"  {cps}")
-    return "\n".join(lines)
-
-
 def cmd_report(args: argparse.Namespace) -> int:
     """Render summary.txt, summary.md and junit.xml again from a run's report.json."""
     run_dir = Path(args.run_dir)
     try:
         meta, records = report_load(run_dir)
-    except (OSError, ValueError, TypeError, KeyError) as e:
+    except (OSError, ValueError, TypeError, KeyError, AttributeError) as e:
         raise HarnessError("report", f"cannot read {run_dir / 'report.json'}: {e}")
     table = render(run_dir, meta, records)
     print(summary(table, records, meta))
@@ -155,15 +120,16 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--arch", default="all", help="x86_64, arm64, a comma list, or all (default)")
-    p.add_argument("--series", default="obj-cgroup-kmem",
+    p.add_argument("--series",
                    help="series config in configs/series/, a directory of .patch files, an mbox "
-                        "file, or a lore message-id or URL")
+                        "file, or a lore message-id or URL (default: configs/defaults.yaml's)")
     p.add_argument("-V", "--series-version", type=int, metavar="N",
                    help="revision N of a series from mail (default: the newest in the thread)")
     p.add_argument("--lore-base", default=DEFAULT_LORE, metavar="URL",
                    help=f"public-inbox to fetch message-ids from (default {DEFAULT_LORE})")
     p.add_argument("--kernel", help="base kernel config in configs/kernels/ (default: the series')")
-    p.add_argument("--scenario", action="append", help="scenario (repeatable); default: the series'")
+    p.add_argument("--scenario", action="append",
+                   help="scenario, a comma list (repeatable); default: the series'")
     p.add_argument("--results", default="results", help="where run directories go (default ./results)")
     p.add_argument("--cache", help="cache directory (default $XDG_CACHE_HOME/kharness)")
     p.add_argument("-v", dest="verbosity", action="store_const", const=2, default=1,
@@ -199,17 +165,17 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--variant", default="both", help="base, patched or both (default)")
     run.add_argument("--iterations", type=int, help="override the scenarios' iteration count")
     run.add_argument("--profile", default="default",
-                     help=f"kernel config profiles, a comma list: {', '.join(PROFILES)} or all "
-                          "(a table column each; default: default)")
+                     help=f"kernel config profiles, a comma list: {', '.join(known('profiles'))} or "
+                          "all the kernel supports (a table column each; default: default)")
     run.add_argument("-j", "--jobs", type=int, default=default_jobs(), metavar="N",
                      help=f"guests running at once, one vCPU each (default: one per core, here "
                           f"{default_jobs()}); kernels are always built one at a time")
     run.set_defaults(func=cmd_run)
     chk = sub.add_parser("check-series", help="build after every patch; checkpatch every patch")
     _common(chk)
-    chk.add_argument("--profile", default=",".join(CHECK_SERIES_PROFILES),
-                     help=f"config profiles: {', '.join(PROFILES)} or all "
-                          f"(default: {','.join(CHECK_SERIES_PROFILES)})")
+    chk.add_argument("--profile",
+                     help=f"config profiles: {', '.join(known('profiles'))} or all "
+                          "(default: the kernel's check_profiles)")
     chk.set_defaults(func=cmd_check_series)
     rep = sub.add_parser("report", help="print the summary table of a run directory")
     rep.add_argument("run_dir")

@@ -10,7 +10,7 @@ import dataclasses
 import re
 import types
 import typing
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -18,6 +18,7 @@ import yaml
 
 from . import REPO_ROOT
 from .errors import ConfigError
+from .kinds import KINDS
 
 T = TypeVar("T")
 
@@ -121,13 +122,23 @@ def load(cls: type[T], path: Path) -> T:
     return from_dict(cls, load_yaml(path), path)
 
 
-def find(kind: str, name: str, config_dir: Path = CONFIG_DIR) -> Path:
-    """The file ``configs/<kind>/<name>.yaml``, or an error listing what exists."""
+def known(kind: str, config_dir: Path = CONFIG_DIR) -> list[str]:
+    """The names of ``configs/<kind>/*.yaml``."""
+    return sorted(p.stem for p in (config_dir / kind).glob("*.yaml"))
+
+
+def find(kind: str, name: str, config_dir: Path = CONFIG_DIR, file: Path | None = None,
+         field: str | None = None) -> Path:
+    """The file ``configs/<kind>/<name>.yaml``, or an error listing what exists (naming ``file``
+    and ``field`` when the name came from another config)."""
     path = config_dir / kind / f"{name}.yaml"
     if not path.is_file():
-        known = sorted(p.stem for p in (config_dir / kind).glob("*.yaml"))
-        singular = {"arches": "arch", "kernels": "kernel", "scenarios": "scenario"}.get(kind, kind)
-        raise ConfigError(config_dir / kind, name, f"unknown {singular} (known: {', '.join(known) or 'none'})")
+        names = ", ".join(known(kind, config_dir)) or "none"
+        singular = {"arches": "arch", "kernels": "kernel", "scenarios": "scenario",
+                    "profiles": "profile"}.get(kind, kind)
+        if file is not None:
+            raise ConfigError(file, field or "", f"unknown {singular} {name!r} (known: {names})")
+        raise ConfigError(config_dir / kind, name, f"unknown {singular} (known: {names})")
     return path
 
 
@@ -148,7 +159,7 @@ class SourceSpec:
     path: str | None = None
     repo: str | None = None
     ref: str | None = None
-    mirror: str | None = None       # kernelorg: base URL, default source.KERNEL_ORG
+    mirror: str | None = None       # kernelorg: base URL, default kernelorg.KERNEL_ORG
     keyring: str | None = None      # kernelorg: OpenPGP keyring that verifies sha256sums.asc
 
     REQUIRED = {"url": ("url", "sha256"), "kernelorg": ("version",), "debian": ("suite", "version"),
@@ -172,18 +183,85 @@ class SourceSpec:
 
 
 @dataclass(frozen=True)
+class KernelProfile:
+    """What one kernel base adds to a profile it supports: fragments only it needs (e.g. Linux
+    5.10's arm64 has no KASAN_VMALLOC, so its debug kernels keep kernel stacks unmapped)."""
+
+    kconfig: tuple[str, ...] = ()
+    arch_kconfig: dict[str, tuple[str, ...]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class KernelConfig:
-    """A base kernel: a name, the version series it belongs to, and where to get it."""
+    """A base kernel: a name, the version series it belongs to, where to get it, and what its
+    kernels need: kconfig fragments on top of tinyconfig (the guest's, the memcg facts of this
+    version), and the config profiles it supports with what it adds to each."""
 
     name: str
     version: str
     sources: tuple[SourceSpec, ...]
+    kconfig: tuple[str, ...]
+    profiles: dict[str, KernelProfile]
+    check_profiles: tuple[str, ...] = ("default",)   # what `check-series` builds every prefix with
+    arch_kconfig: dict[str, tuple[str, ...]] = field(default_factory=dict)
     description: str = ""
     make_flags: tuple[str, ...] = ()
 
     def validate(self, file: Path, where: str) -> None:
         if not self.sources:
             raise ConfigError(file, "sources", "expected at least one source")
+        fragments(file, "", self.kconfig, self.arch_kconfig)
+        if "default" not in self.profiles:
+            raise ConfigError(file, "profiles", "expected the default profile among them")
+        for name, p in self.profiles.items():
+            find("profiles", name, file=file, field=f"profiles.{name}")
+            fragments(file, f"profiles.{name}.", p.kconfig, p.arch_kconfig)
+        for name in self.check_profiles:
+            if name not in self.profiles:
+                raise ConfigError(file, "check_profiles", f"{name!r} is not among this kernel's "
+                                  f"profiles ({', '.join(self.profiles)})")
+
+
+@dataclass(frozen=True)
+class ProfileConfig:
+    """configs/profiles/<name>.yaml: a kernel config profile (a column of the table): fragments
+    on top of the kernel's, and how much slower its kernels run the scenarios. A kernel base
+    lists the profiles it supports; a profile applies to those kernels."""
+
+    name: str
+    description: str
+    kconfig: tuple[str, ...] = ()
+    arch_kconfig: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    max_iterations: int | None = None
+    timeout_scale: float = 1.0
+    selftests: bool = True    # run selftests scenarios on its kernels
+
+    def validate(self, file: Path, where: str) -> None:
+        fragments(file, "", self.kconfig, self.arch_kconfig)
+        if self.max_iterations is not None and self.max_iterations < 1:
+            raise ConfigError(file, "max_iterations", "expected a positive integer")
+        if self.timeout_scale <= 0:
+            raise ConfigError(file, "timeout_scale", "expected a positive number")
+
+
+@dataclass(frozen=True)
+class Defaults:
+    """configs/defaults.yaml: what a run tests when the command line does not say."""
+
+    series: str                     # configs/series/<series>.yaml
+    kernel: str                     # a base for a series that names none (a directory, an mbox)
+    scenarios: tuple[str, ...]      # for a series that names none
+
+
+def fragments(file: Path, prefix: str, common: tuple[str, ...],
+              per_arch: dict[str, tuple[str, ...]]) -> None:
+    """Every fragment named (in ``{prefix}kconfig`` and ``{prefix}arch_kconfig``) must exist
+    under configs/kconfig/."""
+    named = [(f"{prefix}kconfig", f) for f in common]
+    named += [(f"{prefix}arch_kconfig.{a}", f) for a, fs in per_arch.items() for f in fs]
+    for where, name in named:
+        if not (CONFIG_DIR / "kconfig" / name).is_file():
+            raise ConfigError(file, where, f"no such kconfig fragment: configs/kconfig/{name}")
 
 
 @dataclass(frozen=True)
@@ -202,11 +280,6 @@ class Expectation:
             raise ConfigError(file, where, "expected exactly one of min, max, min_fraction")
 
 
-# What a scenario shows, and so how its base and patched results make a verdict:
-#   fix        the bug is present on base (``reproduced``) and absent on patched (``fixed``)
-#   invariant  what must hold on every kernel (``holds``), e.g. memory is still charged
-#   selftests  upstream selftests, each test's result compared: patched no worse than base
-KINDS = ("fix", "invariant", "selftests")
 HIERARCHIES = ("v1", "v2")
 BUILTIN_METRICS = ("delta", "before", "after")
 
@@ -238,6 +311,7 @@ class ScenarioConfig:
     show: tuple[str, ...] = ("delta",)   # the values the A/B table shows
     helpers: tuple[str, ...] = ()
     selftests: tuple[str, ...] = ()
+    env: dict[str, str] = field(default_factory=dict)   # more environment for the script
     reproduced: tuple[Expectation, ...] = ()
     fixed: tuple[Expectation, ...] = ()
     holds: tuple[Expectation, ...] = ()
@@ -247,9 +321,8 @@ class ScenarioConfig:
         return self.name.replace("-", "_")
 
     def expectations(self, variant: str) -> tuple[Expectation, ...]:
-        if self.kind == "invariant":
-            return self.holds
-        return self.reproduced if variant == "base" else self.fixed
+        """The bounds ``variant``'s result is judged by (the kind says which)."""
+        return KINDS[self.kind].expectations(self, variant)
 
     def validate(self, file: Path, where: str) -> None:
         for name, value in (("script", self.script), *(("helpers", h) for h in self.helpers)):
@@ -259,14 +332,13 @@ class ScenarioConfig:
                 raise ConfigError(file, "helpers", f"expected a C source (.c), got {h!r}")
         if self.kind not in KINDS:
             raise ConfigError(file, "kind", f"expected one of {', '.join(KINDS)}, got {self.kind!r}")
+        for name in KINDS[self.kind].needs:
+            if not getattr(self, name):
+                raise ConfigError(file, name, f"missing (required for a {self.kind} scenario)")
         if self.hierarchy not in HIERARCHIES:
             raise ConfigError(file, "hierarchy", f"expected v1 or v2, got {self.hierarchy!r}")
         if self.iterations < 1:
             raise ConfigError(file, "iterations", "expected a positive integer")
-        need = {"fix": ("reproduced", "fixed"), "invariant": ("holds",), "selftests": ("selftests",)}
-        for name in need[self.kind]:
-            if not getattr(self, name):
-                raise ConfigError(file, name, f"missing (required for a {self.kind} scenario)")
         known = (*BUILTIN_METRICS, *self.metrics)
         for name in ("reproduced", "fixed", "holds"):
             for i, e in enumerate(getattr(self, name)):
@@ -279,6 +351,10 @@ class ScenarioConfig:
         for t in self.selftests:
             if not re.fullmatch(r"[\w-]+", t):
                 raise ConfigError(file, "selftests", f"expected a program name, got {t!r}")
+        for name in self.env:
+            if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name) or name in ("ITERATIONS", "KHARNESS_DIR"):
+                raise ConfigError(file, f"env.{name}", "expected a variable name of its own "
+                                  "(ITERATIONS and KHARNESS_DIR are the harness's)")
 
 
 def _guest_file(file: Path, field_name: str, value: str) -> None:
@@ -292,6 +368,18 @@ def _guest_file(file: Path, field_name: str, value: str) -> None:
 
 def load_kernel(name: str, config_dir: Path = CONFIG_DIR) -> KernelConfig:
     return load(KernelConfig, find("kernels", name, config_dir))
+
+
+def load_profile(name: str, config_dir: Path = CONFIG_DIR) -> ProfileConfig:
+    profile = load(ProfileConfig, find("profiles", name, config_dir))
+    if profile.name != name:
+        raise ConfigError(find("profiles", name, config_dir), "name",
+                          f"expected {name!r} (the file's name), got {profile.name!r}")
+    return profile
+
+
+def load_defaults(config_dir: Path = CONFIG_DIR) -> Defaults:
+    return load(Defaults, config_dir / "defaults.yaml")
 
 
 def load_scenario(name: str, config_dir: Path = CONFIG_DIR) -> ScenarioConfig:

@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
+import fnmatch
+import functools
+import itertools
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import proc
 from .cache import digest, locked
 from .errors import HarnessError
 
@@ -174,16 +177,12 @@ class PrivateApt:
         (r / "etc/sources.list.d/kharness.sources").write_text(self.sources_text)
 
     def run(self, tool: str, args: list[str], cwd: Path | None = None, timeout: float = 1800) -> str:
-        cmd = [tool, *self._options(), *args]
-        try:
-            proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=timeout,
-                                  stdin=subprocess.DEVNULL)
-        except subprocess.TimeoutExpired:
-            raise HarnessError("apt", f"{tool} {' '.join(args)} timed out after {timeout:.0f} s")
-        if proc.returncode != 0:
-            tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-5:])
-            raise HarnessError("apt", f"{tool} {' '.join(args)} failed: {tail}")
-        return proc.stdout
+        what = f"{tool} {' '.join(args)}"
+        r = proc.run([tool, *self._options(), *args], "apt", timeout, cwd=cwd, check=False, what=what)
+        if r.returncode != 0:
+            tail = "\n".join(str(r.stderr or r.stdout).strip().splitlines()[-5:])
+            raise HarnessError("apt", f"{what} failed: {tail}")
+        return str(r.stdout)
 
     def update(self, max_age: float = 24 * 3600) -> None:
         """Refresh the package lists if they are older than ``max_age`` seconds."""
@@ -219,3 +218,43 @@ class PrivateApt:
         before = set(dest.glob("*.deb"))
         self.run("apt-get", ["-q", "download", *packages], cwd=dest)
         return sorted(set(dest.glob("*.deb")) - before) or sorted(dest.glob("*.deb"))
+
+
+# --- versions (deb-version(7)) ------------------------------------------------------------------
+
+
+def pick_debian_version(versions: list[str], pattern: str) -> str | None:
+    """The highest Debian version whose upstream part matches ``pattern`` (fnmatch: 5.10.*)."""
+    matching = [v for v in versions if fnmatch.fnmatchcase(upstream_version(v), pattern)]
+    return max(matching, key=functools.cmp_to_key(compare_debian_versions), default=None)
+
+
+def upstream_version(version: str) -> str:
+    """``1:5.10.262-1~deb11u1`` -> ``5.10.262``: drop the epoch and the Debian revision."""
+    return version.split(":", 1)[-1].rsplit("-", 1)[0]
+
+
+def compare_debian_versions(a: str, b: str) -> int:
+    """dpkg's ordering (deb-version(7)): epoch, then upstream, then revision, '~' before all."""
+    ea, _, ra = a.partition(":") if ":" in a else ("0", "", a)
+    eb, _, rb = b.partition(":") if ":" in b else ("0", "", b)
+    if int(ea) != int(eb):
+        return -1 if int(ea) < int(eb) else 1
+    ua, _, va = ra.rpartition("-") if "-" in ra else (ra, "", "")
+    ub, _, vb = rb.rpartition("-") if "-" in rb else (rb, "", "")
+    return _verrevcmp(ua, ub) or _verrevcmp(va, vb)
+
+
+def _verrevcmp(a: str, b: str) -> int:
+    def order(c: str) -> int:
+        return -1 if c == "~" else ord(c) if c.isalpha() else ord(c) + 256
+
+    # Alternating non-digit and digit runs; the trailing empty match is dropped.
+    runs_a, runs_b = re.findall(r"(\D*)(\d*)", a)[:-1], re.findall(r"(\D*)(\d*)", b)[:-1]
+    for (ta, na), (tb, nb) in itertools.zip_longest(runs_a, runs_b, fillvalue=("", "")):
+        ka, kb = [order(c) for c in ta] + [0], [order(c) for c in tb] + [0]
+        if ka != kb:
+            return -1 if ka < kb else 1
+        if int(na or 0) != int(nb or 0):
+            return -1 if int(na or 0) < int(nb or 0) else 1
+    return 0

@@ -6,13 +6,13 @@ from __future__ import annotations
 import importlib
 import os
 import shutil
-import subprocess
 import time
 from pathlib import Path
 
 from .arches import all_arches, load_arch
-from .config import CONFIG_DIR, load_kernel, load_scenario
+from .config import CONFIG_DIR, known, load_kernel, load_profile, load_scenario
 from .errors import HarnessError
+from .proc import first_line
 from .progress import human_size
 from .vm import kvm_precondition
 
@@ -26,9 +26,15 @@ def list_configs() -> str:
         a = load_arch(name)
         out.append(f"  {name:<10} {a.qemu} -M {a.machine}, console {a.console}, Debian {a.debian_arch}")
     out.append("kernels:")
-    for p in sorted((CONFIG_DIR / "kernels").glob("*.yaml")):
-        k = load_kernel(p.stem)
-        out.append(f"  {p.stem:<22} {k.version}: " + ", then ".join(s.type for s in k.sources))
+    kernels = {name: load_kernel(name) for name in known("kernels")}
+    for name, k in kernels.items():
+        out.append(f"  {name:<22} {k.version}: " + ", then ".join(s.type for s in k.sources)
+                   + f"; profiles {', '.join(k.profiles)}")
+    out.append("profiles:")
+    for name in known("profiles"):
+        p = load_profile(name)
+        on = [k for k, cfg in kernels.items() if name in cfg.profiles]
+        out.append(f"  {name:<22} {p.description} (on {', '.join(on) or 'no kernel'})")
     out.append("series:")
     for p in sorted((CONFIG_DIR / "series").glob("*.yaml")):
         from .series import load_series_config  # series imports source; keep `list` light
@@ -47,11 +53,7 @@ def list_configs() -> str:
 def _version(cmd: list[str]) -> str | None:
     if shutil.which(cmd[0]) is None:
         return None
-    try:
-        out = subprocess.run(cmd, capture_output=True, text=True, timeout=20)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return (out.stdout or out.stderr).strip().splitlines()[0] if (out.stdout or out.stderr) else "present"
+    return first_line(cmd, timeout=20) or "present"
 
 
 def doctor(cache: Path) -> tuple[list[str], bool]:

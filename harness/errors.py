@@ -11,8 +11,17 @@ import shutil
 from pathlib import Path
 
 
+# The stages an error can come from, in the order a run meets them: an error names one of these.
+STAGES = ("config", "apt", "source", "series", "kconfig", "build", "guest-image", "programs",
+          "accel", "boot", "ssh", "guest", "scenario", "report", "clean", "doctor")
+
+
 class HarnessError(Exception):
-    """A stage failed; ``log`` names the file that explains why."""
+    """A stage failed; ``log`` names the file that explains why.
+
+    Subclasses exist only where code decides by the kind of failure (retry or give up, which
+    error explains a failure best) rather than by the message text.
+    """
 
     def __init__(self, stage: str, message: str, log: Path | None = None, excerpt: str = ""):
         self.stage = stage
@@ -39,6 +48,38 @@ class ConfigError(HarnessError):
 
     def __str__(self) -> str:
         return self.message
+
+
+class HostKeyMismatch(HarnessError):
+    """The guest offered a host key other than its image's: never retried."""
+
+    def __init__(self, message: str):
+        super().__init__("ssh", message)
+
+
+class ConnectionLost(HarnessError):
+    """The SSH connection dropped or could not be made (the guest may still be fine)."""
+
+    def __init__(self, message: str, log: Path | None = None, excerpt: str = ""):
+        super().__init__("ssh", message, log, excerpt)
+
+
+class CommandTimeout(HarnessError):
+    """A command in the guest did not finish in time (the connection may or may not be alive)."""
+
+    def __init__(self, message: str):
+        super().__init__("ssh", message)
+
+
+class PortTaken(HarnessError):
+    """Another process bound the forwarded port between our pick and QEMU's bind."""
+
+    def __init__(self, message: str, log: Path | None = None, excerpt: str = ""):
+        super().__init__("boot", message, log, excerpt)
+
+
+class KernelSplat(HarnessError):
+    """The kernel printed a panic, Oops, BUG, WARNING, KASAN or lockdep report: the kernel's fault."""
 
 
 def os_failure(stage: str, e: OSError) -> HarnessError:

@@ -14,7 +14,6 @@ import json
 import os
 import re
 import stat
-import subprocess
 import tempfile
 import time
 from collections.abc import Mapping
@@ -26,6 +25,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import (Encoding, NoEncryption, PrivateFormat,
                                                           PublicFormat)
 
+from . import proc
 from .arches import Arch
 from .cache import atomic_dir, atomic_file, digest, locked
 from .config import CONFIG_DIR, ConfigError, load
@@ -208,14 +208,7 @@ def elf_dependencies(path: Path) -> tuple[str | None, list[str]]:
 
 
 def _run(cmd: list[str], timeout: float = 300) -> str:
-    try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
-                              stdin=subprocess.DEVNULL)
-    except (OSError, subprocess.TimeoutExpired) as e:
-        raise HarnessError(STAGE, f"{' '.join(cmd)}: {e}")
-    if proc.returncode != 0:
-        raise HarnessError(STAGE, f"{' '.join(cmd)}: {proc.stderr.strip()}")
-    return proc.stdout
+    return str(proc.run(cmd, STAGE, timeout, what=proc.quoted(cmd)).stdout)
 
 
 def library_closure(root: Path, binaries: list[Path]) -> dict[str, Path]:

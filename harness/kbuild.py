@@ -11,12 +11,12 @@ import functools
 import os
 import re
 import shutil
-import subprocess
 import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import proc
 from .arches import Arch
 from .cache import atomic_dir, atomic_file, digest, locked
 from .config import CONFIG_DIR
@@ -36,6 +36,7 @@ REPRODUCIBLE_ENV = {
 }
 CONFIG_TIMEOUT = 300
 BUILD_TIMEOUT = 3 * 3600
+TOOL_TIMEOUT = 30.0   # `gcc --version` and the like
 
 
 @dataclass(frozen=True)
@@ -93,11 +94,8 @@ def toolchain_id(cross: str) -> str:
     """The compiler and linker versions: part of every build key."""
     lines = []
     for tool in (f"{cross}gcc", f"{cross}ld"):
-        try:
-            out = subprocess.run([tool, "--version"], capture_output=True, text=True, timeout=30)
-        except FileNotFoundError:
-            raise HarnessError("build", f"{tool} not found: run `make deps` to install the toolchain")
-        lines.append(out.stdout.splitlines()[0] if out.stdout else tool)
+        out = str(proc.run([tool, "--version"], "build", TOOL_TIMEOUT, what=f"{tool} --version").stdout)
+        lines.append(out.splitlines()[0] if out else tool)
     return "; ".join(lines)
 
 
@@ -109,18 +107,16 @@ def make_args(arch: Arch, src: Path, out: Path, extra: tuple[str, ...] = ()) -> 
     return args + list(extra)
 
 
+def build_command(arch: Arch, src: Path, out: Path, make_flags: tuple[str, ...], ccache: bool,
+                  jobs: int) -> list[str]:
+    """make of the arch's boot image, through ccache when there is one."""
+    cc = [f"CC=ccache {arch.make_cross}gcc", "HOSTCC=ccache gcc"] if ccache else []
+    return make_args(arch, src, out, (*make_flags, *cc, f"-j{jobs}", Path(arch.image).name))
+
+
 def _env() -> dict[str, str]:
     env = dict(os.environ, **REPRODUCIBLE_ENV)
     return env
-
-
-def _run_logged(cmd: list[str], log, cwd: Path | None = None, timeout: float = CONFIG_TIMEOUT,
-                env: dict[str, str] | None = None) -> int:
-    log.write(("$ " + " ".join(cmd) + "\n").encode())
-    log.flush()
-    proc = subprocess.run(cmd, cwd=cwd, stdout=log, stderr=subprocess.STDOUT, timeout=timeout,
-                          env=env or _env(), stdin=subprocess.DEVNULL)
-    return proc.returncode
 
 
 def _config_path(arch: Arch, tree_id: str, fragments: list[Path], cache: Path,
@@ -163,7 +159,7 @@ def make_config(arch: Arch, tree: Checkout, fragments: list[Path], cache: Path,
     requested: dict[str, str] = {}
     for p in fragments:
         requested.update(parse_config(p.read_text()))
-    with tempfile.TemporaryDirectory(prefix="kharness-config-") as tmp, open(log_path, "ab") as log:
+    with tempfile.TemporaryDirectory(prefix="kharness-config-") as tmp:
         out = Path(tmp)
         steps = [
             make_args(arch, tree.path, out, (*make_flags, "tinyconfig")),
@@ -172,12 +168,8 @@ def make_config(arch: Arch, tree: Checkout, fragments: list[Path], cache: Path,
             make_args(arch, tree.path, out, (*make_flags, "olddefconfig")),
         ]
         for cmd in steps:
-            try:
-                rc = _run_logged(cmd, log, cwd=out)
-            except subprocess.TimeoutExpired:
-                raise HarnessError("kconfig", f"{cmd[0]} timed out", log_path)
-            if rc != 0:
-                raise HarnessError("kconfig", f"`{' '.join(cmd[-1:])}` failed (exit {rc})", log_path)
+            proc.run(cmd, "kconfig", CONFIG_TIMEOUT, cwd=out, env=_env(), log=log_path,
+                     what=f"`{cmd[-1] if cmd[0] == 'make' else 'merge_config.sh'}`")
         text = (out / ".config").read_text()
     dropped = dropped_options(requested, parse_config(text))
     if dropped:
@@ -250,40 +242,21 @@ def _append_cached_log(log_path: Path, final: Path) -> None:
 
 def _make(arch: Arch, tree: Checkout, out: Path, cache: Path, make_flags: tuple[str, ...],
           log_path: Path, progress: Progress, name: str) -> int:
-    cross = arch.make_cross
     env = _env()
     env.setdefault("CCACHE_DIR", str(cache / "ccache"))
-    ccache = shutil.which("ccache")
-    cc = [f"CC=ccache {cross}gcc", "HOSTCC=ccache gcc"] if ccache else []
-    target = Path(arch.image).name
-    cmd = make_args(arch, tree.path, out, (*make_flags, *cc, f"-j{os.cpu_count() or 1}", target))
+    cmd = build_command(arch, tree.path, out, make_flags, bool(shutil.which("ccache")), os.cpu_count() or 1)
     started = time.monotonic()
     objects = 0
-    with open(log_path, "ab") as log:
-        log.write(("$ " + " ".join(cmd) + "\n").encode())
-        log.flush()
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env,
-                                stdin=subprocess.DEVNULL)
-        try:
-            assert proc.stdout is not None
-            for raw in proc.stdout:
-                log.write(raw)
-                line = raw.decode(errors="replace")
-                if line.startswith("  CC ") or line.startswith("  AS "):
-                    objects += 1
-                progress.verbose(line)
-                progress.update(f"build {name}: {objects} objects, {time.monotonic() - started:.0f} s")
-                if time.monotonic() - started > BUILD_TIMEOUT:
-                    raise HarnessError("build", f"make exceeded {BUILD_TIMEOUT} s", log_path)
-            rc = proc.wait(timeout=60)
-        finally:
-            if proc.poll() is None:
-                proc.terminate()
-                try:
-                    proc.wait(timeout=30)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
+
+    def line(raw: bytes) -> None:
+        nonlocal objects
+        text = raw.decode(errors="replace")
+        if text.startswith("  CC ") or text.startswith("  AS "):
+            objects += 1
+        progress.verbose(text)
+        progress.update(f"build {name}: {objects} objects, {time.monotonic() - started:.0f} s")
+
+    rc = proc.stream(cmd, "build", BUILD_TIMEOUT, log_path, line, env=env, what="make")
     if rc != 0:
         excerpt = first_errors(log_path.read_text(errors="replace"))
         raise HarnessError("build", f"make failed (exit {rc}): {excerpt.splitlines()[0] if excerpt else 'see log'}",

@@ -27,7 +27,7 @@ from urllib.parse import quote, unquote, urlparse
 from .cache import atomic_file, digest, locked
 from .errors import HarnessError
 from .progress import Progress
-from .source import http_get
+from .http import http_get
 
 DEFAULT_LORE = "https://lore.kernel.org/all"
 TRAILERS = {t.lower(): t for t in ("Reviewed-by", "Acked-by", "Tested-by")}

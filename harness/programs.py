@@ -9,12 +9,11 @@ compiles nothing.
 
 from __future__ import annotations
 
-import subprocess
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from . import REPO_ROOT
+from . import REPO_ROOT, proc
 from .arches import Arch
 from .cache import atomic_dir, digest, locked, sha256_file
 from .errors import HarnessError
@@ -29,16 +28,8 @@ COMPILE_TIMEOUT = 600
 
 
 def _compile(cmd: list[str], cwd: Path, log: Path, what: str) -> None:
-    with open(log, "ab") as f:
-        f.write(("$ " + " ".join(cmd) + "\n").encode())
-        f.flush()
-        try:
-            rc = subprocess.run(cmd, cwd=cwd, stdout=f, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, timeout=COMPILE_TIMEOUT).returncode
-        except FileNotFoundError:
-            raise HarnessError("programs", f"{cmd[0]} not found: run `make deps`")
-        except subprocess.TimeoutExpired:
-            raise HarnessError("programs", f"building {what} timed out", log)
+    rc = proc.run(cmd, "programs", COMPILE_TIMEOUT, cwd=cwd, log=log, check=False,
+                  what=f"building {what}").returncode
     if rc != 0:
         errors = [line for line in log.read_text(errors="replace").splitlines() if "error:" in line]
         raise HarnessError("programs", f"building {what} failed (exit {rc}): "

@@ -14,26 +14,28 @@ from pathlib import Path
 
 import pytest
 
-from .arches import all_arches, load_arch
+from .arches import all_arches, arch_name
 from .cache import cache_root
-from .config import CONFIG_DIR, load_kernel, load_scenario
-from .pipeline import PROFILES, VARIANTS, Plan, Session
+from .config import known, load_scenario
+from .plan import VARIANTS, make_plan, names
 from .progress import Progress
-from .report import ScenarioResult, write
-from .series import resolve_series
+from .report import write
+from .results import KernelId, ScenarioResult
+from .session import Session
 from .ssh import CommandResult, Guest
 
 
 def _scenario_names() -> list[str]:
-    return sorted(p.stem for p in (CONFIG_DIR / "scenarios").glob("*.yaml"))
+    return known("scenarios")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("kharness", "kharness: build and boot kernels for tests")
     group.addoption("--kharness-arch", default="all", help="arches to boot: a comma list or all")
-    group.addoption("--kharness-series", default="obj-cgroup-kmem",
-                    help="series: a config in configs/series/, a directory of patches, an mbox, a lore message-id")
-    group.addoption("--kharness-profile", default="default", choices=sorted(PROFILES),
+    group.addoption("--kharness-series", default=None,
+                    help="series: a config in configs/series/, a directory of patches, an mbox, a lore "
+                         "message-id (default: configs/defaults.yaml's)")
+    group.addoption("--kharness-profile", default="default", choices=known("profiles"),
                     help="kernel config profile")
     group.addoption("--kharness-results", default="results",
                     help="where the session's run directory goes")
@@ -50,8 +52,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def _selected_arches(config: pytest.Config) -> list[str]:
-    value = config.getoption("--kharness-arch")
-    return all_arches() if value == "all" else [a for a in value.split(",") if a]
+    return names(config.getoption("--kharness-arch"), all_arches(), "arch", arch_name)
 
 
 def _param(arch: str, variant: str, *extra: str) -> pytest.param:
@@ -75,12 +76,9 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 def kharness_session(request: pytest.FixtureRequest):
     """The session's pipeline: kernels and guests made on first use, all stopped at the end."""
     config = request.config
-    series, series_config = resolve_series(config.getoption("--kharness-series"), cache_root(), Progress())
-    kernel = series_config.kernel if series_config else "linux-5.10"
-    profile = config.getoption("--kharness-profile")
-    plan = Plan(kernel=load_kernel(kernel), arches=tuple(load_arch(a) for a in _selected_arches(config)),
-                variants=VARIANTS, scenarios=tuple(load_scenario(s) for s in _scenario_names()),
-                profiles=(profile,), series=series)
+    plan = make_plan(series=config.getoption("--kharness-series"), arches=_selected_arches(config),
+                     scenarios=_scenario_names(), profiles=config.getoption("--kharness-profile"),
+                     cache=cache_root(), progress=Progress())
     run_dir = Path(config.getoption("--kharness-results")) / f"pytest-{time.strftime('%Y%m%d-%H%M%S')}"
     run_dir.mkdir(parents=True, exist_ok=True)
     session = Session(plan, cache_root(), run_dir, Progress())
@@ -115,9 +113,9 @@ class GuestHandle:
 @pytest.fixture
 def guest(request: pytest.FixtureRequest, kharness_session: Session) -> GuestHandle:
     """The booted guest of the test's (arch, variant); a build or boot failure is a test error."""
-    arch_name, variant = request.param[:2]
-    booted = kharness_session.booted(load_arch(arch_name), variant, kharness_session.plan.profiles[0])
-    return GuestHandle(arch_name, variant, booted.guest, booted.vm.console_log)
+    arch, variant = request.param[:2]
+    booted = kharness_session.booted(KernelId(arch, variant, kharness_session.plan.profiles[0]))
+    return GuestHandle(arch, variant, booted.guest, booted.vm.console_log)
 
 
 @dataclass
@@ -134,9 +132,8 @@ class Case:
         results = self.results
         key = (self.arch, variant, self.scenario)
         if key not in results:
-            results[key] = self.session.run_scenario(load_arch(self.arch), variant,
-                                                     load_scenario(self.scenario),
-                                                     self.session.plan.profiles[0])
+            kid = KernelId(self.arch, variant, self.session.plan.profiles[0])
+            results[key] = self.session.run_scenario(kid, load_scenario(self.scenario))
         return results[key]
 
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import REPO_ROOT
-from .config import Expectation, ScenarioConfig
+from .config import ScenarioConfig
 from .errors import HarnessError
 from .progress import Progress
 from .ssh import Guest
@@ -149,34 +149,6 @@ def parse_selftests(text: str, programs: tuple[str, ...], script: str) -> dict[s
     return tests
 
 
-def failed_expectations(expectations: tuple[Expectation, ...], values: dict[str, int],
-                        iterations: int) -> list[str]:
-    """The expectations that do not hold, each in words; empty when all hold."""
-    return [describe(e, iterations) + f" (got {values[e.metric]})" for e in expectations
-            if not _holds(e, values[e.metric], iterations)]
-
-
-def _holds(e: Expectation, value: int, iterations: int) -> bool:
-    if e.min_fraction is not None:
-        return value >= e.min_fraction * iterations
-    if e.min is not None:
-        return value >= e.min
-    assert e.max is not None
-    return value <= e.max
-
-
-def describe(e: Expectation, iterations: int) -> str:
-    if e.min_fraction is not None:
-        return f"{e.metric} >= {e.min_fraction * iterations:g}"
-    if e.min is not None:
-        return f"{e.metric} >= {e.min}"
-    return f"{e.metric} <= {e.max}"
-
-
-def describe_all(expectations: tuple[Expectation, ...], iterations: int) -> str:
-    return " and ".join(describe(e, iterations) for e in expectations)
-
-
 def run_scenario(guest: Guest, scenario: ScenarioConfig, run_dir: Path, progress: Progress,
                  label: str = "", programs: dict[str, bytes] | None = None) -> Measurement:
     """Put the script and its programs in the guest, run it with its output kept in files,
@@ -196,8 +168,9 @@ def run_scenario(guest: Guest, scenario: ScenarioConfig, run_dir: Path, progress
     out, err = f"{GUEST_DIR}/{scenario.name}.out", f"{GUEST_DIR}/{scenario.name}.err"
     # The script's children (e.g. `sleep 3600 &`) keep their stdout open: with it in a file and
     # stdin from /dev/null, the SSH channel reaches EOF when the script itself exits.
-    selftests = f"SELFTESTS={shlex.quote(' '.join(scenario.selftests))} " if scenario.selftests else ""
-    command = (f"cd {GUEST_DIR} && ITERATIONS={scenario.iterations} KHARNESS_DIR={GUEST_DIR} {selftests}"
+    env = {**scenario.env, **({"SELFTESTS": " ".join(scenario.selftests)} if scenario.selftests else {})}
+    assigns = "".join(f"{k}={shlex.quote(v)} " for k, v in env.items())
+    command = (f"cd {GUEST_DIR} && ITERATIONS={scenario.iterations} KHARNESS_DIR={GUEST_DIR} {assigns}"
                f"{shlex.quote(scenario.interpreter)} {shlex.quote(remote)} > {out} 2> {err} < /dev/null")
     try:
         result = guest.run(command, timeout=scenario.timeout)

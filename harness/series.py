@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import re
 import shutil
-import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -22,7 +21,9 @@ from . import REPO_ROOT
 from .cache import atomic_dir, cache_root, digest, locked, sha256_file
 from .config import CONFIG_DIR, ConfigError, find, load
 from .errors import HarnessError
+from . import proc
 from .git import IDENTITY, git, git_out
+from .proc import Completed
 from .lore import (DEFAULT_LORE, MailSeries, fetch_thread, gunzip, parse_lore_arg,
                    series_from_mbox, thread_page)
 from .progress import Progress, Quiet
@@ -220,7 +221,7 @@ class Workspace:
         self.lock = cache / "git" / f"{tree.sha256[:32]}.lock"
         self.slot = tree.sha256[:16]
 
-    def _git(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    def _git(self, *args: str, check: bool = True) -> Completed:
         return git(*args, cwd=self.work, stage="series", env=IDENTITY, check=check)
 
     def base(self, progress: Progress) -> str:
@@ -290,12 +291,9 @@ class Workspace:
     def export(self, commit: str, path: str, dest: Path) -> None:
         """Write ``path`` of ``commit`` under ``dest`` (same relative path), leaving the work
         tree alone: no lock, no wait for a build."""
-        archive = subprocess.run(["git", "archive", "--format=tar", commit, path], cwd=self.work,
-                                 capture_output=True, timeout=300)
-        if archive.returncode != 0:
-            raise HarnessError("series", f"git archive {commit[:12]} {path} failed: "
-                               f"{archive.stderr.decode(errors='replace').strip()}")
-        subprocess.run(["tar", "-x", "-C", str(dest)], input=archive.stdout, check=True, timeout=300)
+        archive = git("archive", "--format=tar", commit, path, cwd=self.work, timeout=300, text=False)
+        proc.run(["tar", "-x", "-C", str(dest)], "series", 300, input=archive.stdout,
+                 what=f"tar -x of {path} at {commit[:12]}")
 
     @contextmanager
     def checkout(self, commit: str) -> Iterator[Checkout]:

@@ -8,42 +8,26 @@ extracted only member by member as each one is checked.
 
 from __future__ import annotations
 
-import base64
-import fnmatch
-import functools
-import hashlib
-import itertools
 import os
 import re
 import shutil
-import subprocess
-import tarfile
 import tempfile
-import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
-from typing import BinaryIO
-from urllib.parse import urlparse
-
-import requests
+from pathlib import Path
 
 from .cache import atomic_dir, atomic_file, digest, locked, sha256_file
 from .config import KernelConfig, SourceSpec
-from .debian import PrivateApt
+from .debian import PrivateApt, pick_debian_version
 from .errors import HarnessError, os_failure
 from .git import git_out
+from .http import download
+from .kernelorg import KERNEL_ORG, kernelorg_sha256
 from .progress import Progress
+from .tarsafe import untar_command, untar_file
 
-HTTP_TIMEOUT = (15.0, 60.0)  # connect, read (between bytes)
-EXTRACT_TIMEOUT = 1800.0
 GIT_TIMEOUT = 1800.0
-GPG_TIMEOUT = 60.0
-KERNEL_ORG = "https://cdn.kernel.org/pub/linux/kernel"
-DECOMPRESSORS = {b"\xfd7zXZ\x00": "xz", b"\x1f\x8b": "gzip", b"BZh": "bzip2",
-                 b"\x28\xb5\x2f\xfd": "zstd"}
 
 
 @dataclass(frozen=True)
@@ -144,7 +128,7 @@ def _from_git(spec: SourceSpec, cache: Path, progress: Progress) -> SourceTree:
         commit = _git("-C", str(work), "rev-parse", "FETCH_HEAD^{commit}").strip()
         archive = ["git", "-C", str(work), "archive", "--format=tar", commit]
         tree = _extract(cache, f"git-{commit}", progress, f"git archive {commit}",
-                        lambda dest: _untar_command(archive, dest, origin))
+                        lambda dest: untar_command(archive, dest, origin))
     finally:
         shutil.rmtree(work, ignore_errors=True)
     with atomic_file(memo, "w") as f:
@@ -238,185 +222,7 @@ def _stat_id(file: Path) -> str:
     return f"{st.st_size} {st.st_mtime_ns}"
 
 
-# --- url ----------------------------------------------------------------------------------------
-
-
-def download(url: str, sha256: str, cache: Path, progress: Progress) -> Path:
-    """``cache/downloads/<sha256>/<basename>``; only a verified file ever gets that name."""
-    downloads = cache / "downloads"
-    name = os.path.basename(urlparse(url).path)
-    final = downloads / sha256 / (name if name not in ("", ".", "..") else "download")
-    with locked(downloads / f"{sha256}.lock"):
-        if final.is_file():
-            return final
-        fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".part", dir=downloads)
-        try:
-            with os.fdopen(fd, "wb") as out:
-                got = _stream(url, out, final.name, progress)
-            if got != sha256:
-                raise HarnessError("source",
-                                   f"{url}: sha256 mismatch (expected {sha256}, got {got})")
-            final.parent.mkdir(exist_ok=True)
-            os.replace(tmp, final)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-    return final
-
-
-def _stream(url: str, out: BinaryIO, name: str, progress: Progress) -> str:
-    """Write the body to ``out`` and return its sha256; any short or failed transfer raises."""
-    h, done, shown = hashlib.sha256(), 0, 0.0
-    try:
-        # identity: the sha256 is of the file as published, not of a transfer encoding of it
-        with requests.get(url, stream=True, timeout=HTTP_TIMEOUT,
-                          headers={"Accept-Encoding": "identity"}) as r:
-            r.raise_for_status()
-            total = int(r.headers.get("Content-Length") or 0) or None
-            for chunk in r.iter_content(1 << 16):
-                out.write(chunk)
-                h.update(chunk)
-                done += len(chunk)
-                if time.monotonic() - shown > 0.5:
-                    shown = time.monotonic()
-                    progress.download(name, done, total)
-        progress.download(name, done, total)
-    except requests.HTTPError as e:
-        raise HarnessError("source", f"{url}: HTTP {e.response.status_code} {e.response.reason}")
-    except requests.RequestException as e:
-        raise HarnessError("source", f"{url}: {request_failure(e, done)}")
-    if total is not None and done < total:
-        raise HarnessError("source", f"{url}: truncated after {done} of {total} bytes")
-    return h.hexdigest()
-
-
-def request_failure(e: requests.RequestException, done: int = 0) -> str:
-    """One line out of requests' nested exception text."""
-    text = str(e)
-    if isinstance(e, requests.Timeout):
-        return f"timed out after {done} bytes"
-    if "IncompleteRead" in text or "Connection broken" in text:
-        return f"truncated after {done} bytes (connection closed early)"
-    errno = re.search(r"\[Errno -?\d+\] ([^'\")]+)", text)
-    return errno.group(1).strip() if errno else type(e).__name__
-
-
-def http_get(url: str, stage: str = "source", headers: dict[str, str] | None = None
-             ) -> requests.Response:
-    """A small body in one piece (a checksum file, a mail thread); any failure is one line."""
-    try:
-        r = requests.get(url, timeout=HTTP_TIMEOUT, headers=headers)
-        r.raise_for_status()
-        return r
-    except requests.HTTPError as e:
-        raise HarnessError(stage, f"{url}: HTTP {e.response.status_code} {e.response.reason}")
-    except requests.RequestException as e:
-        raise HarnessError(stage, f"{url}: {request_failure(e)}")
-
-
-# --- kernel.org ---------------------------------------------------------------------------------
-
-
-def kernelorg_sha256(directory: str, name: str, keyring: str | None) -> tuple[str, str]:
-    """The sha256 the directory's sha256sums.asc gives ``name``, and how far it is trusted."""
-    url = f"{directory}/sha256sums.asc"
-    signed = http_get(url).content
-    if keyring:
-        text = gpg_verified(signed, Path(keyring).expanduser().absolute(), url)
-        trust = f"sha256 from sha256sums.asc, signature verified with {keyring}"
-    else:
-        text = clearsigned_text(signed.decode(errors="replace"))
-        trust = "sha256 from sha256sums.asc, signature NOT verified (no keyring configured)"
-    sha = next((line.split()[0] for line in text.splitlines()
-                if line.split()[1:] == [name] and re.fullmatch(r"[0-9a-f]{64}", line.split()[0])),
-               None)
-    if sha is None:
-        raise HarnessError("source", f"{url}: no sha256 for {name} (not released there?)")
-    return sha, trust
-
-
-def clearsigned_text(text: str) -> str:
-    """The signed body of an OpenPGP clearsigned text (RFC 4880 7), dash-escaping undone; a plain
-    text as it is. Only for the unverified case: a verified body comes from gpgv itself."""
-    m = re.search(r"^-----BEGIN PGP SIGNED MESSAGE-----\r?\n(?:.+\r?\n)*?\r?\n(.*?)\r?\n"
-                  r"-----BEGIN PGP SIGNATURE-----", text, re.M | re.S)
-    return re.sub(r"^- ", "", m.group(1), flags=re.M) if m else text
-
-
-def gpg_verified(signed: bytes, keyring: Path, url: str) -> str:
-    """What the signature covers, and only that: text outside the signed part never counts."""
-    with tempfile.TemporaryDirectory(prefix="kharness-gpg-") as home:
-        (Path(home) / "sums.asc").write_bytes(signed)
-        try:
-            key = keyring.read_bytes()
-        except OSError as e:
-            raise HarnessError("source", f"{keyring}: cannot read the keyring: {e.strerror}")
-        if key.lstrip().startswith(b"-----BEGIN PGP"):  # gpgv reads binary keyrings only
-            keyring = Path(home) / "keyring.gpg"
-            keyring.write_bytes(dearmor(key.decode(errors="replace")))
-        try:  # GNUPGHOME: gpgv must not read, or create, the user's own keyrings
-            proc = subprocess.run(["gpgv", "--keyring", str(keyring), "--output", "-",
-                                   str(Path(home) / "sums.asc")], capture_output=True,
-                                  timeout=GPG_TIMEOUT, stdin=subprocess.DEVNULL,
-                                  env={**os.environ, "GNUPGHOME": home})
-        except FileNotFoundError:
-            raise HarnessError("source", "gpgv not found: install gpgv, or drop the keyring")
-        except subprocess.TimeoutExpired:
-            raise HarnessError("source", f"gpgv timed out after {GPG_TIMEOUT:.0f} s")
-    if proc.returncode != 0:
-        why = (proc.stderr.decode(errors="replace").strip().splitlines() or ["no output"])[-1]
-        raise HarnessError("source", f"{url}: signature not verified with {keyring}: {why}")
-    return proc.stdout.decode(errors="replace")
-
-
-def dearmor(text: str) -> bytes:
-    """ASCII-armored key blocks (RFC 4880 6.2) as the binary packets they carry."""
-    blocks = re.findall(r"^-----BEGIN PGP PUBLIC KEY BLOCK-----\r?\n(?:.+\r?\n)*?\r?\n(.*?)"
-                        r"^(?:=.{4}\r?\n)?-----END PGP PUBLIC KEY BLOCK-----", text, re.M | re.S)
-    try:
-        return b"".join(base64.b64decode("".join(b.split()), validate=True) for b in blocks)
-    except ValueError as e:
-        raise HarnessError("source", f"unreadable armored keyring: {e}")
-
-
 # --- debian -------------------------------------------------------------------------------------
-
-
-def pick_debian_version(versions: list[str], pattern: str) -> str | None:
-    """The highest Debian version whose upstream part matches ``pattern`` (fnmatch: 5.10.*)."""
-    matching = [v for v in versions if fnmatch.fnmatchcase(upstream_version(v), pattern)]
-    return max(matching, key=functools.cmp_to_key(compare_debian_versions), default=None)
-
-
-def upstream_version(version: str) -> str:
-    """``1:5.10.262-1~deb11u1`` -> ``5.10.262``: drop the epoch and the Debian revision."""
-    return version.split(":", 1)[-1].rsplit("-", 1)[0]
-
-
-def compare_debian_versions(a: str, b: str) -> int:
-    """dpkg's ordering (deb-version(7)): epoch, then upstream, then revision, '~' before all."""
-    ea, _, ra = a.partition(":") if ":" in a else ("0", "", a)
-    eb, _, rb = b.partition(":") if ":" in b else ("0", "", b)
-    if int(ea) != int(eb):
-        return -1 if int(ea) < int(eb) else 1
-    ua, _, va = ra.rpartition("-") if "-" in ra else (ra, "", "")
-    ub, _, vb = rb.rpartition("-") if "-" in rb else (rb, "", "")
-    return _verrevcmp(ua, ub) or _verrevcmp(va, vb)
-
-
-def _verrevcmp(a: str, b: str) -> int:
-    def order(c: str) -> int:
-        return -1 if c == "~" else ord(c) if c.isalpha() else ord(c) + 256
-
-    # Alternating non-digit and digit runs; the trailing empty match is dropped.
-    runs_a, runs_b = re.findall(r"(\D*)(\d*)", a)[:-1], re.findall(r"(\D*)(\d*)", b)[:-1]
-    for (ta, na), (tb, nb) in itertools.zip_longest(runs_a, runs_b, fillvalue=("", "")):
-        ka, kb = [order(c) for c in ta] + [0], [order(c) for c in tb] + [0]
-        if ka != kb:
-            return -1 if ka < kb else 1
-        if int(na or 0) != int(nb or 0):
-            return -1 if int(na or 0) < int(nb or 0) else 1
-    return 0
 
 
 def _debian_tarball(apt: PrivateApt, package: str, version: str, cache: Path,
@@ -471,18 +277,7 @@ def _remote_commit(repo: str, ref: str) -> str | None:
 
 
 def extract_tarball(tarball: Path, sha256: str, cache: Path, progress: Progress) -> Path:
-    with tarball.open("rb") as f:
-        head = f.read(6)
-    tool = next((t for magic, t in DECOMPRESSORS.items() if head.startswith(magic)), None)
-
-    def untar(dest: Path) -> None:
-        if tool is None:
-            with tarball.open("rb") as f:
-                _untar_stream(f, dest, tarball.name)
-        else:
-            _untar_command([tool, "-dc", str(tarball)], dest, tarball.name)
-
-    return _extract(cache, sha256, progress, tarball.name, untar)
+    return _extract(cache, sha256, progress, tarball.name, lambda dest: untar_file(tarball, dest))
 
 
 def _extract(cache: Path, key: str, progress: Progress, label: str,
@@ -500,172 +295,3 @@ def _extract(cache: Path, key: str, progress: Progress, label: str,
     return _top_dir(final)
 
 
-@contextmanager
-def _watchdog(*procs: subprocess.Popen) -> Iterator[None]:
-    """Pipes cannot time out, so a hung child is killed and its pipe reads end."""
-    def kill() -> None:
-        for p in procs:
-            p.kill()
-
-    timer = threading.Timer(EXTRACT_TIMEOUT, kill)
-    timer.start()
-    try:
-        yield
-    finally:
-        timer.cancel()
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-            p.wait(timeout=60)
-            for pipe in (p.stdin, p.stdout):
-                with suppress(OSError):
-                    if pipe:
-                        pipe.close()
-
-
-def _untar_command(cmd: list[str], dest: Path, label: str) -> None:
-    """Extract the tar stream a command writes (a decompressor, ``git archive``)."""
-    with tempfile.TemporaryFile() as err:
-        producer = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err,
-                                    stdin=subprocess.DEVNULL)
-        with _watchdog(producer):
-            assert producer.stdout
-            _untar_stream(producer.stdout, dest, label)
-            if producer.wait(timeout=60) != 0:
-                raise HarnessError("source", f"{label}: {cmd[0]} failed: {_tail(err)}")
-
-
-def _untar_stream(src: BinaryIO, dest: Path, label: str) -> None:
-    """Check members in Python while GNU tar extracts them, in parallel; tar never sees a header
-    before its check passed.
-
-    Measured on 2 cores with the 122 MB 5.10 tarball into tmpfs: tar -x 12-14 s, this pipeline
-    16-17 s, tarfile.extractall(filter="data") 20-24 s (on disk, writeback adds 0-20 s to each).
-    """
-    with tempfile.TemporaryFile() as err:
-        tar = subprocess.Popen(["tar", "-x", "-f", "-", "-C", str(dest), "--no-same-owner",
-                                "--no-same-permissions"], stdin=subprocess.PIPE,
-                               stdout=subprocess.DEVNULL, stderr=err)
-        assert tar.stdin
-        with _watchdog(tar):
-            try:
-                _check_members(_Gate(src, tar.stdin), label)
-                tar.stdin.write(bytes(1024))  # end-of-archive: tar sees only checked members
-                tar.stdin.close()
-                broken = False
-            except BrokenPipeError:
-                broken = True
-            if tar.wait(timeout=EXTRACT_TIMEOUT) != 0 or broken:
-                raise HarnessError("source", f"{label}: tar failed: {_tail(err) or 'it exited'}"
-                                   f"{_disk_full(dest)}")
-
-
-def _disk_full(dest: Path) -> str:
-    """tar reports a full disk as a short write ("Wrote only 1536 of 10240 bytes"): say it."""
-    with suppress(OSError):
-        st = os.statvfs(dest)
-        if st.f_bavail * st.f_frsize < 256 << 10:
-            return f" (No space left on device: {dest.parent})"
-    return ""
-
-
-def _tail(log: BinaryIO) -> str:
-    log.seek(0)
-    return log.read().decode(errors="replace").strip()[-300:]
-
-
-class _Gate:
-    """A reader for tarfile that passes bytes on to tar only up to the last checked member."""
-
-    def __init__(self, src: BinaryIO, sink: BinaryIO):
-        self.src, self.sink = src, sink
-        self.held, self.start, self.allowed = bytearray(), 0, 0
-
-    def read(self, n: int = -1) -> bytes:
-        data = self.src.read(n)
-        self.held += data
-        self.allow(self.allowed)
-        return data
-
-    def allow(self, upto: int) -> None:
-        self.allowed = upto
-        k = min(upto - self.start, len(self.held))
-        if k > 0:
-            self.sink.write(self.held[:k])
-            del self.held[:k]
-            self.start += k
-
-    def rest_is_padding(self) -> bool:
-        """Read to the end (a decompressor checks its CRC there): only zeros may follow."""
-        if bytes(self.held[self.allowed - self.start:]).strip(b"\0"):
-            return False
-        while chunk := self.src.read(1 << 20):
-            if chunk.strip(b"\0"):
-                return False
-        return True
-
-
-def _check_members(gate: _Gate, label: str) -> None:
-    links: dict[str, str] = {}
-    try:
-        with tarfile.open(fileobj=gate, mode="r|", bufsize=1 << 16) as tf:  # type: ignore
-            for member in tf:
-                _check_member(member, links, label)
-                gate.allow(tf.offset)
-    except tarfile.TarError as e:
-        raise HarnessError("source", f"{label}: not a readable tar archive: {e}")
-    for name, target in links.items():  # again, now that later links are known too
-        if _resolve(f"{name.rpartition('/')[0]}/{target}", links) is None:
-            raise _refused(label, name, f"is a symlink to {target!r}, outside the tree")
-    if not gate.rest_is_padding():
-        raise HarnessError("source", f"{label}: unreadable data after byte {gate.allowed}")
-
-
-def _check_member(m: tarfile.TarInfo, links: dict[str, str], label: str) -> None:
-    """Everything tar could be made to write must stay inside the tree (cf. the 'data' filter)."""
-    if m.name.startswith("/"):
-        raise _refused(label, m.name, "has an absolute path")
-    parts = PurePosixPath(m.name).parts
-    if ".." in parts:
-        raise _refused(label, m.name, "has a '..' component")
-    if not (m.isreg() or m.isdir() or m.issym() or m.islnk()):
-        raise _refused(label, m.name, "is a device, fifo or other special file")
-    if not parts and not m.isdir():
-        raise _refused(label, m.name, "would replace the tree's root")
-    if any("/".join(parts[:i]) in links for i in range(1, len(parts))):
-        raise _refused(label, m.name, "would be written through a symlink")
-    if m.issym():
-        target = _resolve("/".join([*parts[:-1], m.linkname]), links)
-        if m.linkname.startswith("/") or target is None:
-            raise _refused(label, m.name, f"is a symlink to {m.linkname!r}, outside the tree")
-        links["/".join(parts)] = m.linkname
-    if m.islnk():
-        if m.linkname.startswith("/") or _resolve(m.linkname, links) in (None, ""):
-            raise _refused(label, m.name, f"is a hardlink to {m.linkname!r}, outside the tree")
-
-
-def _resolve(path: str, links: dict[str, str]) -> str | None:
-    """Follow the archive's own symlinks without touching the disk; None if the path escapes."""
-    pending, out, hops = path.split("/"), [], 0
-    while pending:
-        part = pending.pop(0)
-        if part in ("", "."):
-            continue
-        if part == "..":
-            if not out:
-                return None
-            out.pop()
-            continue
-        out.append(part)
-        target = links.get("/".join(out))
-        if target is not None:
-            hops += 1
-            if hops > 64 or target.startswith("/"):
-                return None
-            out.pop()
-            pending[:0] = target.split("/")
-    return "/".join(out)
-
-
-def _refused(label: str, member: str, why: str) -> HarnessError:
-    return HarnessError("source", f"{label}: refusing member {member!r}: it {why}")

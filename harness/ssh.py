@@ -13,7 +13,7 @@ from pathlib import Path
 
 import paramiko
 
-from .errors import HarnessError
+from .errors import CommandTimeout, ConnectionLost, HarnessError, HostKeyMismatch
 
 # paramiko logs a traceback for every "Error reading SSH protocol banner" while the guest boots
 # (QEMU's port forward accepts before the guest listens); those retries are expected.
@@ -71,7 +71,7 @@ class Guest:
                                banner_timeout=timeout, auth_timeout=timeout)
             except paramiko.BadHostKeyException as e:
                 client.close()
-                raise HarnessError("ssh", f"guest presented a host key other than the image's: {e}")
+                raise HostKeyMismatch(f"guest presented a host key other than the image's: {e}")
             except BaseException:
                 client.close()
                 raise
@@ -86,14 +86,14 @@ class Guest:
     def _redial(self) -> None:
         self.client.close()
         if self._dial is None:
-            raise HarnessError("ssh", "connection to the guest is closed")
+            raise ConnectionLost("connection to the guest is closed")
         try:
             self.client = self._dial()
         except HarnessError:
             raise
         except Exception as e:  # paramiko's and the socket's own errors
-            raise HarnessError("ssh", f"connection to the guest was lost and a new one failed: "
-                                      f"{e or type(e).__name__}")
+            raise ConnectionLost(f"connection to the guest was lost and a new one failed: "
+                                 f"{e or type(e).__name__}")
 
     def run(self, command: str, timeout: float = 60.0, stdin: bytes | None = None) -> CommandResult:
         """Run ``command`` in the guest; a timeout or a dropped connection is a HarnessError."""
@@ -113,7 +113,7 @@ class Guest:
             while True:
                 if time.monotonic() - start > timeout:
                     chan.close()
-                    raise HarnessError("ssh", f"`{command}` timed out after {timeout:.0f} s")
+                    raise CommandTimeout(f"`{command}` timed out after {timeout:.0f} s")
                 got = False
                 while chan.recv_ready():
                     out += chan.recv(65536)
@@ -125,15 +125,15 @@ class Guest:
                     if chan.eof_received or chan.closed:
                         break
                 if not transport.is_active():
-                    raise HarnessError("ssh", f"connection dropped while running `{command}`")
+                    raise ConnectionLost(f"connection dropped while running `{command}`")
                 if not got:
                     time.sleep(0.01)
             status = chan.recv_exit_status()
             chan.close()
             if status == -1 and _goes_down(transport):  # closed with no exit status: not the command's
-                raise HarnessError("ssh", f"connection dropped while running `{command}`")
+                raise ConnectionLost(f"connection dropped while running `{command}`")
         except (paramiko.SSHException, socket.error, EOFError) as e:
-            raise HarnessError("ssh", f"connection failed while running `{command}`: {e}")
+            raise ConnectionLost(f"connection failed while running `{command}`: {e}")
         return CommandResult(command, status, out.decode(errors="replace"),
                              err.decode(errors="replace"), time.monotonic() - start)
 
@@ -154,14 +154,13 @@ class Guest:
         command = f"cat {shlex.quote(path)}"
         try:
             return self.check(command, timeout)
-        except HarnessError as e:
-            if e.stage != "ssh" or self.connected():
-                raise  # the file's own error, or a timeout on a live connection
+        except (ConnectionLost, CommandTimeout):
+            if self.connected():
+                raise  # a timeout on a live connection: the command's own
         try:
             return self.check(command, timeout)
-        except HarnessError as e:
-            raise HarnessError(e.stage, f"{e.message} (retried once on a new connection)",
-                               e.log, e.excerpt)
+        except (ConnectionLost, CommandTimeout) as e:
+            raise type(e)(f"{e.message} (retried once on a new connection)")
 
     def close(self) -> None:
         self._dial = None   # closed for good: no command reconnects

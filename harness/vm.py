@@ -12,7 +12,6 @@ import os
 import platform
 import re
 import socket
-import subprocess
 import threading
 import time
 from dataclasses import dataclass
@@ -20,9 +19,10 @@ from pathlib import Path
 
 import pexpect
 
+from . import proc
 from .arches import Arch
 from .cache import atomic_file, locked
-from .errors import HarnessError
+from .errors import HarnessError, KernelSplat, PortTaken
 from .progress import Progress
 
 INIT_MARK = "kharness-init: start"
@@ -30,14 +30,20 @@ INIT_MARK = "kharness-init: start"
 SSHD_MARK = "Not backgrounding"
 # /init has mounted everything (dropbear starts first, see guest_image.INIT_SCRIPT).
 READY_MARK = "kharness-init: ready"
+# What QEMU prints when the forwarded port was bound by another process first (hostfwd, 7.2).
+PORT_TAKEN = "Could not set up host forwarding rule"
 
 # Lines the kernel prints when something went wrong; any of them on a console is an ERROR.
-SPLAT = re.compile(
-    r"Kernel panic - not syncing|Oops[:\s]|BUG:|WARNING:|general protection fault|"
-    r"Unable to handle kernel|KASAN:|refcount_t:|percpu ref|possible circular locking|"
-    r"possible recursive locking|inconsistent lock state|INFO: task .* blocked|"
-    r"KVM internal error|Internal error:"
-)
+# tests/unit/test_splats.py holds real reports each must catch (and boot lines none may).
+SPLAT = re.compile("|".join((
+    r"Kernel panic - not syncing", r"Oops[:\s]", r"BUG:", r"kernel BUG at ", r"WARNING:",
+    r"invalid opcode:",                      # x86's BUG() (ud2): "invalid opcode: 0000 [#1]"
+    r"general protection fault", r"Unable to handle kernel", r"Internal error:",   # arm64
+    r"KASAN:", r"UBSAN:", r"refcount_t:", r"percpu ref", r"list_(add|del) corruption",
+    r"ODEBUG:", r"possible circular locking", r"possible recursive locking",
+    r"inconsistent lock state", r"suspicious RCU usage", r"INFO: task .* blocked",
+    r"INFO: rcu_(sched|preempt) (self-)?detected stall", r"KVM internal error",
+)))
 
 
 @dataclass(frozen=True)
@@ -66,6 +72,15 @@ def qemu_command(arch: Arch, kernel: Path, initramfs: Path, accel: str, port: in
         "-netdev", f"user,id=n0,hostfwd=tcp:127.0.0.1:{port}-:22",
         "-device", f"{arch.nic},netdev=n0", *arch.qemu_args,
     ]
+
+
+def find_splat(text: str, lines: int = 12) -> str | None:
+    """The first line of ``text`` that reports a splat, with the lines after it; or None."""
+    m = SPLAT.search(text)
+    if not m:
+        return None
+    start = text.rfind("\n", 0, m.start()) + 1
+    return "\n".join(text[start:].splitlines()[:lines])
 
 
 class Console:
@@ -105,11 +120,7 @@ class Console:
         """The first splat on the console with the lines after it, or None."""
         with self._lock:
             text = self.text
-        m = SPLAT.search(text)
-        if not m:
-            return None
-        start = text.rfind("\n", 0, m.start()) + 1
-        return "\n".join(text[start:].splitlines()[:12])
+        return find_splat(text)
 
     def tail(self, lines: int = 15) -> str:
         with self._lock:
@@ -160,7 +171,7 @@ class VM:
         cmd = qemu_command(self.arch, self.kernel, self.initramfs, self.accel.name, self.port,
                            self.cmdline)
         with open(self.console_log, "ab") as f:
-            f.write(("$ " + " ".join(cmd) + "\n").encode())
+            f.write(f"$ {proc.quoted(cmd)}\n".encode())
         self.started = time.monotonic()
         with self._lock:
             if self._cancelled:
@@ -190,13 +201,15 @@ class VM:
         splat = self.console.splat()
         if splat:
             first = splat.splitlines()[0].strip()
-            raise HarnessError("boot" if "panic" in first else "guest",
-                               f"kernel reported: {first}", self.console_log, splat)
+            raise KernelSplat("boot" if "panic" in first else "guest",
+                              f"kernel reported: {first}", self.console_log, splat)
         if not alive:
             tail = self.console.tail()
-            raise HarnessError("boot", f"QEMU exited (status {self.exit_status()}): "
-                               f"{tail.splitlines()[-1] if tail else 'no console output'}",
-                               self.console_log, tail)
+            message = (f"QEMU exited (status {self.exit_status()}): "
+                       f"{tail.splitlines()[-1] if tail else 'no console output'}")
+            if PORT_TAKEN in tail:
+                raise PortTaken(message, self.console_log, tail)
+            raise HarnessError("boot", message, self.console_log, tail)
 
     def exit_status(self) -> int | None:
         if self.child is None:
@@ -234,11 +247,8 @@ class VM:
 
 
 def _qemu_version(binary: str) -> str:
-    try:
-        out = subprocess.run([binary, "--version"], capture_output=True, text=True, timeout=30)
-    except FileNotFoundError:
-        raise HarnessError("boot", f"{binary} not found: run `make deps`")
-    return out.stdout.splitlines()[0] if out.stdout else binary
+    out = str(proc.run([binary, "--version"], "accel", 30, what=f"{binary} --version").stdout)
+    return out.splitlines()[0] if out else binary
 
 
 def kvm_precondition(arch: Arch) -> str | None:

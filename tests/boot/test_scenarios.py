@@ -6,7 +6,7 @@ kernel must do no worse than the base on any test. An error on the way (build, b
 parse) fails the test with its reason.
 """
 
-from harness.report import selftest_regressions
+from harness.kinds import selftest_regressions
 
 
 def test_scenario(kharness_case):

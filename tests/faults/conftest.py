@@ -28,7 +28,10 @@ from harness import REPO_ROOT
 from harness.arches import Arch, load_arch
 from harness.cache import cache_root, machine_lock
 from harness.config import load_kernel, load_scenario
-from harness.pipeline import Booted, Plan, Session
+from harness.boot import Booted
+from harness.plan import Plan
+from harness.results import KernelId
+from harness.session import Session
 from harness.progress import Progress
 
 RUN_MARK = uuid.uuid4().hex[:12]
@@ -203,7 +206,7 @@ def session_for(arch: Arch, run_dir: Path, series=None, variants=("base",)) -> I
 
 def boot(session: Session, arch: Arch, variant: str = "base") -> Booted:
     """Build (a cache hit with the cache warm) and boot: under ``build_slot``."""
-    return session.booted(arch, variant)
+    return session.booted(KernelId(arch.name, variant))
 
 
 # --- a web server and a small disk ----------------------------------------------------------------

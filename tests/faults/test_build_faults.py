@@ -15,9 +15,11 @@ from pathlib import Path
 
 import pytest
 
+from harness.results import KernelId
+
 from harness.cache import cache_root
 from harness.config import load_scenario
-from harness.report import ERROR, STILL_BROKEN
+from harness.kinds import ERROR, STILL_BROKEN
 from harness.series import load_patch_dir
 
 from .conftest import (artifacts, descendants, half_written, kharness, report, session_for,
@@ -63,7 +65,7 @@ def test_build_error_is_an_error_quoting_the_first_compiler_error(tmp_path, x86)
                                            "int kharness_fault = ;"))
     before = kernels(cache_root())
     with session_for(x86, tmp_path / "run", series=series, variants=("patched",)) as session:
-        result = session.run_scenario(x86, "patched", load_scenario("dying-memcg"))
+        result = session.run_scenario(KernelId(x86.name, "patched"), load_scenario("dying-memcg"))
         (record,) = session.records()
     log = tmp_path / "run" / "x86_64-patched" / "build.log"
     assert result.verdict == ERROR

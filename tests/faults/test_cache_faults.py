@@ -21,14 +21,18 @@ import re
 import tarfile
 from pathlib import Path
 
+from dataclasses import replace
+
 import pytest
+import yaml
 
 from harness.cache import cache_root
 from harness.config import KernelConfig, SourceSpec
 from harness.errors import HarnessError
-from harness.pipeline import Session
+from harness.results import KernelId
+from harness.session import Session
 from harness.progress import Progress
-from harness.report import ERROR
+from harness.kinds import ERROR
 from harness.series import load_patch_dir
 from harness.source import fetch_source
 
@@ -41,9 +45,9 @@ RUN = ("run", "--arch", "x86_64", "--variant", "base")
 
 def url_kernel(checkout: Path, url: str, sha256: str) -> None:
     """The checkout's linux-5.10 now comes from ``url`` only."""
-    (checkout / "configs/kernels/linux-5.10.yaml").write_text(
-        f'name: linux-5.10\nversion: "5.10"\nsources:\n'
-        f"  - type: url\n    url: {url}\n    sha256: {sha256}\n")
+    path = checkout / "configs/kernels/linux-5.10.yaml"
+    config = yaml.safe_load(path.read_text())
+    path.write_text(yaml.safe_dump({**config, "sources": [{"type": "url", "url": url, "sha256": sha256}]}))
 
 
 def only_error(run_dir: Path) -> str:
@@ -101,7 +105,7 @@ def _tarball(path: Path, size: int) -> Path:
 
 def test_extraction_into_a_full_cache_is_an_error_saying_so_and_leaves_nothing(tiny_disk, tmp_path):
     tarball = _tarball(tmp_path / "linux-5.10.99.tar.gz", 2 << 20)
-    kernel = KernelConfig("linux-test", "5.10", (SourceSpec(type="path", path=str(tarball)),))
+    kernel = KernelConfig("linux-test", "5.10", (SourceSpec(type="path", path=str(tarball)),), (), {})
     with pytest.raises(HarnessError) as e:
         fetch_source(kernel, tiny_disk, Progress(verbosity=0))
     assert e.value.stage == "source"
@@ -117,11 +121,10 @@ def test_workspace_on_a_full_disk_is_an_error_of_its_stage_not_a_traceback(tiny_
     tree.mkdir()
     (tree / "Makefile").write_text("VERSION = 5\nPATCHLEVEL = 10\nSUBLEVEL = 99\n")
     (tree / "big.bin").write_bytes(os.urandom(2 << 20))
-    kernel = KernelConfig("linux-test", "5.10", (SourceSpec(type="path", path=str(tree)),))
     plan = plan_for(x86)
-    session = Session(type(plan)(**{**plan.__dict__, "kernel": kernel}), tiny_disk,
-                      tmp_path / "run", Progress(verbosity=0))
-    result = session.run_scenario(x86, "base", plan.scenarios[0])
+    kernel = replace(plan.kernel, name="linux-test", sources=(SourceSpec(type="path", path=str(tree)),))
+    session = Session(replace(plan, kernel=kernel), tiny_disk, tmp_path / "run", Progress(verbosity=0))
+    result = session.run_scenario(KernelId(x86.name, "base"), plan.scenarios[0])
     assert result.verdict == ERROR
     assert re.fullmatch(rf"series: No space left on device: {tiny_disk}/git/\.\w+\.\w+\.tmp/work/big.bin",
                         result.error), result.error
@@ -159,7 +162,7 @@ def test_patch_that_does_not_apply_to_the_kernel_names_the_patch_and_the_hunk(tm
     (patches / "0001-mm-memcontrol-a-hunk-whose-context-is-not-there.patch").write_text(FAULTY_PATCH)
     series = load_patch_dir(patches)
     with session_for(x86, tmp_path / "run", series=series, variants=("patched",)) as session:
-        result = session.run_scenario(x86, "patched", plan_for(x86).scenarios[0])
+        result = session.run_scenario(KernelId(x86.name, "patched"), plan_for(x86).scenarios[0])
     log = tmp_path / "run" / "series.log"
     assert result.verdict == ERROR
     assert result.error == ("series: patch 0001 'mm: memcontrol: a hunk whose context is not there' "

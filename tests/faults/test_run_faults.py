@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from harness.cache import cache_root
-from harness.report import ERROR, FIXED, REPRODUCED
+from harness.kinds import ERROR, FIXED, REPRODUCED
 
 from .conftest import (descendants, half_written, kharness, our_qemus, report,
                        start_kharness, stop, survivors, wait_until)

@@ -124,5 +124,64 @@ def test_scenario_fields_are_checked(tmp_path, body, message):
 
 
 def test_a_name_given_twice_on_the_command_line_is_planned_once():
-    from harness.cli import _names
-    assert _names("x86_64,arm64,x86_64,", ["arm64", "x86_64"], "arch") == ["x86_64", "arm64"]
+    from harness.plan import names
+    assert names("x86_64,arm64,x86_64,", ["arm64", "x86_64"], "arch") == ["x86_64", "arm64"]
+
+
+KERNEL = ("name: k\nversion: '5.10'\nsources: [{type: path, path: /nonexistent}]\n"
+          "kconfig: [guest.config]\n")
+
+
+@pytest.mark.parametrize("body, message", [
+    ("kconfig: [guest.config, nosuch.config]\nprofiles: {default: {}}\n",
+     r"k.yaml: kconfig: no such kconfig fragment: configs/kconfig/nosuch.config"),
+    ("profiles: {debug: {}}\n", r"profiles: expected the default profile among them"),
+    ("profiles: {default: {}, fast: {}}\n", r"profiles.fast: unknown profile 'fast' \(known: "),
+    ("profiles: {default: {}, debug: {arch_kconfig: {arm64: [nosuch.config]}}}\n",
+     r"profiles.debug.arch_kconfig.arm64: no such kconfig fragment"),
+    ("profiles: {default: {}}\ncheck_profiles: [debug]\n",
+     r"check_profiles: 'debug' is not among this kernel's profiles \(default\)"),
+])
+def test_kernel_base_fields_are_checked(tmp_path, body, message):
+    text = KERNEL if body.startswith("profiles") or body.startswith("check") else KERNEL.replace(
+        "kconfig: [guest.config]\n", "")
+    p = write(tmp_path, "kernels", "k", text + body)
+    with pytest.raises(ConfigError, match=message):
+        load(KernelConfig, p)
+
+
+def test_every_shipped_kernel_and_profile_loads():
+    from harness.config import known, load_profile
+    for name in known("profiles"):
+        assert load_profile(name).name == name
+    for name in known("kernels"):
+        k = load_kernel(name)
+        assert "default" in k.profiles and set(k.check_profiles) <= set(k.profiles)
+
+
+def test_a_profile_the_kernel_does_not_support_is_refused_before_anything_runs():
+    from harness.cache import cache_root
+    from harness.errors import HarnessError
+    from harness.plan import make_plan
+    from harness.progress import Quiet
+    with pytest.raises(HarnessError, match=r"^config: unknown profile 'lkdtm' \(known: default, "
+                                           r"debug, no-memcg-kmem, all\)$"):
+        make_plan(kernel="linux-5.12-rc1", variants=("base",), profiles="lkdtm", cache=cache_root(),
+                  progress=Quiet())
+
+
+@pytest.mark.parametrize("alias, name", [("aarch64", "arm64"), ("amd64", "x86_64"), ("arm64", "arm64")])
+def test_arch_aliases(alias, name):
+    from harness.arches import arch_name
+    from harness.plan import names
+    assert arch_name(alias) == name and load_arch(alias).name == name
+    assert names(f"{alias},{name}", all_arches(), "arch", arch_name) == [name]
+
+
+def test_the_defaults_name_configs_that_exist():
+    from harness.config import load_defaults
+    from harness.series import load_series_config
+    d = load_defaults()
+    load_series_config(d.series), load_kernel(d.kernel)
+    for s in d.scenarios:
+        load_scenario(s)

@@ -2,7 +2,10 @@
 
 from harness.arches import load_arch
 from harness.kbuild import dropped_options, first_errors, fragment_paths, parse_config
-from harness.pipeline import PROFILES, profile_fragments
+from harness.cache import cache_root
+from harness.config import known, load_kernel
+from harness.plan import Plan, make_plan
+from harness.progress import Quiet
 
 
 def test_parse_config_reads_values_and_not_set():
@@ -23,12 +26,37 @@ def test_all_options_kept_means_nothing_dropped():
     assert dropped_options(requested, parse_config("CONFIG_A=y\nCONFIG_C=y\n")) == []
 
 
-def test_shipped_fragments_exist_for_every_arch_and_profile():
-    for name in ("x86_64", "arm64"):
-        arch = load_arch(name)
-        for profile in PROFILES:
-            paths = fragment_paths(arch, profile_fragments(profile, arch))
-            assert all(p.is_file() for p in paths) and len(paths) == len(PROFILES[profile].fragments) + 1
+def test_shipped_fragments_exist_for_every_kernel_arch_and_profile():
+    for kernel in map(load_kernel, known("kernels")):
+        plan = Plan(kernel, (), (), (), tuple(kernel.profiles))
+        for name in ("x86_64", "arm64"):
+            arch = load_arch(name)
+            for profile in kernel.profiles:
+                paths = fragment_paths(arch, plan.fragments(arch, profile))
+                assert all(p.is_file() for p in paths) and paths[-1].name == f"{name}.config"
+
+
+def test_5_10_fragments_merge_in_the_order_the_cached_kernels_were_built_with():
+    plan = Plan(load_kernel("linux-5.10"), (), (), (), ("default", "debug", "no-memcg-kmem"))
+    arm64 = load_arch("arm64")
+    assert plan.fragments(arm64, "default") == ("guest.config", "memcg.config", "memcg-5.x.config")
+    assert plan.fragments(arm64, "debug") == ("guest.config", "memcg.config", "memcg-5.x.config",
+                                              "debug.config", "debug-arm64-5.10.config")
+    assert plan.fragments(load_arch("x86_64"), "debug")[-1] == "debug-x86_64.config"
+    assert plan.fragments(arm64, "no-memcg-kmem")[-1] == "no-memcg-kmem-5.x.config"
+
+
+def test_every_profile_turns_bug_and_kallsyms_on():
+    # tinyconfig leaves CONFIG_BUG off: WARN() would print nothing, BUG() spin silently.
+    for kernel in map(load_kernel, known("kernels")):
+        plan = Plan(kernel, (), (), (), tuple(kernel.profiles))
+        for arch in map(load_arch, ("x86_64", "arm64")):
+            for profile in kernel.profiles:
+                requested = {}
+                for p in fragment_paths(arch, plan.fragments(arch, profile)):
+                    requested.update(parse_config(p.read_text()))
+                assert requested.get("CONFIG_BUG") == "y", (kernel.name, profile, arch.name)
+                assert requested.get("CONFIG_KALLSYMS") == "y", (kernel.name, profile, arch.name)
 
 
 def test_first_errors_quotes_compiler_errors():
@@ -38,10 +66,12 @@ def test_first_errors_quotes_compiler_errors():
 
 def test_debug_profile_caps_iterations_and_stretches_timeouts():
     from harness.config import load_scenario
-    from harness.pipeline import for_profile
+    plan = make_plan(kernel="linux-5.10", arches="x86_64", variants=("base",), profiles="all",
+                     cache=cache_root(), progress=Quiet())
     seed = load_scenario("dying-memcg")
-    assert for_profile(seed, "default") == seed
-    debug = for_profile(seed, "debug")
+    assert plan.scenario_for(seed, "default") == seed
+    debug = plan.scenario_for(seed, "debug")
     assert (debug.iterations, debug.timeout) == (100, seed.timeout * 4)
     selftests = load_scenario("cgroup-selftests")
-    assert for_profile(selftests, "debug").iterations == selftests.iterations   # 3 runs stay 3
+    assert plan.scenario_for(selftests, "debug").iterations == selftests.iterations   # 3 runs stay 3
+    assert not plan.runs_on(selftests, "debug") and plan.runs_on(selftests, "default")

@@ -1,8 +1,19 @@
 """Verdicts: an error is never a result, and FIXED needs both sides."""
 
-from harness.report import (BROKEN, ERROR, FIXED, HOLDS, NO_REGRESSION, NOT_REPRODUCED, RAN,
-                            REGRESSED, REPRODUCED, STILL_BROKEN, RunRecord, ScenarioResult,
-                            ab_verdict, passed, rows, summary)
+from harness.kinds import (BROKEN, ERROR, FIXED, HOLDS, NO_REGRESSION, NOT_REPRODUCED, RAN,
+                           REGRESSED, REPRODUCED, STILL_BROKEN)
+from harness.render import summary
+from harness.report import Row, passed, rows
+from harness.results import KernelMeta, RunMeta, RunRecord, ScenarioResult
+
+
+def ab_verdict(base, patched):
+    return Row("x86_64", "dying-memcg", base, patched).verdict
+
+
+def meta(**fields):
+    return RunMeta(kharness="test", kernel=KernelMeta("linux-5.10"), profiles=("default",),
+                   started="", run_dir="", **fields)
 
 
 def result(variant, held=None, error=None, delta=None):
@@ -102,7 +113,7 @@ def test_summary_gives_the_total_and_says_when_stage_times_overlap():
     runs = [RunRecord("x86_64", v, scenarios=(result(v, True, delta=d),))
             for v, d in (("base", 500), ("patched", 0))]
     table = rows(runs)
-    assert "total 42.0 s\n" in summary(table, runs, {"seconds": 42.0, "jobs": 1}) + "\n"
-    both = summary(table, runs, {"seconds": 42.0, "jobs": 2})
+    assert "total 42.0 s\n" in summary(table, runs, meta(seconds=42.0, jobs=1)) + "\n"
+    both = summary(table, runs, meta(seconds=42.0, jobs=2))
     assert "total 42.0 s; up to 2 guests at once, so the stage times below overlap" in both
     assert "total" not in summary(table, runs)

@@ -5,7 +5,8 @@ import time
 from xml.etree import ElementTree as ET
 
 from harness.doctor import clean, list_configs
-from harness.report import RunRecord, ScenarioResult, load, write
+from harness.report import load, write
+from harness.results import RunMeta, RunRecord, ScenarioResult
 
 
 def result(variant, held=None, error=None, delta=None):
@@ -14,8 +15,9 @@ def result(variant, held=None, error=None, delta=None):
                           held=held, error=error)
 
 
-META = {"kharness": "0", "kernel": {"version": "5.10.262", "origin": "test"},
-        "series": {"title": "Use obj_cgroup APIs to charge kmem pages"}}
+META_JSON = {"kharness": "0", "kernel": {"version": "5.10.262", "origin": "test"},
+             "series": {"title": "Use obj_cgroup APIs to charge kmem pages"}}
+META = RunMeta.from_json(META_JSON)
 
 
 def test_report_round_trips_and_renders(tmp_path):
@@ -23,7 +25,7 @@ def test_report_round_trips_and_renders(tmp_path):
             RunRecord("arm64", "patched", scenarios=(result("patched", True, delta=0),))]
     write(tmp_path, META, runs)
     meta, loaded = load(tmp_path)
-    assert loaded == runs and meta["kernel"]["version"] == "5.10.262"
+    assert loaded == runs and meta.kernel.version == "5.10.262" and meta == META
     md = (tmp_path / "summary.md").read_text()
     assert "| arm64 | dying-memcg | 1 -> 501 (+500) | 1 -> 1 (+0) | FIXED |" in md
     assert md.startswith("**Use obj_cgroup APIs to charge kmem pages** on Linux 5.10.262")
@@ -37,7 +39,7 @@ def test_a_schema_1_report_still_renders(tmp_path):
             "settle_seconds": 2.0, "script_seconds": 13.0, "error": None, "log": None,
             "verdict": "REPRODUCED"}
     patched = {**base, "variant": "patched", "after": 1, "delta": 0, "verdict": "FIXED"}
-    (tmp_path / "report.json").write_text(json.dumps({"schema": 1, **META, "profile": "default", "runs": [
+    (tmp_path / "report.json").write_text(json.dumps({"schema": 1, **META_JSON, "profile": "default", "runs": [
         {"arch": "arm64", "variant": v["variant"], "timings": {}, "scenarios": [v]} for v in (base, patched)],
         "table": []}))
     meta, runs = load(tmp_path)
@@ -59,6 +61,21 @@ def test_junit_distinguishes_failure_from_error(tmp_path):
     assert base.find("failure").get("message").startswith("NOT-REPRODUCED")
     assert base.find("system-out").text == "memory 1 1 1"
     assert patched.find("error").get("message") == "boot: deadline"
+
+
+def test_junit_attaches_the_console_of_the_guest_the_scenario_ran_on(tmp_path):
+    """A scenario with a kernel command line of its own runs on a guest of its own, whose
+    console is console-<cmdline>.log: that one's tail goes with the testcase."""
+    v2 = ScenarioResult(arch="arm64", variant="base", scenario="dying-memcg-v2", iterations=500,
+                        expectation="", cmdline="cgroup_no_v1=memory", error="guest: kernel reported: BUG:")
+    logs = tmp_path / "arm64-base"
+    logs.mkdir()
+    (logs / "console.log").write_text("the v1 guest's console\n")
+    (logs / "console-cgroup_no_v1_memory.log").write_text("BUG: the v2 guest's console\n")
+    write(tmp_path, META, [RunRecord("arm64", "base", scenarios=(v2, result("base", True, delta=500)))])
+    cases = ET.parse(tmp_path / "junit.xml").getroot().findall("testcase")
+    assert [c.find("system-err").text for c in cases] == ["BUG: the v2 guest's console",
+                                                          "the v1 guest's console"]
 
 
 def test_clean_removes_old_then_largest_oldest(tmp_path):

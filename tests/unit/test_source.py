@@ -17,12 +17,8 @@ import pytest
 from harness.config import KernelConfig, SourceSpec, from_dict, load_kernel
 from harness.errors import ConfigError, HarnessError
 from harness.progress import Progress
-from harness.source import (
-    compare_debian_versions,
-    fetch_source,
-    pick_debian_version,
-    read_version,
-)
+from harness.debian import compare_debian_versions, pick_debian_version
+from harness.source import fetch_source, read_version
 
 TOP = "linux-5.10.99"
 MAKEFILE = b"# SPDX\nVERSION = 5\nPATCHLEVEL = 10\nSUBLEVEL = 99\nEXTRAVERSION =\nNAME = Dare\n"
@@ -67,7 +63,7 @@ def sha(path: Path) -> str:
 
 
 def kernel(*sources: SourceSpec) -> KernelConfig:
-    return KernelConfig(name="linux-test", version="5.10", sources=sources)
+    return KernelConfig(name="linux-test", version="5.10", sources=sources, kconfig=(), profiles={})
 
 
 def url_source(url: str, sha256: str) -> SourceSpec:

@@ -1,0 +1,110 @@
+"""What a run will do, built one way for both front doors (the CLI and the pytest plugin): the
+kernel base, the arches, the variants, the scenarios and the config profiles, all from configs/
+and what the command line overrides, validated before anything is fetched or built."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from .arches import Arch, all_arches, arch_name, load_arch
+from .config import (KernelConfig, ProfileConfig, ScenarioConfig, load_defaults, load_kernel,
+                     load_profile, load_scenario)
+from .errors import HarnessError
+from .lore import DEFAULT_LORE
+from .progress import Progress
+from .series import Series, resolve_series
+
+VARIANTS = ("base", "patched")
+
+
+def names(value: str | list[str] | tuple[str, ...], choices: list[str], what: str,
+          canonical=lambda n: n) -> list[str]:
+    """A comma list (or several), or ``all``; each name once, each one known."""
+    items = [value] if isinstance(value, str) else list(value)
+    words = [w for item in items for w in item.split(",") if w]
+    if words == ["all"]:
+        return list(choices)
+    out = list(dict.fromkeys(canonical(w) for w in words))
+    for n in out:
+        if n not in choices:
+            raise HarnessError("config", f"unknown {what} {n!r} (known: {', '.join(choices)}, all)")
+    return out
+
+
+@dataclass(frozen=True)
+class Plan:
+    kernel: KernelConfig
+    arches: tuple[Arch, ...]
+    variants: tuple[str, ...]
+    scenarios: tuple[ScenarioConfig, ...]
+    profiles: tuple[str, ...] = ("default",)
+    series: Series | None = None
+    _profiles: dict[str, ProfileConfig] = field(default_factory=dict, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        for name in self.profiles:
+            self.profile(name)
+
+    def profile(self, name: str) -> ProfileConfig:
+        """A profile this plan's kernel supports (loaded once)."""
+        if name not in self._profiles:
+            if name not in self.kernel.profiles:
+                raise HarnessError("config", f"kernel {self.kernel.name} has no profile {name!r} "
+                                   f"(it has: {', '.join(self.kernel.profiles)})")
+            self._profiles[name] = load_profile(name)
+        return self._profiles[name]
+
+    def fragments(self, arch: Arch, profile: str) -> tuple[str, ...]:
+        """The kconfig fragments of this kernel, arch and profile, in merge order (the arch's own
+        come last, from kbuild)."""
+        p, kp = self.profile(profile), self.kernel.profiles[profile]
+        return (*self.kernel.kconfig, *self.kernel.arch_kconfig.get(arch.name, ()),
+                *p.kconfig, *p.arch_kconfig.get(arch.name, ()),
+                *kp.kconfig, *kp.arch_kconfig.get(arch.name, ()))
+
+    def scenario_for(self, scenario: ScenarioConfig, profile: str) -> ScenarioConfig:
+        """The scenario as the profile's kernels run it: iterations capped, timeout stretched."""
+        p = self.profile(profile)
+        iterations = min(scenario.iterations, p.max_iterations or scenario.iterations)
+        return replace(scenario, iterations=iterations, timeout=scenario.timeout * p.timeout_scale)
+
+    def runs_on(self, scenario: ScenarioConfig, profile: str) -> bool:
+        """Whether the profile's kernels run this scenario (the debug profile runs no selftests)."""
+        return scenario.kind != "selftests" or self.profile(profile).selftests
+
+
+def make_plan(*, series: str | None = None, kernel: str | None = None, arches: str | list[str] = "all",
+              variants: tuple[str, ...] = VARIANTS, scenarios: list[str] | None = None,
+              profiles: str | list[str] = "default", iterations: int | None = None,
+              cache: Path, progress: Progress, series_version: int | None = None,
+              lore_base: str = DEFAULT_LORE) -> Plan:
+    """The plan a command line describes; what it leaves out comes from the series' config (its
+    kernel, its scenarios), then from configs/defaults.yaml. A base-only run needs no series: it
+    must work before (and without) any patch, so the series is read only for a patched kernel."""
+    defaults = load_defaults()
+    series_obj, config = None, None
+    if "patched" in variants:
+        series_obj, config = resolve_series(series or defaults.series, cache, progress,
+                                            series_version, lore_base)
+    kernel_name = kernel or (config.kernel if config else None) or defaults.kernel
+    scenario_names = scenarios or (list(config.scenarios) if config else list(defaults.scenarios))
+    chosen = []
+    for name in dict.fromkeys(w for item in scenario_names for w in item.split(",") if w):
+        s = load_scenario(name)   # an unknown one: an error naming configs/scenarios/
+        if iterations is not None:
+            s = replace(s, iterations=iterations)
+        chosen.append(s)
+    k = load_kernel(kernel_name)
+    return Plan(kernel=k,
+                arches=tuple(load_arch(a) for a in names(arches, all_arches(), "arch", arch_name)),
+                variants=tuple(variants), scenarios=tuple(chosen),
+                profiles=tuple(names(profiles, list(k.profiles), "profile")), series=series_obj)
+
+
+def check_profiles(plan: Plan, value: str | None) -> tuple[str, ...]:
+    """The profiles check-series builds with: the kernel's own list unless the command line says."""
+    if value is None:
+        return plan.kernel.check_profiles
+    return tuple(names(value, list(plan.kernel.profiles), "profile"))
+

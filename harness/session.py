@@ -1,0 +1,349 @@
+"""One plan's shared work: the tree and its workspace, each variant's commit, each kernel and its
+booted guests (one per kernel command line), made on first use and reused after.
+
+Both front doors drive it: ``pipeline.run_plan`` for the CLI, the pytest plugin for
+marker-selected tests, which thereby build and boot only what the selected tests need. Failures
+are remembered, so every scenario of a kernel that did not build or boot reports the same ERROR.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from collections.abc import Callable, Hashable, Iterator
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from . import __version__
+from .arches import Arch
+from .boot import Booted, boot
+from .config import ScenarioConfig
+from .errors import HarnessError, KernelSplat, os_failure
+from .guest_image import GuestImage, build_guest_image
+from .kbuild import KernelBuild, build_kernel, cached_kernel
+from .kinds import describe_all, failed_expectations
+from .plan import Plan
+from .programs import build_helpers, build_selftests
+from .progress import Progress
+from .results import KernelId, KernelMeta, PatchMeta, RunMeta, RunRecord, ScenarioResult, SeriesMeta
+from .scenario import run_scenario
+from .series import Workspace
+from .source import fetch_source
+from .vm import VM, choose_accel
+
+
+class Memo:
+    """Values made on first use, by key; a failure is kept and raised again on every later use.
+    ``on_failure`` is told of each failure once, when it happens."""
+
+    def __init__(self) -> None:
+        self._store: dict[Hashable, Any] = {}
+
+    def get(self, key: Hashable, make: Callable[[], Any], stage: str,
+            on_failure: Callable[[HarnessError], None] | None = None) -> Any:
+        if key not in self._store:
+            try:
+                try:
+                    self._store[key] = make()
+                except OSError as e:  # a full disk while compiling a helper, say
+                    raise os_failure(stage, e) from e
+            except HarnessError as e:
+                self._store[key] = e
+                if on_failure is not None:
+                    on_failure(e)
+        value = self._store[key]
+        if isinstance(value, HarnessError):
+            raise value
+        return value
+
+    def items(self) -> list[tuple[Hashable, Any]]:
+        return list(self._store.items())
+
+    def forget(self, key: Hashable) -> None:
+        self._store.pop(key, None)
+
+
+class KernelRun:
+    """One kernel of the run: its record (what report.json says of it), its stage timer, its
+    log directory, and the guests booted from it."""
+
+    def __init__(self, kid: KernelId, run_dir: Path):
+        self.id = kid
+        self.out = run_dir / kid.dir_name
+        self.timings: dict[str, float] = {}
+        self._record = RunRecord(arch=kid.arch, variant=kid.variant, profile=kid.profile)
+        self._lock = threading.Lock()
+
+    @contextlib.contextmanager
+    def stage(self, name: str, stage: str) -> Iterator[None]:
+        """Time a stage; an OSError in it (a full disk) is an ERROR of ``stage`` like any other."""
+        start = time.monotonic()
+        try:
+            yield
+        except OSError as e:
+            raise os_failure(stage, e) from e
+        finally:
+            self.timings[name] = round(time.monotonic() - start, 2)
+            self.update(timings=dict(self.timings))
+
+    def update(self, **fields: Any) -> None:
+        with self._lock:
+            self._record = replace(self._record, **fields)
+
+    def fail(self, e: HarnessError) -> None:
+        """The kernel's first error is its record's."""
+        with self._lock:
+            if not self._record.error:
+                self._record = replace(self._record, error=str(e), log=str(e.log) if e.log else None)
+
+    def add(self, result: ScenarioResult) -> None:
+        with self._lock:
+            self._record = replace(self._record, scenarios=(*self._record.scenarios, result))
+
+    def boot_took(self, cmdline: str, seconds: float) -> None:
+        with self._lock:
+            self._record = replace(self._record, boots={**self._record.boots, cmdline or "-": round(seconds, 2)})
+
+    @property
+    def record(self) -> RunRecord:
+        return self._record
+
+    def logs(self) -> Path:
+        self.out.mkdir(parents=True, exist_ok=True)
+        return self.out
+
+
+def _meta(plan: Plan, run_dir: Path) -> RunMeta:
+    series = None
+    if plan.series is not None:
+        s = plan.series
+        series = SeriesMeta(name=s.name, title=s.title, sha256=s.digest, origin=s.origin,
+                            origin_sha256=s.origin_sha256, base_commit=s.base_commit,
+                            patches=tuple(PatchMeta(p.path.name, p.subject, p.sha256) for p in s.patches))
+    return RunMeta(kharness=__version__, kernel=KernelMeta(plan.kernel.name), profiles=plan.profiles,
+                   started=time.strftime("%Y-%m-%dT%H:%M:%S%z"), run_dir=str(run_dir), series=series)
+
+
+def _splat_first(booted: Booted | None, e: HarnessError) -> HarnessError:
+    """A kernel splat explains a failed scenario better than what the script saw of it (a task
+    killed by BUG(), a read that failed): the console's report becomes the error."""
+    if booted is None or isinstance(e, KernelSplat):
+        return e
+    try:
+        booted.vm.check()
+    except KernelSplat as splat:
+        return splat
+    except HarnessError:
+        pass
+    return e
+
+
+class Session:
+    def __init__(self, plan: Plan, cache: Path, run_dir: Path, progress: Progress):
+        self.plan, self.cache, self.run_dir, self.progress = plan, cache, run_dir, progress
+        self.meta = _meta(plan, run_dir)
+        self._runs: dict[KernelId, KernelRun] = {}
+        self._memo = Memo()
+        self._booted: dict[tuple[KernelId, str], Booted | HarnessError] = {}
+        self._starting: dict[tuple[KernelId, str], VM] = {}  # guests booting now
+        # Guests run on threads of their own (run_plan): what they share is made under this lock,
+        # and once the run is cancelled no new guest starts.
+        self._shared = threading.RLock()
+        self._stop_lock = threading.Lock()
+        self._cancelled = threading.Event()
+
+    def run(self, kid: KernelId) -> KernelRun:
+        with self._shared:
+            return self._runs.setdefault(kid, KernelRun(kid, self.run_dir))
+
+    def _once(self, key: Hashable, make: Callable[[], Any], what: str, stage: str,
+              run: KernelRun | None = None) -> Any:
+        def failed(e: HarnessError) -> None:
+            self.progress.info(f"ERROR {what}: {e}")
+            if run is not None:
+                run.fail(e)
+        return self._memo.get(key, make, stage, failed)
+
+    # each step returns its artifact or raises the (remembered) HarnessError
+    def workspace(self) -> Workspace:
+        def make() -> Workspace:
+            t0 = time.monotonic()
+            tree = fetch_source(self.plan.kernel, self.cache, self.progress)
+            self.meta = replace(self.meta, kernel=KernelMeta(
+                self.plan.kernel.name, tree.version, tree.provider, tree.origin, tree.sha256,
+                round(time.monotonic() - t0, 2)))
+            ws = Workspace(tree, self.cache)
+            try:
+                ws.base(self.progress)
+            except OSError as e:
+                raise os_failure("series", e) from e
+            return ws
+        return self._once("workspace", make, "source", "source")
+
+    def commit(self, variant: str) -> str:
+        def make() -> str:
+            ws = self.workspace()
+            if variant == "base":
+                return ws.base(self.progress)
+            if self.plan.series is None:
+                raise HarnessError("series", "the patched variant needs a series (--series)")
+            return ws.apply(self.plan.series, self.progress, self.run_dir / "series.log")[-1]
+        return self._memo.get(("commit", variant), make, "series")
+
+    def kernel(self, kid: KernelId) -> KernelBuild:
+        """The kernel, built or taken from the cache: once per session."""
+        run = self.run(kid)
+        return self._once(("kernel", kid), lambda: self._build(run), kid.label, "build", run)
+
+    def _build(self, run: KernelRun) -> KernelBuild:
+        kid, arch = run.id, self._arch(run.id.arch)
+        ws = self.workspace()
+        commit = self.commit(kid.variant)
+        run.update(kernel_version=ws.tree.version, commit=commit)
+        fragments = self.plan.fragments(arch, kid.profile)
+        flags = self.plan.kernel.make_flags
+        with run.stage("build", "build"):
+            kernel = cached_kernel(arch, ws.tree_id(commit, ""), fragments, self.cache, flags,
+                                   run.logs() / "build.log")
+            if kernel is not None:
+                self.progress.info(f"build {kid.label}: cached kernel {kernel.key[:12]} (no make needed)")
+            else:
+                with ws.checkout(commit) as checkout:
+                    kernel = build_kernel(arch, checkout, fragments, self.cache, run.logs(),
+                                          self.progress, flags, kid.label)
+        run.update(kernel_key=kernel.key, config_sha256=kernel.config_sha256, toolchain=kernel.toolchain,
+                   build_cached=kernel.cached, objects_compiled=kernel.objects)
+        return kernel
+
+    def _arch(self, name: str) -> Arch:
+        return next(a for a in self.plan.arches if a.name == name)
+
+    def booted(self, kid: KernelId, cmdline: str = "") -> Booted:
+        """The kernel's guest booted with ``cmdline``: built, imaged and booted once per session."""
+        kernel = self.kernel(kid)
+        run = self.run(kid)
+        key = (kid, cmdline)
+        if key not in self._booted:
+            try:
+                self._booted[key] = self._boot(run, kernel, cmdline)
+            except HarnessError as e:
+                self.progress.info(f"ERROR {kid.label}: {e}")
+                run.fail(e)
+                self._booted[key] = e
+        value = self._booted[key]
+        if isinstance(value, HarnessError):
+            raise value
+        return value
+
+    def _boot(self, run: KernelRun, kernel: KernelBuild, cmdline: str) -> Booted:
+        kid, arch = run.id, self._arch(run.id.arch)
+        label = kid.label + (f" [{cmdline}]" if cmdline else "")
+        if self._cancelled.is_set():
+            raise HarnessError("boot", "run interrupted before this guest booted")
+        with run.stage("image", "guest-image"):
+            image = self.image(arch)
+        run.update(image_key=image.key)
+        with self._shared:  # once per kernel and host
+            with run.stage("accel", "accel"):
+                accel = choose_accel(arch, kernel.image, image.initramfs, self.cache, run.logs(),
+                                     self.progress)
+        self.progress.info(f"boot {label}: {accel.reason}")
+        run.update(accel=accel.name, accel_reason=accel.reason)
+        with run.stage("boot" + (f" [{cmdline}]" if cmdline else ""), "boot"):
+            try:
+                booted = boot(arch, kernel.image, image, accel, run.logs(), self.progress, label, cmdline,
+                              lambda vm: self._starting.__setitem__((kid, cmdline), vm))
+            finally:
+                self._starting.pop((kid, cmdline), None)
+        run.boot_took(cmdline, booted.seconds)
+        return booted
+
+    def image(self, arch: Arch) -> GuestImage:
+        """The arch's guest image, made once (run_plan makes it while the first kernel builds)."""
+        with self._shared:
+            return self._once(("image", arch.name), lambda: build_guest_image(arch, self.cache, self.progress),
+                              f"{arch.name} guest image", "guest-image")
+
+    def programs(self, arch: Arch, variant: str, scenario: ScenarioConfig) -> dict[str, bytes]:
+        """The scenario's helpers (per arch) and selftests (per arch and variant), compiled."""
+        with self._shared:
+            out = {}
+            if scenario.helpers:
+                out.update(self._once(
+                    ("helpers", arch.name, scenario.helpers),
+                    lambda: build_helpers(arch, scenario.helpers, self.cache, self.run_dir, self.progress),
+                    f"{arch.name} helpers", "programs"))
+            if scenario.selftests:
+                def make() -> dict[str, bytes]:
+                    return build_selftests(arch, self.workspace(), self.commit(variant), scenario.selftests,
+                                           self.cache, self.run_dir, self.progress)
+                out.update(self._once(("selftests", arch.name, variant, scenario.selftests), make,
+                                      f"{arch.name}/{variant} selftests", "programs"))
+            return out
+
+    def run_scenario(self, kid: KernelId, scenario: ScenarioConfig) -> ScenarioResult:
+        """Run one scenario on the kernel's guest; an ERROR result, never an exception."""
+        run = self.run(kid)
+        arch = self._arch(kid.arch)
+        scenario = self.plan.scenario_for(scenario, kid.profile)
+        expectations = scenario.expectations(kid.variant)
+        common = dict(arch=kid.arch, variant=kid.variant, profile=kid.profile, scenario=scenario.name,
+                      kind=scenario.kind, show=scenario.show, iterations=scenario.iterations,
+                      cmdline=scenario.cmdline,
+                      expectation=describe_all(expectations, scenario.iterations))
+        booted = None
+        try:
+            booted = self.booted(kid, scenario.cmdline)
+            programs = self.programs(arch, kid.variant, scenario)
+            if self._cancelled.is_set():
+                raise HarnessError("scenario", "run interrupted before this scenario ran")
+            with run.stage(f"scenario {scenario.name}", "scenario"):
+                m = run_scenario(booted.guest, scenario, run.logs(), self.progress, kid.label, programs)
+            booted.vm.check()  # a splat during the scenario voids its numbers
+            failed = failed_expectations(expectations, m.metrics, scenario.iterations)
+            result = ScenarioResult(
+                **common, before=m.before, after=m.after, delta=m.delta, held=not failed,
+                failed=tuple(failed), metrics=m.metrics, tests=m.tests,
+                settle_seconds=round(m.settle_seconds, 2), script_seconds=round(m.script_seconds, 2))
+        except HarnessError as e:
+            e = _splat_first(booted, e)
+            if not run.record.error:
+                self.progress.info(f"ERROR {kid.label} {scenario.name}: {e}")
+            result = ScenarioResult(**common, error=str(e), log=str(e.log) if e.log else None)
+        run.add(result)
+        return result
+
+    def release(self, kid: KernelId, cmdline: str | None = None) -> None:
+        """Stop the kernel's guests (those booted with ``cmdline`` only, if given)."""
+        for key, booted in list(self._booted.items()):
+            if key[0] == kid and cmdline in (None, key[1]):
+                self._stop(key, booted)
+
+    def cancel(self) -> None:
+        """No guest boots from now on (those booting finish, and are stopped by ``close``)."""
+        self._cancelled.set()
+
+    def close(self) -> None:
+        for vm in list(self._starting.values()):  # its boot then fails at once: QEMU is gone
+            vm.cancel()
+        for key, booted in list(self._booted.items()):
+            self._stop(key, booted)
+
+    def _stop(self, key: tuple[KernelId, str], booted: Booted | HarnessError) -> None:
+        """Keep the guest's kernel log with its console log, then stop it."""
+        with self._stop_lock:  # a guest's own thread and an interrupted run's close() may meet here
+            if self._booted.get(key) is not booted or not isinstance(booted, Booted):
+                return
+            del self._booted[key]  # a later scenario on this kernel and command line boots anew
+            if booted.vm.child is None or not booted.vm.child.isalive():
+                return
+        with contextlib.suppress(HarnessError, OSError):
+            name = booted.vm.console_log.name.replace("console", "dmesg", 1)
+            (booted.vm.console_log.parent / name).write_text(booted.guest.run("dmesg", timeout=20).stdout)
+        booted.guest.close()
+        booted.vm.stop()
+
+    def records(self) -> list[RunRecord]:
+        return [r.record for r in self._runs.values()]

@@ -1,0 +1,136 @@
+"""The pipeline's orchestration on a fake kernel tree (tests/fakelinux: a Makefile with kbuild's
+targets and output, no compiler): cache keys, rebuild decisions and error paths, in seconds, with
+real git, real make and the real session code."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from harness import REPO_ROOT, kbuild
+from harness.arches import load_arch
+from harness.config import SourceSpec, load_kernel, load_scenario
+from harness.errors import HarnessError
+from harness.plan import Plan
+from harness.progress import Quiet
+from harness.results import KernelId
+from harness.series import load_patch_dir
+from harness.session import Session
+
+FAKE = REPO_ROOT / "tests" / "fakelinux"
+BASE, PATCHED = KernelId("x86_64", "base"), KernelId("x86_64", "patched")
+
+
+def fake_plan(tmp_path: Path, patch: str | None = None, **kernel_changes) -> Plan:
+    tree = tmp_path / "linux"
+    if not tree.exists():
+        shutil.copytree(FAKE, tree, symlinks=True)
+    kernel = replace(load_kernel("linux-5.10"), sources=(SourceSpec(type="path", path=str(tree)),),
+                     **kernel_changes)
+    series = None
+    if patch is not None:
+        patches = tmp_path / "patches"
+        patches.mkdir(exist_ok=True)
+        (patches / "0001-mm-memcontrol-fake.patch").write_text(patch)
+        series = load_patch_dir(patches)
+    return Plan(kernel, (load_arch("x86_64"),), ("base", "patched"), (load_scenario("dying-memcg"),),
+                series=series)
+
+
+def change_memcontrol(new_line: str) -> str:
+    return f"""From 0000000000000000000000000000000000000000 Mon Sep 17 00:00:00 2001
+From: Test <test@example.org>
+Date: Thu, 1 Jan 1970 00:00:00 +0000
+Subject: [PATCH] mm: memcontrol: fake change
+
+---
+ mm/memcontrol.c | 2 +-
+ 1 file changed, 1 insertion(+), 1 deletion(-)
+
+diff --git a/mm/memcontrol.c b/mm/memcontrol.c
+--- a/mm/memcontrol.c
++++ b/mm/memcontrol.c
+@@ -1,2 +1,2 @@
+ /* fake mm/memcontrol.c: a patch of the harness's tests changes this line */
+-int memcg_charge = 1;
++{new_line}
+--
+2.39.5
+"""
+
+
+def session(plan: Plan, cache: Path, run: Path) -> Session:
+    return Session(plan, cache, run, Quiet())
+
+
+def test_a_rerun_finds_the_kernel_by_the_key_the_build_stored_it_under_and_runs_no_make(tmp_path):
+    plan, cache = fake_plan(tmp_path), tmp_path / "cache"
+    first = session(plan, cache, tmp_path / "run1")
+    built = first.kernel(BASE)
+    assert (built.cached, built.objects) == (False, 1) and built.image.read_bytes().startswith(b"CONFIG_")
+    again = session(plan, cache, tmp_path / "run2")
+    found = again.kernel(BASE)
+    assert (found.cached, found.key, found.image) == (True, built.key, built.image)
+    (record,) = again.records()
+    assert (record.build_cached, record.objects_compiled, record.kernel_key) == (True, 0, built.key)
+    assert "reused from the cache" in (tmp_path / "run2/x86_64-base/build.log").read_text()
+
+
+def test_base_and_patched_kernels_have_keys_of_their_own(tmp_path):
+    plan = fake_plan(tmp_path, change_memcontrol("int memcg_charge = 2;"))
+    s = session(plan, tmp_path / "cache", tmp_path / "run")
+    base, patched = s.kernel(BASE), s.kernel(PATCHED)
+    assert base.key != patched.key and base.config_sha256 == patched.config_sha256
+    assert b"memcg_charge = 2" in patched.image.read_bytes()
+    assert b"memcg_charge = 2" not in base.image.read_bytes()
+
+
+@pytest.mark.parametrize("change", [
+    {"kconfig": ("guest.config", "memcg.config", "memcg-5.x.config", "debug-x86_64.config")},
+    {"make_flags": ("WERROR=0",)},
+], ids=["fragment", "make-flag"])
+def test_a_changed_fragment_or_make_flag_is_a_new_kernel(tmp_path, change):
+    cache = tmp_path / "cache"
+    before = session(fake_plan(tmp_path), cache, tmp_path / "run1").kernel(BASE)
+    after = session(fake_plan(tmp_path, **change), cache, tmp_path / "run2").kernel(BASE)
+    assert not after.cached and after.key != before.key
+
+
+def test_a_build_error_is_an_error_quoting_it_and_leaves_no_kernel(tmp_path):
+    plan = fake_plan(tmp_path, change_memcontrol("#error broken by the patch"))
+    cache = tmp_path / "cache"
+    s = session(plan, cache, tmp_path / "run")
+    result = s.run_scenario(PATCHED, plan.scenarios[0])
+    assert result.verdict == "ERROR"
+    assert result.error.startswith("build: make failed (exit 2): ") and "mm/memcontrol.c:2:#error" in result.error
+    assert s.records()[0].error == result.error
+    assert not any((cache / "kernels").glob("*/image")), "a failed build left a kernel"
+
+
+def test_a_build_that_hangs_silently_times_out_and_leaves_no_process(tmp_path, monkeypatch):
+    monkeypatch.setattr(kbuild, "BUILD_TIMEOUT", 2.0)
+    monkeypatch.setenv("FAKELINUX_HANG", "60")
+    s = session(fake_plan(tmp_path), tmp_path / "cache", tmp_path / "run")
+    start = time.monotonic()
+    with pytest.raises(HarnessError) as e:
+        s.kernel(BASE)
+    assert time.monotonic() - start < 20
+    assert (e.value.stage, e.value.message) == ("build", "make exceeded 2 s")
+    leftover = subprocess.run(["pgrep", "-f", "sleep 60"], capture_output=True, text=True).stdout.split()
+    assert [p for p in leftover if int(p) != os.getpid()] == []
+
+
+def test_a_failure_is_remembered_not_retried(tmp_path):
+    plan = fake_plan(tmp_path, change_memcontrol("#error broken by the patch"))
+    s = session(plan, tmp_path / "cache", tmp_path / "run")
+    with pytest.raises(HarnessError) as first:
+        s.kernel(PATCHED)
+    with pytest.raises(HarnessError) as second:
+        s.kernel(PATCHED)
+    assert second.value is first.value
