@@ -34,7 +34,7 @@ READY_MARK = "kharness-init: ready"
 PORT_TAKEN = "Could not set up host forwarding rule"
 
 # Lines the kernel prints when something went wrong; any of them on a console is an ERROR.
-# tests/unit/test_splats.py holds real reports each must catch (and boot lines none may).
+# tests/unit/test_splat_patterns.py holds real reports each must catch (and boot lines none may).
 SPLAT = re.compile("|".join((
     r"Kernel panic - not syncing", r"Oops[:\s]", r"BUG:", r"kernel BUG at ", r"WARNING:",
     r"invalid opcode:",                      # x86's BUG() (ud2): "invalid opcode: 0000 [#1]"
