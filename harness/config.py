@@ -235,6 +235,7 @@ class ProfileConfig:
     max_iterations: int | None = None
     timeout_scale: float = 1.0
     selftests: bool = True    # run selftests scenarios on its kernels
+    in_all: bool = True       # `--profile all` includes it (a profile for kharness's own tests does not)
 
     def validate(self, file: Path, where: str) -> None:
         fragments(file, "", self.kconfig, self.arch_kconfig)

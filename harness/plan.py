@@ -99,12 +99,20 @@ def make_plan(*, series: str | None = None, kernel: str | None = None, arches: s
     return Plan(kernel=k,
                 arches=tuple(load_arch(a) for a in names(arches, all_arches(), "arch", arch_name)),
                 variants=tuple(variants), scenarios=tuple(chosen),
-                profiles=tuple(names(profiles, list(k.profiles), "profile")), series=series_obj)
+                profiles=profile_names(k, profiles), series=series_obj)
+
+
+def profile_names(kernel: KernelConfig, value: str | list[str]) -> tuple[str, ...]:
+    """Profiles the kernel supports; ``all`` is those meant for A/B columns (not test-only ones)."""
+    chosen = names(value, list(kernel.profiles), "profile")
+    if value == "all":
+        chosen = [p for p in chosen if load_profile(p).in_all]
+    return tuple(chosen)
 
 
 def check_profiles(plan: Plan, value: str | None) -> tuple[str, ...]:
     """The profiles check-series builds with: the kernel's own list unless the command line says."""
     if value is None:
         return plan.kernel.check_profiles
-    return tuple(names(value, list(plan.kernel.profiles), "profile"))
+    return profile_names(plan.kernel, value)
 

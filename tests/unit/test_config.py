@@ -185,3 +185,14 @@ def test_the_defaults_name_configs_that_exist():
     load_series_config(d.series), load_kernel(d.kernel)
     for s in d.scenarios:
         load_scenario(s)
+
+
+def test_profile_all_is_the_kernels_a_b_profiles_not_the_test_only_ones():
+    from harness.cache import cache_root
+    from harness.plan import make_plan
+    from harness.progress import Quiet
+    plan = make_plan(kernel="linux-5.10", variants=("base",), profiles="all", cache=cache_root(),
+                     progress=Quiet())
+    assert plan.profiles == ("default", "debug", "no-memcg-kmem")
+    assert make_plan(kernel="linux-5.10", variants=("base",), profiles="lkdtm", cache=cache_root(),
+                     progress=Quiet()).profiles == ("lkdtm",)

@@ -134,3 +134,26 @@ def test_a_failure_is_remembered_not_retried(tmp_path):
     with pytest.raises(HarnessError) as second:
         s.kernel(PATCHED)
     assert second.value is first.value
+
+
+def test_check_series_builds_every_prefix_per_profile_and_checkpatches_every_patch(tmp_path):
+    """The matrix `make check-series` runs on the real series, here on the fake tree: a build
+    per (profile, prefix), the first broken prefix named, checkpatch.pl of the tree per patch."""
+    from harness.checkseries import check_series, series_matrix
+
+    plan = fake_plan(tmp_path, change_memcontrol("int memcg_charge = 2;"))
+    patches = tmp_path / "patches"
+    second = change_memcontrol("#error broken by patch 2").replace(
+        "-int memcg_charge = 1;", "-int memcg_charge = 2;").replace("fake change", "break it")
+    (patches / "0002-mm-memcontrol-break-it.patch").write_text(second)
+    plan = replace(plan, series=load_patch_dir(patches))
+    builds, checkpatch = check_series(plan, ("default", "no-memcg-kmem"), tmp_path / "cache",
+                                      tmp_path / "run", Quiet())
+    assert [(b.profile, b.patch, b.ok) for b in builds] == [
+        ("default", 1, True), ("default", 2, False), ("no-memcg-kmem", 1, True), ("no-memcg-kmem", 2, False)]
+    assert "mm/memcontrol.c:2:#error" in builds[1].error
+    assert [(c.patch, c.errors, c.warnings) for c in checkpatch] == [
+        ("0001-mm-memcontrol-fake.patch", 0, 1), ("0002-mm-memcontrol-break-it.patch", 0, 1)]
+    matrix = series_matrix(builds, checkpatch).splitlines()
+    assert matrix[0].split() == ["patch", "x86_64/default", "x86_64/no-memcg-kmem", "checkpatch", "(E/W/C)"]
+    assert matrix[2].split()[1::2][:2] == ["FAIL", "FAIL"]
