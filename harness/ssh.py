@@ -104,7 +104,10 @@ class Guest:
         assert transport is not None
         try:
             chan = transport.open_session(timeout=timeout)
-            chan.settimeout(1.0)
+            # The whole deadline for the input: sendall blocks while the guest's window is full,
+            # and a slow guest (KASAN under TCG) takes seconds to drain a helper binary. Output
+            # is read only when ready, so no read blocks on this timeout.
+            chan.settimeout(timeout)
             chan.exec_command(command)
             if stdin is not None:
                 chan.sendall(stdin)
@@ -132,8 +135,10 @@ class Guest:
             chan.close()
             if status == -1 and _goes_down(transport):  # closed with no exit status: not the command's
                 raise ConnectionLost(f"connection dropped while running `{command}`")
+        except socket.timeout:   # the input did not go in within the deadline
+            raise CommandTimeout(f"`{command}` timed out after {timeout:.0f} s sending its input")
         except (paramiko.SSHException, socket.error, EOFError) as e:
-            raise ConnectionLost(f"connection failed while running `{command}`: {e}")
+            raise ConnectionLost(f"connection failed while running `{command}`: {e or type(e).__name__}")
         return CommandResult(command, status, out.decode(errors="replace"),
                              err.decode(errors="replace"), time.monotonic() - start)
 
