@@ -21,6 +21,9 @@ from .cache import digest, locked
 from .errors import HarnessError
 
 DEFAULT_KEYRING = "/usr/share/keyrings/debian-archive-keyring.gpg"
+# Suites that have no -updates and no -security companion: asking for them is a failed
+# `apt-get update` ("does not have a Release file"), not a missing kernel.
+ROLLING_SUITES = frozenset({"sid", "unstable", "experimental", "rc-buggy"})
 
 
 @dataclass(frozen=True)
@@ -135,11 +138,10 @@ class PrivateApt:
     def _sources_text(self) -> str:
         types = "deb" + (" deb-src" if self.sources else "")
         signed = f"Signed-By: {self.mirrors.keyring}\n" if self.mirrors.keyring else ""
-        text = (
-            f"Types: {types}\nURIs: {self.mirrors.main}\n"
-            f"Suites: {self.suite} {self.suite}-updates\nComponents: main\n{signed}"
-        )
-        if self.mirrors.security:
+        rolling = self.suite in ROLLING_SUITES
+        suites = self.suite if rolling else f"{self.suite} {self.suite}-updates"
+        text = f"Types: {types}\nURIs: {self.mirrors.main}\nSuites: {suites}\nComponents: main\n{signed}"
+        if self.mirrors.security and not rolling:
             text += (
                 f"\nTypes: {types}\nURIs: {self.mirrors.security}\n"
                 f"Suites: {self.suite}-security\nComponents: main\n{signed}"
@@ -223,10 +225,17 @@ class PrivateApt:
 # --- versions (deb-version(7)) ------------------------------------------------------------------
 
 
+def debian_candidates(versions: list[str], pattern: str) -> list[str]:
+    """The Debian versions whose upstream part matches ``pattern`` (fnmatch: 5.10.*), highest
+    first, each once: the order to try them in (an index may list versions the pool no longer
+    serves)."""
+    matching = {v for v in versions if fnmatch.fnmatchcase(upstream_version(v), pattern)}
+    return sorted(matching, key=functools.cmp_to_key(compare_debian_versions), reverse=True)
+
+
 def pick_debian_version(versions: list[str], pattern: str) -> str | None:
-    """The highest Debian version whose upstream part matches ``pattern`` (fnmatch: 5.10.*)."""
-    matching = [v for v in versions if fnmatch.fnmatchcase(upstream_version(v), pattern)]
-    return max(matching, key=functools.cmp_to_key(compare_debian_versions), default=None)
+    """The highest Debian version whose upstream part matches ``pattern``."""
+    return next(iter(debian_candidates(versions, pattern)), None)
 
 
 def upstream_version(version: str) -> str:

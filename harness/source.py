@@ -19,7 +19,7 @@ from pathlib import Path
 
 from .cache import atomic_dir, atomic_file, digest, locked, sha256_file
 from .config import KernelConfig, SourceSpec
-from .debian import PrivateApt, pick_debian_version
+from .debian import PrivateApt, debian_candidates
 from .errors import HarnessError, os_failure
 from .git import git_out
 from .http import download
@@ -28,6 +28,8 @@ from .progress import Progress
 from .tarsafe import untar_command, untar_file
 
 GIT_TIMEOUT = 1800.0
+MAX_DEBIAN_TRIES = 12   # listed versions tried before giving up on a suite
+DEBIAN_ABSENT_FOR = 24 * 3600.0   # a version the pool answered 404 for is not asked again before
 
 
 @dataclass(frozen=True)
@@ -85,14 +87,44 @@ def _from_debian(spec: SourceSpec, cache: Path, progress: Progress) -> SourceTre
             raise
         progress.info(f"source: {e.message}; using the package lists of an earlier update")
     versions = apt.source_versions(spec.package)
-    version = pick_debian_version(versions, spec.version)
-    if version is None:
+    candidates = debian_candidates(versions, spec.version)
+    if not candidates:
         raise HarnessError("source", f"no {spec.package} source in {spec.suite} matches "
                                      f"{spec.version} (have: {', '.join(versions) or 'none'})")
-    tarball = _debian_tarball(apt, spec.package, version, cache, progress)
-    sha = tarball.parent.name
-    origin = f"debian {spec.suite} {spec.package} {version} ({tarball.name})"
-    return _tree(extract_tarball(tarball, sha, cache, progress), "debian", origin, sha)
+    # The index lists versions whose files may be gone from the pool (404): go down the list.
+    skipped = []
+    for version in candidates[:MAX_DEBIAN_TRIES]:
+        # a 404 is remembered as long as the lists are, so each run does not ask again
+        absent = cache / "downloads" / "debian" / f"{spec.package}_{version}.absent"
+        try:
+            if absent.is_file() and time.time() - absent.stat().st_mtime < DEBIAN_ABSENT_FOR:
+                raise HarnessError("source", absent.read_text().strip())
+            tarball = _debian_tarball(apt, spec.package, version, cache, progress)
+        except HarnessError as e:
+            reason = _not_served(e.message)
+            if "404" in reason and not absent.is_file():
+                with atomic_file(absent, "w") as f:
+                    f.write(f"{reason} on {time.strftime('%Y-%m-%d %H:%M')}\n")
+            skipped.append(f"{version} ({reason})")
+            progress.info(f"source: {spec.suite} lists {spec.package} {version} but {reason}; "
+                          "trying the next listed version")
+            continue
+        sha = tarball.parent.name
+        origin = f"debian {spec.suite} {spec.package} {version} ({tarball.name})"
+        if skipped:
+            origin += f"; skipped {', '.join(skipped)}"
+        return _tree(extract_tarball(tarball, sha, cache, progress), "debian", origin, sha)
+    raise HarnessError("source", f"{spec.suite} lists {spec.package} {', '.join(candidates)} "
+                       f"for {spec.version}; none could be downloaded: {'; '.join(skipped)}")
+
+
+def _not_served(message: str) -> str:
+    """apt's reason in a few words: the mirror's 404 says the file is gone, anything else is quoted."""
+    if message.startswith("its files are not served"):
+        return message
+    if re.search(r"\b404\b", message):
+        return "its files are not served (404)"
+    return message.splitlines()[-1][-200:] if message else "the download failed"
 
 
 def _from_path(spec: SourceSpec, cache: Path, progress: Progress) -> SourceTree:

@@ -535,3 +535,68 @@ def test_the_linux_5_10_config_asks_debian_for_5_10():
     assert config.version == "5.10"
     assert [(s.type, s.suite, s.version) for s in config.sources if s.type == "debian"] == [
         ("debian", "bullseye", "5.10.*")]
+
+
+class ListsMoreThanServed:
+    """A stand-in for the private apt (the real one is exercised by real runs): its index lists
+    7.2.7-7.2.13, its pool serves only 7.2.8, as sid did on 2026-12-01."""
+
+    listed = ["7.2.7-1", "7.2.8-1", "7.2.9-1", "7.2.13-1", "7.1.8-1"]
+    tried: list[str] = []
+
+    def __init__(self, cache: Path, suite: str, sources: bool = False):
+        self.root = cache / "apt" / suite
+
+    def update(self) -> None:
+        pass
+
+    def source_versions(self, package: str) -> list[str]:
+        return self.listed
+
+    def download_source(self, package: str, version: str, dest: Path) -> None:
+        self.tried.append(version)
+        if version != "7.2.8-1":
+            raise HarnessError("apt", f"apt-get source failed: E: Failed to fetch "
+                                      f"http://mirror.example/{package}_{version}.dsc  404  Not Found")
+        makefile = b"VERSION = 7\nPATCHLEVEL = 2\nSUBLEVEL = 8\nEXTRAVERSION =\n"
+        make_tarball(dest / "linux_7.2.8.orig.tar.xz",
+                     [member("linux-7.2.8/", type=tarfile.DIRTYPE),
+                      member("linux-7.2.8/Makefile", makefile)])
+
+
+def test_debian_goes_down_the_listed_versions_the_pool_no_longer_serves(monkeypatch, cache, progress):
+    monkeypatch.setattr("harness.source.PrivateApt", ListsMoreThanServed)
+    ListsMoreThanServed.tried = []
+    k = KernelConfig(name="linux-7.2", version="7.2", kconfig=(), profiles={},
+                     sources=(SourceSpec(type="debian", suite="sid", package="linux", version="7.2.*"),))
+    tree = fetch_source(k, cache, progress)
+    assert tree.version == "7.2.8"
+    assert ListsMoreThanServed.tried == ["7.2.13-1", "7.2.9-1", "7.2.8-1"]   # highest first, 7.1 never
+    assert tree.origin == ("debian sid linux 7.2.8-1 (linux_7.2.8.orig.tar.xz); skipped "
+                           "7.2.13-1 (its files are not served (404)), 7.2.9-1 (its files are not served (404))")
+    assert "lists linux 7.2.13-1 but its files are not served (404)" in progress.stream.getvalue()
+    assert not [p for p in (cache / "downloads").iterdir() if p.name.startswith(".debian-")]
+    # the next run does not ask the pool again for what it did not serve (for as long as the lists live)
+    ListsMoreThanServed.tried = []
+    again = fetch_source(k, cache, progress)
+    assert (again.path, ListsMoreThanServed.tried) == (tree.path, [])
+    assert "skipped 7.2.13-1 (its files are not served (404) on 20" in again.origin
+
+
+def test_debian_none_served_is_one_error_naming_each_version(monkeypatch, cache, progress):
+    monkeypatch.setattr(ListsMoreThanServed, "listed", ["7.2.13-1", "7.2.9-1"])
+    monkeypatch.setattr("harness.source.PrivateApt", ListsMoreThanServed)
+    k = KernelConfig(name="linux-7.2", version="7.2", kconfig=(), profiles={},
+                     sources=(SourceSpec(type="debian", suite="sid", package="linux", version="7.2.*"),))
+    with pytest.raises(HarnessError, match=r"sid lists linux 7.2.13-1, 7.2.9-1 for 7.2.\*; none could "
+                                           r"be downloaded: 7.2.13-1 \(its files.*7.2.9-1 \(its"):
+        fetch_source(k, cache, progress)
+
+
+def test_sid_has_no_updates_or_security_suite(tmp_path):
+    from harness.debian import Mirrors, PrivateApt
+    mirrors = Mirrors("http://m.example/debian", "http://m.example/debian-security", None)
+    sid = PrivateApt(tmp_path, "sid", sources=True, mirrors=mirrors).sources_text
+    assert "Suites: sid\n" in sid and "-updates" not in sid and "-security" not in sid
+    stable = PrivateApt(tmp_path, "bullseye", sources=True, mirrors=mirrors).sources_text
+    assert "bullseye-updates" in stable and "bullseye-security" in stable
