@@ -11,6 +11,7 @@ import json
 import os
 import platform
 import re
+import shutil
 import socket
 import threading
 import time
@@ -291,14 +292,38 @@ def _cached_probe(arch: Arch, kernel: Path, initramfs: Path, cache: Path, run_di
     key = f"{arch.name}: {host}"
     with locked(cache / "kvm-probe.lock"):
         known = json.loads(path.read_text()) if path.exists() else {}
-        if key in known:
-            return known[key]["failure"]
-        progress.info(f"boot {arch.name}: probing KVM (cached per host afterwards)")
+        entry = known.get(key)
+        if entry is not None and not _stale(entry):
+            return entry["failure"]
+        why = "asked to (KHARNESS_KVM_REPROBE)" if entry and os.environ.get("KHARNESS_KVM_REPROBE") \
+            else f"the cached answer of {entry['when']} is stale" if entry else "cached per host afterwards"
+        progress.info(f"boot {arch.name}: probing KVM ({why})")
         failure = probe_kvm(arch, kernel, initramfs, run_dir, progress)
-        known[key] = {"failure": failure, "when": time.strftime("%Y-%m-%dT%H:%M:%S")}
+        if failure is not None:   # the log outlives the run directory it was written in
+            kept = cache / f"kvm-probe-{arch.name}.log"
+            with contextlib.suppress(OSError):
+                shutil.copyfile(run_dir / "kvm-probe.log", kept)
+            failure = re.sub(r"\(log: [^)]*\)$", f"(log: {kept})", failure)
+        known[key] = {"failure": failure, "when": time.strftime("%Y-%m-%dT%H:%M:%S"),
+                      "epoch": time.time()}
         with atomic_file(path, "w") as f:
             json.dump(known, f, indent=1)
     return failure
+
+
+# How long a probe's answer is trusted: a guest that printed nothing in time may have met a busy
+# machine (a kernel build on every core), so that answer is asked again after an hour; a KVM
+# error or a QEMU that failed is the host's, trusted for a week. KHARNESS_KVM_REPROBE=1 asks now.
+PROBE_TRUST = {"timeout": 3600.0, "failure": 7 * 86400.0, "success": 7 * 86400.0}
+
+
+def _stale(entry: dict) -> bool:
+    if os.environ.get("KHARNESS_KVM_REPROBE"):
+        return True
+    failure = entry.get("failure")
+    trust = PROBE_TRUST["success" if failure is None else
+                        "timeout" if "printed nothing within" in failure else "failure"]
+    return time.time() - entry.get("epoch", 0.0) > trust
 
 
 def _cpu_model() -> str:

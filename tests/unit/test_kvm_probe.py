@@ -1,0 +1,44 @@
+"""The KVM probe's answer is cached per host, but not forever, and its log outlives the run."""
+
+import time
+
+from harness import vm
+from harness.arches import load_arch
+from harness.progress import Quiet
+
+TIMEOUT = "the guest printed nothing within 15 s under KVM (log: /r/kvm-probe.log)"
+KVM_ERROR = "KVM internal error. Suberror: 1 (log: /r/kvm-probe.log)"
+
+
+def entry(failure, age):
+    return {"failure": failure, "when": "then", "epoch": time.time() - age}
+
+
+def test_a_probe_that_met_a_busy_machine_is_asked_again_after_an_hour(monkeypatch):
+    monkeypatch.delenv("KHARNESS_KVM_REPROBE", raising=False)
+    assert not vm._stale(entry(TIMEOUT, 600)) and vm._stale(entry(TIMEOUT, 4000))
+    assert not vm._stale(entry(KVM_ERROR, 4000)) and vm._stale(entry(KVM_ERROR, 8 * 86400))
+    assert not vm._stale(entry(None, 86400))
+    assert vm._stale({"failure": KVM_ERROR, "when": "before epochs were kept"})
+    monkeypatch.setenv("KHARNESS_KVM_REPROBE", "1")
+    assert vm._stale(entry(None, 0))
+
+
+def test_a_failed_probe_cites_a_log_kept_in_the_cache(monkeypatch, tmp_path):
+    monkeypatch.delenv("KHARNESS_KVM_REPROBE", raising=False)
+    run_dir, cache = tmp_path / "run", tmp_path / "cache"
+    run_dir.mkdir(), cache.mkdir()
+    probes = []
+
+    def probe(arch, kernel, initramfs, run_dir, progress):
+        probes.append(arch.name)
+        (run_dir / "kvm-probe.log").write_text("KVM internal error. Suberror: 1\n")
+        return f"KVM internal error. Suberror: 1 (log: {run_dir / 'kvm-probe.log'})"
+
+    monkeypatch.setattr(vm, "probe_kvm", probe)
+    arch = load_arch("x86_64")
+    first = vm._cached_probe(arch, tmp_path / "bzImage", tmp_path / "initrd", cache, run_dir, Quiet())
+    assert first == f"KVM internal error. Suberror: 1 (log: {cache / 'kvm-probe-x86_64.log'})"
+    assert (cache / "kvm-probe-x86_64.log").read_text().startswith("KVM internal error")
+    again = vm._cached_probe(arch, tmp_path / "bzImage", tmp_path / "initrd", cache, tmp_path, Quiet())
+    assert again == first and probes == ["x86_64"]
