@@ -4,7 +4,9 @@
 PYTHON  ?= python3
 VENV    ?= .venv
 ARCH    ?= all
-VARIANT ?= both
+KERNEL  ?=
+# a kernel base named alone runs its base kernel only (the default series is 5.10's)
+VARIANT ?= $(if $(KERNEL),base,both)
 ARGS    ?=
 PYTEST_ARGS ?=
 
@@ -40,7 +42,7 @@ $(VENV_STAMP): pyproject.toml
 	touch $@
 
 boot-test: deps
-	$(VENV)/bin/kharness run --arch $(ARCH) --variant $(VARIANT) $(ARGS)
+	$(VENV)/bin/kharness run --arch $(ARCH) --variant $(VARIANT) $(if $(KERNEL),--kernel $(KERNEL)) $(ARGS)
 
 # Everything but the real check-series matrix (ten 5.10 builds, ~40 min cold on 2 cores: `make
 # check-series`); its code runs in the unit layer on tests/fakelinux.

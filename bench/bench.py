@@ -87,7 +87,7 @@ def targets(arches: dict[str, dict], accel: dict[str, str]) -> list[dict]:
     out = []
     for arch, figures in arches.items():
         m = {k: f["median"] for k, f in figures.items() if "median" in f}
-        kvm = accel.get(arch) == "kvm"
+        kvm = accel.get(arch.split("@")[0]) == "kvm"   # "x86_64@linux-7.2": another kernel base
         rows = [(f"{part} build harness/raw", f"{part}_harness_s", "/", f"{part}_raw_s", 1.05, "")
                 for part in ("cold", "warm")]
         rows += [("boot-to-SSH minus raw boot-to-/init", "boot_ssh_s", "-", "boot_raw_init_s", 0.5, " s"),
@@ -106,10 +106,11 @@ def targets(arches: dict[str, dict], accel: dict[str, str]) -> list[dict]:
 
 
 def table(results: dict) -> str:
-    rows = [f"{'arch':<8} {'figure':<26} {'median':>9} {'min':>9} {'max':>9}  runs"]
+    w = max([8, *map(len, results["arches"])])
+    rows = [f"{'arch':<{w}} {'figure':<26} {'median':>9} {'min':>9} {'max':>9}  runs"]
     for arch, figures in results["arches"].items():
-        rows += [f"{arch:<8} {name:<26} ERROR {f['error']}" if "error" in f else
-                 f"{arch:<8} {name:<26} {f['median']:>9g} {f['min']:>9g} {f['max']:>9g}  {len(f['runs'])}"
+        rows += [f"{arch:<{w}} {name:<26} ERROR {f['error']}" if "error" in f else
+                 f"{arch:<{w}} {name:<26} {f['median']:>9g} {f['min']:>9g} {f['max']:>9g}  {len(f['runs'])}"
                  for name, f in figures.items()]
     rows += ["", f"{'target':<54} {'value':>8}  {'target':<10} met"]
     rows += [f"{t['name']:<54} {t['value']:>8g}  {t['target']:<10} {'yes' if t['met'] else 'NO'}"
@@ -174,17 +175,21 @@ def raw_boot(arch, kernel: Path, initramfs: Path, accel: str, deadline: float) -
 
 
 class Bench:
-    def __init__(self, runs: int):
+    def __init__(self, runs: int, kernel: str | None = None):
+        """The series' base and patched kernels, or with ``kernel`` that base alone (no patched,
+        reproducer or A/B parts)."""
         self.runs, self.progress, self.cache = runs, Progress(), cache_root()
         self.logs = REPO_ROOT / "results" / f"bench-{time.strftime('%Y%m%d-%H%M%S')}"
         self.logs.mkdir(parents=True, exist_ok=True)
-        self.plan = make_plan(series="obj-cgroup-kmem", scenarios=["dying-memcg"], cache=self.cache,
+        self.plan = make_plan(series="obj-cgroup-kmem", kernel=kernel, scenarios=["dying-memcg"],
+                              variants=("base",) if kernel else ("base", "patched"), cache=self.cache,
                               progress=self.progress)
         series, self.kernel = self.plan.series, self.plan.kernel
         self.scenario = load_scenario("dying-memcg")  # guest-scripts/dying-memcg.sh
         self.ws = Workspace(fetch_source(self.kernel, self.cache, self.progress), self.cache)
-        self.commits = {"base": self.ws.base(self.progress),
-                        "patched": self.ws.apply(series, self.progress, self.logs / "series.log")[-1]}
+        self.commits = {"base": self.ws.base(self.progress)}
+        if series is not None:
+            self.commits["patched"] = self.ws.apply(series, self.progress, self.logs / "series.log")[-1]
         self.accel: dict[str, str] = {}
 
     def say(self, text: str) -> None:
@@ -371,14 +376,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--arch", default="all", help="x86_64, arm64 or all (default)")
     ap.add_argument("--runs", type=int, default=3, help="runs per figure (default 3)")
     ap.add_argument("--only", default=",".join(PARTS), help=f"comma list of {','.join(PARTS)} (default: all)")
+    ap.add_argument("--kernel", help="another kernel base's own kernel (configs/kernels/; parts cold, "
+                                     "warm, boot), its figures under ARCH@KERNEL")
     args = ap.parse_args(argv)
     arches, parts = all_arches() if args.arch == "all" else args.arch.split(","), args.only.split(",")
     if args.runs < 1 or set(parts) - set(PARTS) or set(arches) - set(all_arches()):
         ap.error(f"--runs 1 or more; --only from {','.join(PARTS)}; --arch from {', '.join(all_arches())}, all")
+    if args.kernel and set(parts) - {"cold", "warm", "boot"}:
+        if args.only != ",".join(PARTS):
+            ap.error("--kernel: only the parts cold, warm and boot (there is no patched kernel)")
+        parts = ["cold", "warm", "boot"]
     path = BENCH / "results.json"  # figures of parts not run now are kept from earlier runs
     old = json.loads(path.read_text()) if path.exists() else {}
     results = {"machine": {**old.get("machine", {}), **machine()}, "arches": old.get("arches", {})}
-    bench = Bench(args.runs)
+    bench = Bench(args.runs, args.kernel)
 
     def save() -> None:  # after every part: an interrupted bench keeps what it measured
         results["machine"]["accel"] = {**results["machine"].get("accel", {}), **bench.accel}
@@ -393,7 +404,8 @@ def main(argv: list[str] | None = None) -> int:
             for part in (p for p in PARTS if p in parts and not p.startswith("ab")):
                 bench.say(f"{name}: {part}")
                 with build_lock(bench.progress) if part in BUILDS else contextlib.nullcontext():
-                    measure(results, name, part, getattr(bench, part), arch, scratch)
+                    measure(results, f"{name}@{args.kernel}" if args.kernel else name, part,
+                            getattr(bench, part), arch, scratch)
                 save()
         finally:
             shutil.rmtree(scratch, ignore_errors=True)

@@ -16,13 +16,32 @@ echo +memory > $U/cgroup.subtree_control || exit 1
 mount -o remount,nsdelegate,memory_localevents $U || exit 1
 # test_memcg_sock connects to "localhost": the image has no /etc/hosts.
 [ -e /etc/hosts ] || printf '127.0.0.1 localhost\n::1 localhost\n' > /etc/hosts
+# A block-backed working directory and swap, as the tests assume (configs/kconfig/selftests.config
+# says which tests and why): ext2 on RAM disk 0, swap on RAM disk 1. A kernel without them
+# runs the tests on tmpfs without swap, and the output says so.
+# The tests run chrooted into the ext2 filesystem, /proc, /sys and /dev bound in: test_kmem_basic
+# looks up names under / itself (its negative dentries must be kept: not on the initramfs).
+D=$KHARNESS_DIR
+R=/mnt/scratch
+if [ -b /dev/ram0 ] && mke2fs -q /dev/ram0 && mkdir -p $R && mount -t ext2 /dev/ram0 $R; then
+	for d in proc sys dev; do mkdir -p $R/$d && mount -o rbind /$d $R/$d || exit 1; done
+	cp "$D/ptyrun" $(for t in $SELFTESTS; do echo "$D/$t"; done) $R/ || exit 1
+	mkdir -p $R/etc && cp /etc/hosts $R/etc/ || exit 1
+	run() { chroot $R /ptyrun "/$1"; }
+else
+	echo "kharness-note no ext2 scratch filesystem (/dev/ram0): the tests' files are on tmpfs"
+	run() { "$D/ptyrun" "$D/$1"; }
+fi
+if ! { [ -b /dev/ram1 ] && mkswap /dev/ram1 > /dev/null && swapon /dev/ram1; }; then
+	echo "kharness-note no swap device (/dev/ram1): swap tests skip"
+fi
 for ((run = 1; run <= ITERATIONS; run++)); do
 	for t in $SELFTESTS; do
 		echo "kharness-selftest $t"
 		# On a pty stdio line-buffers: forked test children have no pending TAP line to
 		# flush at exit() into an output page (the .out file on tmpfs, or a pipe) that is charged
 		# to their cgroup and keeps it dying (test_kmem_dead_cgroups).
-		./ptyrun ./"$t" 2>&1
+		run "$t" 2>&1
 		echo "kharness-selftest $t exit $?"
 	done
 done

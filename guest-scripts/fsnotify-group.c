@@ -1,17 +1,21 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * inotify-pin: keep an inotify instance alive after the memory cgroup it
- * was created in has been left by every task, so that the cgroup can be
- * removed while the instance still exists.
+ * fsnotify-group: an inotify or fanotify group made in a memory cgroup that
+ * no task of it outlives.
  *
- * Usage: inotify-pin CGROUP_DIR [WATCH_DIR]
+ * Usage: fsnotify-group pin inotify|fanotify CGROUP_DIR [WATCH_DIR]
+ *        fsnotify-group charge PARENT_DIR N
+ *
+ * pin: keep the group alive after CGROUP_DIR has been left by every task,
+ * so that the cgroup can be removed while the group still exists.
  *
  *   main (stays where it was started, outside CGROUP_DIR)
  *    `- creator: moves itself into CGROUP_DIR
  *        `- maker: forked inside CGROUP_DIR (so its kernel stack is
- *                  charged there), creates the inotify instance, adds a
- *                  watch on WATCH_DIR (default /tmp), passes the fd to
- *                  main over a unix socket (SCM_RIGHTS) and exits.
+ *                  charged there), creates the group (inotify_init1 or
+ *                  fanotify_init), watches WATCH_DIR (default /tmp) for
+ *                  files created there, passes the fd to main over a
+ *                  unix socket (SCM_RIGHTS) and exits.
  *
  * main reaps both, so that no task of CGROUP_DIR is left and the kernel
  * stacks of the tasks that lived there are freed, then prints
@@ -23,7 +27,17 @@
  * On a kernel where an fsnotify group pins the memcg of its creator, the
  * removed cgroup stays dying until the fd is closed.
  *
- * Built static for the guest's arch by the harness (scenario inotify-pin).
+ * charge: where the group's events are charged (cgroup v1 kmem counters,
+ * PARENT_DIR with use_hierarchy and its children x and c, made by the
+ * caller). An inotify group made in x watches two files; N events (writes
+ * alternating between the files, so that none is merged) must be charged
+ * to x while x lives and uncharged when read; after x is removed, to
+ * PARENT_DIR. A group made here, in the root cgroup, must not charge c for
+ * the N events a task in c generates. Prints "kharness-metric NAME BYTES"
+ * lines: the kmem counter's change per event.
+ *
+ * Built static for the guest's arch by the harness (scenarios inotify-pin,
+ * fanotify-pin, fsnotify-charge).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -32,6 +46,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/fanotify.h>
 #include <sys/inotify.h>
 #include <sys/socket.h>
 #include <sys/types.h>
@@ -41,7 +56,7 @@
 
 static void die(const char *what)
 {
-	fprintf(stderr, "inotify-pin: %s: %s\n", what, strerror(errno));
+	fprintf(stderr, "fsnotify-group: %s: %s\n", what, strerror(errno));
 	exit(1);
 }
 
@@ -108,7 +123,7 @@ static int recv_fd(int sock)
 		die("recvmsg");
 	cmsg = CMSG_FIRSTHDR(&m.msg);
 	if (!cmsg || cmsg->cmsg_type != SCM_RIGHTS) {
-		fprintf(stderr, "inotify-pin: no fd received\n");
+		fprintf(stderr, "fsnotify-group: no fd received\n");
 		exit(1);
 	}
 	memcpy(&fd, CMSG_DATA(cmsg), sizeof(int));
@@ -124,16 +139,74 @@ static int wait_ok(pid_t pid)
 	return WIFEXITED(status) && WEXITSTATUS(status) == 0;
 }
 
-static void maker(int sock, const char *watch)
+static int fanotify;	/* the group is a fanotify one, else inotify */
+static const char *const charge_files[] = { "fsnotify-charge-a", "fsnotify-charge-b" };
+
+static int charge_group(void)
 {
 	int fd = inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
 
 	if (fd < 0)
 		die("inotify_init1");
-	if (inotify_add_watch(fd, watch, IN_CREATE | IN_DELETE) < 0)
-		die("inotify_add_watch");
+	for (int i = 0; i < 2; i++)
+		if (inotify_add_watch(fd, charge_files[i], IN_MODIFY) < 0)
+			die("inotify_add_watch");
+	return fd;
+}
+
+static void maker(int sock, const char *watch)
+{
+	int fd;
+
+	if (!watch) {
+		fd = charge_group();
+	} else if (fanotify) {
+		/* a notification group (CAP_SYS_ADMIN): files closed after writing in WATCH_DIR */
+		fd = fanotify_init(FAN_CLASS_NOTIF | FAN_CLOEXEC | FAN_NONBLOCK, O_RDONLY);
+		if (fd < 0)
+			die("fanotify_init");
+		if (fanotify_mark(fd, FAN_MARK_ADD, FAN_CLOSE_WRITE | FAN_EVENT_ON_CHILD,
+				  AT_FDCWD, watch) < 0)
+			die("fanotify_mark");
+	} else {
+		fd = inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
+		if (fd < 0)
+			die("inotify_init1");
+		if (inotify_add_watch(fd, watch, IN_CREATE | IN_DELETE) < 0)
+			die("inotify_add_watch");
+	}
 	send_fd(sock, fd);
 	_exit(0);
+}
+
+/* The events queued on the group: each counted, a fanotify event's file closed. */
+static int read_events(int fd)
+{
+	char buf[65536];
+	int events = 0;
+	ssize_t len;
+
+	while ((len = read(fd, buf, sizeof(buf))) > 0) {
+		char *p = buf;
+
+		while (p < buf + len) {
+			if (fanotify) {
+				struct fanotify_event_metadata *ev = (void *)p;
+
+				if (ev->fd >= 0)
+					close(ev->fd);
+				p += ev->event_len;
+			} else {
+				struct inotify_event *ev = (void *)p;
+
+				p += sizeof(*ev) + ev->len;
+			}
+			events++;
+		}
+	}
+	if (len < 0 && errno != EAGAIN)
+		die("read");
+	return events;
 }
 
 static void creator(int sock, const char *cgroup, const char *watch)
@@ -149,25 +222,11 @@ static void creator(int sock, const char *cgroup, const char *watch)
 	_exit(wait_ok(pid) ? 0 : 1);
 }
 
-int main(int argc, char **argv)
+/* A group made by a task of CGROUP (which then exits), its fd here; watch NULL: charge_group(). */
+static int group_made_in(const char *cgroup, const char *watch)
 {
-	const char *watch = argc > 2 ? argv[2] : "/tmp";
-	char buf[65536];
-	int sv[2], fd, events = 0;
-	sigset_t set;
-	ssize_t len;
+	int sv[2], fd;
 	pid_t pid;
-	int sig;
-
-	if (argc < 2) {
-		fprintf(stderr, "usage: %s CGROUP_DIR [WATCH_DIR]\n", argv[0]);
-		return 2;
-	}
-
-	/* Block SIGUSR1 before anything, so that an early signal waits. */
-	sigemptyset(&set);
-	sigaddset(&set, SIGUSR1);
-	sigprocmask(SIG_BLOCK, &set, NULL);
 
 	if (socketpair(AF_UNIX, SOCK_DGRAM, 0, sv))
 		die("socketpair");
@@ -176,15 +235,137 @@ int main(int argc, char **argv)
 		die("fork");
 	if (pid == 0) {
 		close(sv[0]);
-		creator(sv[1], argv[1], watch);
+		creator(sv[1], cgroup, watch);
 	}
 	close(sv[1]);
 	fd = recv_fd(sv[0]);
 	close(sv[0]);
 	if (!wait_ok(pid)) {
-		fprintf(stderr, "inotify-pin: creator failed\n");
-		return 1;
+		fprintf(stderr, "fsnotify-group: creator failed\n");
+		exit(1);
 	}
+	return fd;
+}
+
+static long kmem(const char *cgroup)
+{
+	char path[4096];
+	long value;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/memory.kmem.usage_in_bytes", cgroup);
+	f = fopen(path, "r");
+	if (!f || fscanf(f, "%ld", &value) != 1)
+		die(path);
+	fclose(f);
+	return value;
+}
+
+/* n IN_MODIFY events from a task in CGROUP (NULL: here): 1-byte writes over what is there */
+static void write_events(const char *cgroup, int n)
+{
+	pid_t pid = fork();
+
+	if (pid < 0)
+		die("fork");
+	if (pid == 0) {
+		int fds[2];
+
+		if (cgroup)
+			enter_cgroup(cgroup);
+		for (int i = 0; i < 2; i++)
+			if ((fds[i] = open(charge_files[i], O_WRONLY)) < 0)
+				die(charge_files[i]);
+		for (int i = 0; i < n; i++)
+			if (pwrite(fds[i % 2], "x", 1, 0) != 1)
+				die("pwrite");
+		_exit(0);
+	}
+	if (!wait_ok(pid)) {
+		fprintf(stderr, "fsnotify-group: writer failed\n");
+		exit(1);
+	}
+	usleep(200000);	/* the writer's own task memory is freed after RCU */
+}
+
+static void metric(const char *name, long before, long after, int n)
+{
+	printf("kharness-metric %s %ld\n", name, (after - before) / n);
+}
+
+static int charge(const char *parent, int n)
+{
+	char x[4096], c[4096];
+	long k0, k1, k2;
+	int fd, events;
+
+	snprintf(x, sizeof(x), "%s/x", parent);
+	snprintf(c, sizeof(c), "%s/c", parent);
+	for (int i = 0; i < 2; i++) {
+		int f = open(charge_files[i], O_WRONLY | O_CREAT | O_TRUNC, 0644);
+
+		if (f < 0 || write(f, "x", 1) != 1)
+			die(charge_files[i]);
+		close(f);
+	}
+
+	fd = group_made_in(x, NULL);
+	k0 = kmem(x);
+	write_events(NULL, n);
+	k1 = kmem(x);
+	events = read_events(fd);
+	k2 = kmem(x);
+	printf("x: kmem %ld -> %ld with %d events queued -> %ld read\n", k0, k1, events, k2);
+	metric("x_charged", k0, k1, n);
+	metric("x_uncharged", k2, k1, n);
+
+	if (rmdir(x))
+		die("rmdir x");
+	k0 = kmem(parent);
+	write_events(NULL, n);
+	k1 = kmem(parent);
+	events += read_events(fd);
+	k2 = kmem(parent);
+	close(fd);
+	printf("x removed, parent: kmem %ld -> %ld with events queued -> %ld read\n", k0, k1, k2);
+	metric("parent_charged", k0, k1, n);
+	metric("parent_uncharged", k2, k1, n);
+
+	fd = charge_group();	/* made here, in the root cgroup */
+	k0 = kmem(c);
+	write_events(c, n);
+	k1 = kmem(c);
+	events += read_events(fd);
+	close(fd);
+	printf("root group, writer in c: c kmem %ld -> %ld\n", k0, k1);
+	metric("root_group_child_charged", k0, k1, n);
+	printf("EVENTS %d\n", events);
+	return events == 3 * n ? 0 : 1;
+}
+
+int main(int argc, char **argv)
+{
+	const char *watch = argc > 4 ? argv[4] : "/tmp";
+	int fd, events;
+	sigset_t set;
+	int sig;
+
+	if (argc == 4 && !strcmp(argv[1], "charge"))
+		return charge(argv[2], atoi(argv[3]));
+	if (argc < 4 || strcmp(argv[1], "pin") ||
+	    (strcmp(argv[2], "inotify") && strcmp(argv[2], "fanotify"))) {
+		fprintf(stderr, "usage: %s pin inotify|fanotify CGROUP_DIR [WATCH_DIR]\n"
+			"       %s charge PARENT_DIR N\n", argv[0], argv[0]);
+		return 2;
+	}
+	fanotify = !strcmp(argv[2], "fanotify");
+
+	/* Block SIGUSR1 before anything, so that an early signal waits. */
+	sigemptyset(&set);
+	sigaddset(&set, SIGUSR1);
+	sigprocmask(SIG_BLOCK, &set, NULL);
+
+	fd = group_made_in(argv[3], watch);
 
 	printf("READY %d\n", (int)getpid());
 	fflush(stdout);
@@ -192,18 +373,7 @@ int main(int argc, char **argv)
 	if (sigwait(&set, &sig))
 		die("sigwait");
 
-	while ((len = read(fd, buf, sizeof(buf))) > 0) {
-		char *p = buf;
-
-		while (p < buf + len) {
-			struct inotify_event *ev = (struct inotify_event *)p;
-
-			events++;
-			p += sizeof(*ev) + ev->len;
-		}
-	}
-	if (len < 0 && errno != EAGAIN)
-		die("read");
+	events = read_events(fd);
 	printf("EVENTS %d\n", events);
 	close(fd);
 	printf("CLOSED\n");

@@ -206,6 +206,10 @@ class KernelConfig:
     arch_kconfig: dict[str, tuple[str, ...]] = field(default_factory=dict)
     description: str = ""
     make_flags: tuple[str, ...] = ()
+    # fix scenarios whose bug this base no longer has, with the release that fixed it: on this
+    # base they are judged by their `fixed` bounds on every kernel (kinds.FixedUpstream)
+    fixed_upstream: dict[str, str] = field(default_factory=dict)
+    scenarios: tuple[str, ...] = ()   # what a run on this base without a series runs by default
 
     def validate(self, file: Path, where: str) -> None:
         if not self.sources:
@@ -216,6 +220,12 @@ class KernelConfig:
         for name, p in self.profiles.items():
             find("profiles", name, file=file, field=f"profiles.{name}")
             fragments(file, f"profiles.{name}.", p.kconfig, p.arch_kconfig)
+        for i, name in enumerate(self.scenarios):
+            find("scenarios", name, file=file, field=f"scenarios[{i}]")
+        for name in self.fixed_upstream:
+            if find("scenarios", name, file=file, field=f"fixed_upstream.{name}") and \
+                    load_scenario(name).kind != "fix":
+                raise ConfigError(file, f"fixed_upstream.{name}", "expected a fix scenario")
         for name in self.check_profiles:
             if name not in self.profiles:
                 raise ConfigError(file, "check_profiles", f"{name!r} is not among this kernel's "
@@ -275,10 +285,13 @@ class Expectation:
     min: int | None = None
     max: int | None = None
     min_fraction: float | None = None
+    # patched at least this fraction of the base kernel's value (judged when both ran): a fix
+    # must not work by accounting less than the kernel it changes
+    min_base_fraction: float | None = None
 
     def validate(self, file: Path, where: str) -> None:
-        if sum(b is not None for b in (self.min, self.max, self.min_fraction)) != 1:
-            raise ConfigError(file, where, "expected exactly one of min, max, min_fraction")
+        if sum(b is not None for b in (self.min, self.max, self.min_fraction, self.min_base_fraction)) != 1:
+            raise ConfigError(file, where, "expected exactly one of min, max, min_fraction, min_base_fraction")
 
 
 HIERARCHIES = ("v1", "v2")
@@ -331,8 +344,9 @@ class ScenarioConfig:
         for h in self.helpers:
             if not h.endswith(".c"):
                 raise ConfigError(file, "helpers", f"expected a C source (.c), got {h!r}")
-        if self.kind not in KINDS:
-            raise ConfigError(file, "kind", f"expected one of {', '.join(KINDS)}, got {self.kind!r}")
+        declarable = [k for k, v in KINDS.items() if v.declared]
+        if self.kind not in declarable:
+            raise ConfigError(file, "kind", f"expected one of {', '.join(declarable)}, got {self.kind!r}")
         for name in KINDS[self.kind].needs:
             if not getattr(self, name):
                 raise ConfigError(file, name, f"missing (required for a {self.kind} scenario)")

@@ -28,8 +28,10 @@ def list_configs() -> str:
     out.append("kernels:")
     kernels = {name: load_kernel(name) for name in known("kernels")}
     for name, k in kernels.items():
-        out.append(f"  {name:<22} {k.version}: " + ", then ".join(s.type for s in k.sources)
-                   + f"; profiles {', '.join(k.profiles)}")
+        where = ", then ".join(s.type + (f" {s.suite}" if s.suite else "") for s in k.sources)
+        fixed = "".join(f"; {s} fixed upstream ({v})" for s, v in k.fixed_upstream.items())
+        out.append(f"  {name:<22} {k.description or k.version}: {where}; profiles "
+                   f"{', '.join(k.profiles)}{fixed}")
     out.append("profiles:")
     for name in known("profiles"):
         p = load_profile(name)

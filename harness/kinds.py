@@ -8,6 +8,7 @@ class here, registered in ``KINDS``; nothing else asks what kind a scenario is.
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING, ClassVar
 
 if TYPE_CHECKING:
@@ -27,6 +28,10 @@ BOTH = "both"   # what ran: "base", "patched" or both
 
 
 def holds(e: Expectation, value: int, iterations: int) -> bool:
+    """Whether one kernel's value meets the bound (a bound relative to base holds alone: it is
+    judged with the pair, ``relative_failures``)."""
+    if e.min_base_fraction is not None:
+        return True
     if e.min_fraction is not None:
         return value >= e.min_fraction * iterations
     if e.min is not None:
@@ -36,6 +41,8 @@ def holds(e: Expectation, value: int, iterations: int) -> bool:
 
 
 def describe(e: Expectation, iterations: int) -> str:
+    if e.min_base_fraction is not None:
+        return f"{e.metric} >= {e.min_base_fraction:g} x base"
     if e.min_fraction is not None:
         return f"{e.metric} >= {e.min_fraction * iterations:g}"
     if e.min is not None:
@@ -54,6 +61,49 @@ def failed_expectations(expectations: tuple[Expectation, ...], values: dict[str,
             if not holds(e, values[e.metric], iterations)]
 
 
+def bounds_problem(scenario: ScenarioConfig) -> str | None:
+    """Why the scenario's bounds cannot judge at its iteration count (the one that runs, after
+    the command line and the profile's cap), or None.
+
+    A ``min_fraction`` bound of 0 or less holds for a script that did nothing; a value that
+    satisfies both ``reproduced`` and ``fixed`` makes a still-broken kernel FIXED (e.g. at most
+    5 iterations, ``min_fraction 0.9`` and ``max 5``)."""
+    it = scenario.iterations
+    for name in ("reproduced", "fixed", "holds"):
+        for e in getattr(scenario, name):
+            if e.min_fraction is not None and e.min_fraction * it <= 0:
+                return (f"{scenario.name}: at {it} iterations the {name} bound {e.metric} >= "
+                        f"{e.min_fraction:g} x iterations holds for a script that did nothing")
+    if not (scenario.reproduced and scenario.fixed):
+        return None
+    # each set is a box of integer intervals, one per metric: they overlap unless some metric's
+    # intervals have nothing in common
+    box: dict[str, tuple[float, float]] = {}
+    for e in (*scenario.reproduced, *scenario.fixed):
+        lo, hi = box.get(e.metric, (-math.inf, math.inf))
+        if e.min_fraction is not None:
+            lo = max(lo, math.ceil(e.min_fraction * it - 1e-9))
+        elif e.min is not None:
+            lo = max(lo, e.min)
+        else:
+            hi = min(hi, e.max)
+        box[e.metric] = (lo, hi)
+    if all(lo <= hi for lo, hi in box.values()):
+        both = ", ".join(f"{m} {lo:g}" if lo > -math.inf else f"{m} {hi:g}" for m, (lo, hi) in box.items())
+        return (f"{scenario.name}: at {it} iterations one result ({both}) satisfies both "
+                f"reproduced ({describe_all(scenario.reproduced, it)}) and fixed "
+                f"({describe_all(scenario.fixed, it)}): a still-broken kernel would be FIXED; "
+                "use more iterations")
+    return None
+
+
+def relative_failures(base: ScenarioResult, patched: ScenarioResult) -> list[str]:
+    """The bounds relative to the base kernel's value (``ScenarioResult.relative``: metric ->
+    fraction) that patched does not meet, in words."""
+    return [f"{m} >= {f:g} x base {base.metrics[m]} (got {patched.metrics[m]})"
+            for m, f in patched.relative.items() if patched.metrics[m] < f * base.metrics[m]]
+
+
 # --- the kinds -----------------------------------------------------------------------------------
 
 
@@ -62,6 +112,7 @@ class Kind:
     needs: ClassVar[tuple[str, ...]]          # ScenarioConfig fields that must not be empty
     good: ClassVar[dict[str, str]]            # what ran -> the verdict the row must show
     failures: ClassVar[tuple[str, ...]] = ()  # variant verdicts that are a failed expectation
+    declared: ClassVar[bool] = True           # a scenario's YAML may name it (else a kernel's does)
 
     def expectations(self, scenario: ScenarioConfig, variant: str) -> tuple[Expectation, ...]:
         return ()
@@ -117,6 +168,28 @@ class Fix(Kind):
         return FIXED if patched.held else STILL_BROKEN
 
 
+class FixedUpstream(Kind):
+    """A fix scenario on a base that already has the fix (the kernel config's ``fixed_upstream``):
+    every kernel is judged by the ``fixed`` bounds, and the bug showing anywhere is the finding."""
+
+    name, needs = "fixed-upstream", ("fixed",)
+    good = {BOTH: NOT_REPRODUCED, "base": NOT_REPRODUCED, "patched": NOT_REPRODUCED}
+    failures = (REPRODUCED, REGRESSED)
+    declared = False
+
+    def expectations(self, scenario: ScenarioConfig, variant: str) -> tuple[Expectation, ...]:
+        return scenario.fixed
+
+    def variant_verdict(self, result: ScenarioResult) -> str:
+        return NOT_REPRODUCED if result.held else REPRODUCED
+
+    def pair_verdict(self, base: ScenarioResult, patched: ScenarioResult) -> str:
+        """REPRODUCED when the base shows the bug after all, REGRESSED when only patched does."""
+        if not base.held:
+            return REPRODUCED
+        return NOT_REPRODUCED if patched.held else REGRESSED
+
+
 class Invariant(Kind):
     """What must hold on every kernel (``holds``), e.g. memory is still charged."""
 
@@ -131,7 +204,16 @@ class Invariant(Kind):
         return HOLDS if result.held else BROKEN
 
     def pair_verdict(self, base: ScenarioResult, patched: ScenarioResult) -> str:
-        return HOLDS if base.held and patched.held else BROKEN
+        relative = relative_failures(base, patched)
+        return HOLDS if base.held and patched.held and not relative else BROKEN
+
+    def notes(self, where: str, base: ScenarioResult | None, patched: ScenarioResult | None,
+              ok: bool) -> list[str]:
+        out = failed_notes(where, base, patched, ok)
+        if base is not None and patched is not None:
+            out += [f"{where} patched: not held: {x}"
+                    for x in relative_failures(base, patched)]
+        return out
 
     def cell(self, result: ScenarioResult) -> str:
         text = super().cell(result)
@@ -142,11 +224,17 @@ TEST_RANK = {"pass": 2, "skip": 1, "fail": 0}   # a selftest's results, best fir
 
 
 def selftest_regressions(base: ScenarioResult, patched: ScenarioResult) -> list[str]:
-    """The tests patched does worse on than base in every run (a test missing on patched
-    counts as failed); a flaky test on either side is no regression but a note."""
-    return [f"{t}: {r} -> {patched.tests.get(t, 'missing')}" for t, r in sorted(base.tests.items())
-            if r != "flaky" and patched.tests.get(t) != "flaky"
-            and TEST_RANK[patched.tests.get(t, "fail")] < TEST_RANK[r]]
+    """The tests, of either kernel, patched does worse on than base in every run: a test
+    missing on patched counts as failed, one only patched reports regresses when it fails
+    there; a flaky test on either side is no regression but a note."""
+    out = []
+    for t in sorted(base.tests.keys() | patched.tests.keys()):
+        b, p = base.tests.get(t), patched.tests.get(t)
+        if "flaky" in (b, p):
+            continue
+        if (b is None and p == "fail") or (b is not None and TEST_RANK[p or "fail"] < TEST_RANK[b]):
+            out.append(f"{t}: {b or 'missing'} -> {p or 'missing'}")
+    return out
 
 
 def selftest_flaky(base: ScenarioResult, patched: ScenarioResult | None) -> list[str]:
@@ -183,7 +271,7 @@ class Selftests(Kind):
         return out + failed_notes(where, base, patched, ok)
 
 
-KINDS: dict[str, Kind] = {k.name: k for k in (Fix(), Invariant(), Selftests())}
+KINDS: dict[str, Kind] = {k.name: k for k in (Fix(), FixedUpstream(), Invariant(), Selftests())}
 
 
 def kind(name: str) -> Kind:

@@ -11,6 +11,7 @@ from .arches import Arch, all_arches, arch_name, load_arch
 from .config import (KernelConfig, ProfileConfig, ScenarioConfig, load_defaults, load_kernel,
                      load_profile, load_scenario)
 from .errors import HarnessError
+from .kinds import bounds_problem
 from .lore import DEFAULT_LORE
 from .progress import Progress
 from .series import Series, resolve_series
@@ -45,6 +46,9 @@ class Plan:
     def __post_init__(self) -> None:
         for name in self.profiles:
             self.profile(name)
+            for s in self.scenarios:   # at the iteration count that will run, before anything boots
+                if self.runs_on(s, name) and (problem := bounds_problem(self.scenario_for(s, name))):
+                    raise HarnessError("config", problem + (f" (profile {name})" if name != "default" else ""))
 
     def profile(self, name: str) -> ProfileConfig:
         """A profile this plan's kernel supports (loaded once)."""
@@ -88,14 +92,17 @@ def make_plan(*, series: str | None = None, kernel: str | None = None, arches: s
         series_obj, config = resolve_series(series or defaults.series, cache, progress,
                                             series_version, lore_base)
     kernel_name = kernel or (config.kernel if config else None) or defaults.kernel
-    scenario_names = scenarios or (list(config.scenarios) if config else list(defaults.scenarios))
+    k = load_kernel(kernel_name)
+    scenario_names = scenarios or list((config.scenarios if config else k.scenarios) or defaults.scenarios)
     chosen = []
     for name in dict.fromkeys(w for item in scenario_names for w in item.split(",") if w):
         s = load_scenario(name)   # an unknown one: an error naming configs/scenarios/
         if iterations is not None:
+            if iterations < 1:
+                raise HarnessError("config", f"--iterations {iterations}: expected a positive integer")
             s = replace(s, iterations=iterations)
         chosen.append(s)
-    k = load_kernel(kernel_name)
+    chosen = [replace(s, kind="fixed-upstream") if s.name in k.fixed_upstream else s for s in chosen]
     return Plan(kernel=k,
                 arches=tuple(load_arch(a) for a in names(arches, all_arches(), "arch", arch_name)),
                 variants=tuple(variants), scenarios=tuple(chosen),

@@ -16,7 +16,7 @@ import pytest
 
 from .arches import all_arches, arch_name
 from .cache import cache_root
-from .config import known, load_scenario
+from .config import known
 from .plan import VARIANTS, make_plan, names
 from .progress import Progress
 from .report import write
@@ -35,6 +35,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--kharness-series", default=None,
                     help="series: a config in configs/series/, a directory of patches, an mbox, a lore "
                          "message-id (default: configs/defaults.yaml's)")
+    group.addoption("--kharness-kernel", default=None, choices=known("kernels"),
+                    help="base kernel (default: the series'); without --kharness-series only the "
+                         "base kernel's tests run")
     group.addoption("--kharness-profile", default="default", choices=known("profiles"),
                     help="kernel config profile")
     group.addoption("--kharness-results", default="results",
@@ -55,6 +58,14 @@ def _selected_arches(config: pytest.Config) -> list[str]:
     return names(config.getoption("--kharness-arch"), all_arches(), "arch", arch_name)
 
 
+def _variants(config: pytest.Config) -> tuple[str, ...]:
+    """Both variants, or only base when a kernel is named without a series (the default series
+    belongs to another base)."""
+    if config.getoption("--kharness-kernel") and not config.getoption("--kharness-series"):
+        return ("base",)
+    return VARIANTS
+
+
 def _param(arch: str, variant: str, *extra: str) -> pytest.param:
     marks = [pytest.mark.boot, getattr(pytest.mark, arch), getattr(pytest.mark, variant)]
     marks += [getattr(pytest.mark, m.replace("-", "_")) for m in extra]
@@ -65,10 +76,10 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     arches = _selected_arches(metafunc.config)
     if "kharness_case" in metafunc.fixturenames:
         metafunc.parametrize("kharness_case", [
-            _param(a, v, s) for s in _scenario_names() for a in arches for v in VARIANTS],
+            _param(a, v, s) for s in _scenario_names() for a in arches for v in _variants(metafunc.config)],
             indirect=True)
     elif "guest" in metafunc.fixturenames:
-        metafunc.parametrize("guest", [_param(a, v) for a in arches for v in VARIANTS],
+        metafunc.parametrize("guest", [_param(a, v) for a in arches for v in _variants(metafunc.config)],
                              indirect=True)
 
 
@@ -77,6 +88,7 @@ def kharness_session(request: pytest.FixtureRequest):
     """The session's pipeline: kernels and guests made on first use, all stopped at the end."""
     config = request.config
     plan = make_plan(series=config.getoption("--kharness-series"), arches=_selected_arches(config),
+                     kernel=config.getoption("--kharness-kernel"), variants=_variants(config),
                      scenarios=_scenario_names(), profiles=config.getoption("--kharness-profile"),
                      cache=cache_root(), progress=Progress())
     run_dir = Path(config.getoption("--kharness-results")) / f"pytest-{time.strftime('%Y%m%d-%H%M%S')}"
@@ -133,7 +145,9 @@ class Case:
         key = (self.arch, variant, self.scenario)
         if key not in results:
             kid = KernelId(self.arch, variant, self.session.plan.profiles[0])
-            results[key] = self.session.run_scenario(kid, load_scenario(self.scenario))
+            # the plan's scenario: as the kernel base judges it (e.g. 7.2's fixed_upstream)
+            scenario = next(s for s in self.session.plan.scenarios if s.name == self.scenario)
+            results[key] = self.session.run_scenario(kid, scenario)
         return results[key]
 
 

@@ -23,6 +23,7 @@ class Row:
     base: ScenarioResult | None
     patched: ScenarioResult | None
     profile: str = "default"
+    duplicates: tuple[str, ...] = ()   # variants with more than one result: the row is an ERROR
 
     @property
     def kind(self) -> str:
@@ -35,7 +36,7 @@ class Row:
     @property
     def verdict(self) -> str:
         present = [r for r in (self.base, self.patched) if r is not None]
-        if not present or any(r.verdict == ERROR for r in present):
+        if not present or self.duplicates or any(r.verdict == ERROR for r in present):
             return ERROR
         if self.base is None or self.patched is None:
             return present[0].verdict
@@ -59,17 +60,31 @@ class Row:
 
     def notes(self) -> list[str]:
         """What a verdict other than the good one rests on: failed bounds, regressed selftests."""
+        if self.duplicates:
+            return [f"{self.where}: {v} has more than one result (one run, one result per kernel)"
+                    for v in self.duplicates]
         if self.verdict == ERROR:
-            return failed_notes(self.where, self.base, self.patched, self.ok)
-        return kind(self.kind).notes(self.where, self.base, self.patched, self.ok)
+            return failed_notes(self.where, self.base, self.patched, self.ok) + self.script_notes()
+        return kind(self.kind).notes(self.where, self.base, self.patched, self.ok) + self.script_notes()
+
+    def script_notes(self) -> list[str]:
+        """What the scenario's script said of each kernel (a note both said is listed once)."""
+        said: dict[str, list[str]] = {}
+        for r in (self.base, self.patched):
+            for note in (r.notes if r is not None else ()):
+                said.setdefault(note, []).append(r.variant)
+        return [f"{self.where} {'/'.join(v)}: {note}" for note, v in said.items()]
 
 
 def rows(runs: list[RunRecord]) -> list[Row]:
-    table: dict[tuple[str, str, str], dict[str, ScenarioResult]] = {}
+    """A row per (arch, scenario, profile). Two results for one kernel and scenario are not
+    merged or overwritten: the row is an ERROR saying so (a good result must not hide a bad one)."""
+    table: dict[tuple[str, str, str], dict[str, list[ScenarioResult]]] = {}
     for run in runs:
         for s in run.scenarios:
-            table.setdefault((s.arch, s.scenario, s.profile), {})[s.variant] = s
-    return [Row(arch, scen, v.get("base"), v.get("patched"), profile)
+            table.setdefault((s.arch, s.scenario, s.profile), {}).setdefault(s.variant, []).append(s)
+    return [Row(arch, scen, v.get("base", [None])[-1], v.get("patched", [None])[-1], profile,
+                tuple(variant for variant, results in v.items() if len(results) > 1))
             for (arch, scen, profile), v in table.items()]
 
 
@@ -118,7 +133,7 @@ def load(run_dir: Path) -> tuple[RunMeta, list[RunRecord]]:
                          f"this kharness reads {', '.join(map(str, READABLE_SCHEMAS))}")
     runs = []
     for run in data["runs"]:
-        scenarios = tuple(ScenarioResult(**{k: tuple(v) if k in ("failed", "show") else v
+        scenarios = tuple(ScenarioResult(**{k: tuple(v) if k in ("failed", "show", "notes") else v
                                             for k, v in _known(ScenarioResult, s).items()})
                           for s in run["scenarios"])
         runs.append(RunRecord(**{**_known(RunRecord, run), "scenarios": scenarios}))

@@ -67,6 +67,8 @@ class ScenarioResult:
     tests: dict[str, str] = field(default_factory=dict)   # selftests: "program:test" -> result
     failed: tuple[str, ...] = ()                          # the expectations that did not hold
     cmdline: str = ""                                     # added to the guest's kernel command line
+    notes: tuple[str, ...] = ()                           # what the script said of this kernel
+    relative: dict[str, float] = field(default_factory=dict)   # metric -> fraction of base's value
 
     @property
     def kernel(self) -> KernelId:

@@ -24,6 +24,7 @@ from .progress import Progress
 from .ssh import Guest
 
 GUEST_DIR = "/tmp/kharness"
+V2_ROOT = "/sys/fs/cgroup/unified"   # where the guest's /init mounts cgroup2
 
 
 @dataclass(frozen=True)
@@ -35,7 +36,10 @@ class CgroupRow:
 
 
 METRIC_LINE = re.compile(r"kharness-metric (\S+)\s*(.*)")
-TAP_LINE = re.compile(r"(not )?ok \d+ (\S+)(.*)")
+NOTE_LINE = re.compile(r"kharness-note (.+)")
+# kselftest writes "ok 3 test_name", "not ok 4 test_name", and a skip as "ok 5 # SKIP test_name"
+# (ksft_test_result_skip's message is the test's name) or "ok 5 test_name # SKIP reason"
+TAP_LINE = re.compile(r"(not )?ok (\d+) (?:# SKIP\s+(\S+).*|(\S+)(.*))")
 PROGRAM_LINE = re.compile(r"kharness-selftest (\S+) exit (-?\d+)")
 
 
@@ -47,6 +51,7 @@ class Measurement:
     script_seconds: float
     metrics: dict[str, int]   # delta, before, after and the script's declared metrics
     tests: dict[str, str]     # selftests: "program:test" -> pass, fail or skip
+    notes: tuple[str, ...] = ()   # what the script says of this kernel (``kharness-note TEXT``)
 
     @property
     def delta(self) -> int:
@@ -81,6 +86,27 @@ def controller_count(text: str, controller: str, hierarchy: str = "v1") -> int:
     return row.num_cgroups
 
 
+def v2_count(stat: str) -> int:
+    """The cgroups of the v2 hierarchy, live and dying, from its root's cgroup.stat: what
+    /proc/cgroups counts for a controller there (its root, its descendants, the dying ones)."""
+    values = dict(line.split(None, 1) for line in stat.splitlines() if line.strip())
+    try:
+        return 1 + int(values["nr_descendants"]) + int(values["nr_dying_descendants"])
+    except (KeyError, ValueError):
+        raise HarnessError("scenario", f"{V2_ROOT}/cgroup.stat: no nr_descendants and "
+                           f"nr_dying_descendants in {stat[:120]!r}") from None
+
+
+def count_cgroups(guest: Guest, scenario: ScenarioConfig) -> int:
+    """The scenario's controller's num_cgroups from /proc/cgroups; on the v2 hierarchy, where a
+    kernel without the controller's v1 files has no row for it (7.x without MEMCG_V1), from
+    cgroup.stat."""
+    text = guest.read("/proc/cgroups")
+    if scenario.hierarchy == "v2" and scenario.controller not in parse_proc_cgroups(text):
+        return v2_count(guest.read(f"{V2_ROOT}/cgroup.stat"))
+    return controller_count(text, scenario.controller, scenario.hierarchy)
+
+
 def parse_metrics(text: str, declared: tuple[str, ...], script: str) -> dict[str, int]:
     """The script's ``kharness-metric NAME INT`` lines: every declared one, once, an integer."""
     found: dict[str, int] = {}
@@ -100,6 +126,12 @@ def parse_metrics(text: str, declared: tuple[str, ...], script: str) -> dict[str
     if missing:
         raise HarnessError("scenario", f"{script} did not report metric {', '.join(missing)}")
     return found
+
+
+def parse_notes(text: str) -> tuple[str, ...]:
+    """The script's ``kharness-note TEXT`` lines (e.g. a step this kernel refuses), each once."""
+    return tuple(dict.fromkeys(m.group(1).strip() for line in text.splitlines()
+                               if (m := NOTE_LINE.fullmatch(line.strip()))))
 
 
 def parse_selftests(text: str, programs: tuple[str, ...], script: str) -> dict[str, str]:
@@ -132,8 +164,12 @@ def parse_selftests(text: str, programs: tuple[str, ...], script: str) -> dict[s
         m = TAP_LINE.fullmatch(line)
         if current is None or not m:
             continue
-        result = "skip" if "# SKIP" in m.group(3) else ("fail" if m.group(1) else "pass")
-        key = f"{name}:{m.group(2)}"
+        failed, number, skipped, test, rest = m.groups()
+        if skipped or test == "#":   # "ok 5 # SKIP" with no name: numbered, never merged
+            result, test = "skip", skipped or f"#{number}"
+        else:
+            result = "skip" if "# SKIP" in rest else ("fail" if failed else "pass")
+        key = f"{name}:{test}"
         if current.setdefault(key, result) != result:
             raise HarnessError("scenario", f"{script}: {key} reported both {current[key]} and {result}")
     tests: dict[str, str] = {}
@@ -160,8 +196,7 @@ def run_scenario(guest: Guest, scenario: ScenarioConfig, run_dir: Path, progress
     guest.put(script, remote, mode="0755")
     for program, data in (programs or {}).items():
         guest.put(data, f"{GUEST_DIR}/{program}", mode="0755")
-    count = lambda: controller_count(guest.read("/proc/cgroups"), scenario.controller,  # noqa: E731
-                                     scenario.hierarchy)
+    count = lambda: count_cgroups(guest, scenario)  # noqa: E731
     before = count()
     progress.info(f"scenario {name}: {scenario.controller} num_cgroups before = {before}, "
                   f"running {scenario.script} ({scenario.iterations} iterations)")
@@ -191,7 +226,8 @@ def run_scenario(guest: Guest, scenario: ScenarioConfig, run_dir: Path, progress
         raise HarnessError(e.stage, e.message, run_dir / f"{scenario.name}.out")
     after, waited = _settled_count(count, scenario.settle, before)
     m = Measurement(before, after, waited, result.seconds,
-                    {"before": before, "after": after, "delta": after - before, **metrics}, tests)
+                    {"before": before, "after": after, "delta": after - before, **metrics}, tests,
+                    parse_notes(stdout))
     shown = "".join(f", {k} = {m.metrics[k]}" for k in scenario.show if k != "delta")
     progress.info(f"scenario {name}: after = {after} (settled {waited:.1f} s), delta = {m.delta}"
                   f"{shown}, script {result.seconds:.1f} s")

@@ -116,10 +116,24 @@ def is_cover_letter(path: Path) -> bool:
 
 
 def load_patch_dir(directory: Path, name: str = "", title: str = "") -> Series:
-    """Every *.patch in name order, the cover letter left out."""
+    """Every *.patch in name order, the cover letter left out. Numbered files (git
+    format-patch's NNNN-) must run 1..N without a gap, and nothing but patches may be there:
+    a patch lost on the way is an error, as in a mail thread, never a shorter series."""
+    if not directory.is_dir():
+        raise HarnessError("series", f"{directory}: no such directory")
+    stray = sorted(p.name for p in directory.iterdir()
+                   if p.is_file() and p.suffix not in (".patch", ".diff") and not p.name.startswith("."))
+    if stray:
+        raise HarnessError("series", f"{directory}: not a patch: {', '.join(stray)} "
+                                     "(a series directory holds NNNN-*.patch files only)")
     files = sorted(p for p in directory.glob("*.patch") if not is_cover_letter(p))
     if not files:
         raise HarnessError("series", f"{directory}: no patches (*.patch with a diff)")
+    numbers = [int(m.group(1)) for p in files if (m := re.match(r"(\d{4})-", p.name))]
+    if numbers and numbers != list(range(1, len(files) + 1)):
+        missing = sorted(set(range(1, max(numbers) + 1)) - set(numbers))
+        raise HarnessError("series", f"{directory}: patch {', '.join(f'{n:04d}' for n in missing) or 'numbering'} "
+                                     f"missing: the files are numbered {', '.join(f'{n:04d}' for n in numbers)}")
     patches = tuple(Patch(p, patch_subject(p), sha256_file(p)) for p in files)
     return Series(name or directory.name, title or directory.name, patches, f"dir {directory}")
 

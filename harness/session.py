@@ -292,7 +292,9 @@ class Session:
         common = dict(arch=kid.arch, variant=kid.variant, profile=kid.profile, scenario=scenario.name,
                       kind=scenario.kind, show=scenario.show, iterations=scenario.iterations,
                       cmdline=scenario.cmdline,
-                      expectation=describe_all(expectations, scenario.iterations))
+                      expectation=describe_all(expectations, scenario.iterations),
+                      relative={e.metric: e.min_base_fraction for e in expectations
+                                if e.min_base_fraction is not None})
         booted = None
         try:
             booted = self.booted(kid, scenario.cmdline)
@@ -305,7 +307,7 @@ class Session:
             failed = failed_expectations(expectations, m.metrics, scenario.iterations)
             result = ScenarioResult(
                 **common, before=m.before, after=m.after, delta=m.delta, held=not failed,
-                failed=tuple(failed), metrics=m.metrics, tests=m.tests,
+                failed=tuple(failed), metrics=m.metrics, tests=m.tests, notes=m.notes,
                 settle_seconds=round(m.settle_seconds, 2), script_seconds=round(m.script_seconds, 2))
         except HarnessError as e:
             e = _splat_first(booted, e)

@@ -150,10 +150,13 @@ def kharness(*args: str, cwd: Path = REPO_ROOT, env: dict[str, str] | None = Non
 
 def start_kharness(*args: str, cwd: Path = REPO_ROOT, env: dict[str, str] | None = None,
                    log: Path) -> subprocess.Popen:
+    """Started with SIGINT at its default: a test job of a non-interactive shell inherits it
+    ignored (POSIX), and kharness, like make, respects an inherited SIG_IGN."""
     out = open(log, "wb")
     return subprocess.Popen([sys.executable, "-m", "harness.cli", *args], cwd=cwd,
                             env={**os.environ, **(env or {})}, stdout=out, stderr=subprocess.STDOUT,
-                            stdin=subprocess.DEVNULL)
+                            stdin=subprocess.DEVNULL,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
 def stop(proc: subprocess.Popen) -> None:

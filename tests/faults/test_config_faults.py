@@ -41,7 +41,8 @@ def test_no_guest_at_a_time_is_refused_before_any_run_directory(tmp_path):
 def test_unknown_scenario_names_the_directory_and_the_known_ones(tmp_path):
     line = one_error_line(kharness(*RUN, "--scenario", "nosuch", "--results", str(tmp_path)))
     assert line.endswith("configs/scenarios: nosuch: unknown scenario (known: cgroup-selftests, "
-                         "dying-memcg, dying-memcg-v2, inotify-pin, kmem-charge)")
+                         "dying-memcg, dying-memcg-v2, fanotify-pin, fsnotify-charge, inotify-pin, "
+                         "kmem-charge)")
 
 
 def test_malformed_yaml_names_the_file_and_line(checkout, tmp_path):

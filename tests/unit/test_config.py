@@ -196,3 +196,64 @@ def test_profile_all_is_the_kernels_a_b_profiles_not_the_test_only_ones():
     assert plan.profiles == ("default", "debug", "no-memcg-kmem")
     assert make_plan(kernel="linux-5.10", variants=("base",), profiles="lkdtm", cache=cache_root(),
                      progress=Quiet()).profiles == ("lkdtm",)
+
+
+def _plan(**kw):
+    from harness.cache import cache_root
+    from harness.plan import make_plan
+    from harness.progress import Quiet
+    return make_plan(variants=("base",), cache=cache_root(), progress=Quiet(), **kw)
+
+
+@pytest.mark.parametrize("iterations, message", [
+    (5, r"^config: dying-memcg: at 5 iterations one result \(delta 5\) satisfies both reproduced "
+        r"\(delta >= 4.5\) and fixed \(delta <= 5\): a still-broken kernel would be FIXED"),
+    (0, r"^config: --iterations 0: expected a positive integer$"),
+    (-3, r"^config: --iterations -3: expected a positive integer$"),
+])
+def test_iterations_that_cannot_tell_the_bug_from_the_fix_are_refused(iterations, message):
+    from harness.errors import HarnessError
+    with pytest.raises(HarnessError, match=message):
+        _plan(kernel="linux-5.10", scenarios=["dying-memcg"], iterations=iterations)
+    with pytest.raises(HarnessError):
+        _plan(kernel="linux-5.10", scenarios=["dying-memcg-v2"], iterations=iterations)
+
+
+def test_the_smallest_count_that_tells_them_apart_is_accepted():
+    plan = _plan(kernel="linux-5.10", scenarios=["dying-memcg", "inotify-pin"], iterations=6)
+    assert [s.iterations for s in plan.scenarios] == [6, 6]
+
+
+def test_a_profile_cap_is_validated_as_the_count_that_runs(monkeypatch):
+    from harness.config import ProfileConfig
+    from harness.errors import HarnessError
+    from harness.plan import load_profile
+    capped = ProfileConfig(name="debug", description="", max_iterations=4)
+    monkeypatch.setattr("harness.plan.load_profile",
+                        lambda name: capped if name == "debug" else load_profile(name))
+    with pytest.raises(HarnessError, match=r"at 4 iterations .* \(profile debug\)$"):
+        _plan(kernel="linux-5.10", scenarios=["dying-memcg"], profiles="debug")
+    _plan(kernel="linux-5.10", scenarios=["dying-memcg"])   # 500 iterations: the same check passes
+
+
+def test_a_min_fraction_bound_at_no_iterations_is_vacuous():
+    from dataclasses import replace
+    from harness.config import load_scenario
+    from harness.kinds import bounds_problem
+    problem = bounds_problem(replace(load_scenario("kmem-charge"), iterations=0))
+    assert problem and "holds for a script that did nothing" in problem
+
+
+def test_on_7_2_the_kmem_reproducers_are_judged_as_fixed_upstream():
+    plan = _plan(kernel="linux-7.2", scenarios=["dying-memcg", "dying-memcg-v2", "inotify-pin", "kmem-charge"])
+    assert [s.kind for s in plan.scenarios] == ["fixed-upstream", "fixed-upstream", "fix", "invariant"]
+    assert plan.scenarios[0].expectations("base") == load_scenario("dying-memcg").fixed
+    assert _plan(kernel="linux-5.10", scenarios=["dying-memcg"]).scenarios[0].kind == "fix"
+
+
+def test_fixed_upstream_must_name_a_fix_scenario(tmp_path):
+    body = ("name: k\nversion: '7.2'\nsources: [{type: path, path: /x}]\nkconfig: [guest.config]\n"
+            "profiles: {default: {}}\nfixed_upstream: {kmem-charge: v5.13}\n")
+    write(tmp_path, "kernels", "k", body)
+    with pytest.raises(ConfigError, match=r"fixed_upstream.kmem-charge: expected a fix scenario"):
+        load_kernel("k", tmp_path)

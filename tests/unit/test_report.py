@@ -94,6 +94,53 @@ def test_selftests_patched_no_worse_than_base():
     assert alone[0].verdict == RAN and passed(alone)
 
 
+def test_a_test_only_patched_reports_is_compared_too():
+    base = {"t:a": "pass"}
+    table = rows([RunRecord("x86_64", "base", scenarios=(selftests("base", base),)),
+                  RunRecord("x86_64", "patched", scenarios=(selftests("patched", {**base, "t:new": "fail"}),))])
+    assert table[0].verdict == REGRESSED and "regressed t:new: missing -> fail" in summary(table, [])
+    passing = rows([RunRecord("x86_64", "base", scenarios=(selftests("base", base),)),
+                    RunRecord("x86_64", "patched", scenarios=(selftests("patched", {**base, "t:new": "pass"}),))])
+    assert passing[0].verdict == NO_REGRESSION
+
+
+def test_two_results_for_one_kernel_are_an_error_never_the_last_one():
+    error = result("base", error="scenario: dying-memcg.sh exited 1")
+    for first, second in ((error, result("base", True, delta=500)), (result("base", True, delta=500),) * 2):
+        table = rows([RunRecord("x86_64", "base", scenarios=(first, second)),
+                      RunRecord("x86_64", "patched", scenarios=(result("patched", True, delta=0),))])
+        assert table[0].verdict == ERROR and not passed(table)
+        assert "x86_64 dying-memcg: base has more than one result" in summary(table, [])
+
+
+def test_fixed_upstream_wants_the_bug_nowhere():
+    def up(variant, held):
+        return ScenarioResult(arch="x86_64", variant=variant, scenario="dying-memcg", iterations=500,
+                              expectation="", before=1, after=1, delta=0, held=held, kind="fixed-upstream")
+    assert up("base", True).verdict == NOT_REPRODUCED and passed(rows([RunRecord("x86_64", "base",
+                                                                                 scenarios=(up("base", True),))]))
+    assert up("base", False).verdict == REPRODUCED
+    assert ab_verdict(up("base", True), up("patched", True)) == NOT_REPRODUCED
+    assert ab_verdict(up("base", False), up("patched", True)) == REPRODUCED
+    assert ab_verdict(up("base", True), up("patched", False)) == REGRESSED
+    assert not passed(rows([RunRecord("x86_64", "base", scenarios=(up("base", False),))]))
+
+
+def test_an_invariant_is_judged_against_the_base_value_too():
+    def charge(variant, stacks):
+        return ScenarioResult(arch="x86_64", variant=variant, scenario="kmem-charge", iterations=100,
+                              expectation="", before=1, after=1, delta=0, held=True, kind="invariant",
+                              metrics={"charged_stacks": stacks}, relative={"charged_stacks": 0.9})
+    same = rows([RunRecord("x86_64", "base", scenarios=(charge("base", 492),)),
+                 RunRecord("x86_64", "patched", scenarios=(charge("patched", 480),))])
+    assert same[0].verdict == HOLDS and passed(same)
+    # four stacks' worth per task on base, one on patched: every absolute bound still holds
+    less = rows([RunRecord("x86_64", "base", scenarios=(charge("base", 492),)),
+                 RunRecord("x86_64", "patched", scenarios=(charge("patched", 100),))])
+    assert less[0].verdict == BROKEN and not passed(less)
+    assert "patched: not held: charged_stacks >= 0.9 x base 492 (got 100)" in summary(less, [])
+
+
 def test_one_variant_alone_passes_with_its_own_verdict():
     assert passed(rows([RunRecord("x86_64", "base", scenarios=(result("base", True, delta=500),))]))
     assert not passed(rows([RunRecord("x86_64", "patched", scenarios=(result("patched", False, delta=500),))]))

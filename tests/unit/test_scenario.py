@@ -133,3 +133,16 @@ def test_selftest_runs_that_disagree_make_a_flaky_test():
     assert tests["test_core:test_cgcore_threads"] == "flaky"          # missing from one run
     assert tests["test_core:test_cgcore_lesser_ns_open"] == "fail"     # failed in both
     assert tests["test_kmem:test_kmem_memcg_deletion"] == "pass"
+
+
+def test_kselftest_skips_are_skips_each_under_its_own_name():
+    # test_core on 5.10: ksft_test_result_skip() prints the test's name after "# SKIP"
+    out = ("kharness-selftest test_core\nok 1 test_cgcore_internal_process_constraint\n"
+           "ok 2 # SKIP test_cgcore_no_internal_process_constraint_on_threads\n"
+           "ok 3 # SKIP test_cgcore_threads\nok 4 # SKIP\nnot ok 5 test_cgcore_lesser_euid_open\n"
+           "kharness-selftest test_core exit 1\n")
+    assert parse_selftests(out, ("test_core",), "s.sh") == {
+        "test_core:test_cgcore_internal_process_constraint": "pass",
+        "test_core:test_cgcore_no_internal_process_constraint_on_threads": "skip",
+        "test_core:test_cgcore_threads": "skip", "test_core:#4": "skip",
+        "test_core:test_cgcore_lesser_euid_open": "fail"}

@@ -52,6 +52,21 @@ def test_folded_subject_is_unfolded_and_untagged(tmp_path):
     assert patch_subject(p) == "mm: memcontrol: a folded subject"
 
 
+def test_a_gap_in_the_numbering_is_a_missing_patch_not_a_shorter_series(tmp_path):
+    _, patches = make_series(tmp_path)
+    next(patches.glob("0002-*.patch")).unlink()
+    with pytest.raises(HarnessError, match=r"^series: .*patches: patch 0002 missing: the files are "
+                                           r"numbered 0001, 0003$"):
+        load_patch_dir(patches)
+
+
+def test_a_file_that_is_not_a_patch_is_refused(tmp_path):
+    _, patches = make_series(tmp_path)
+    (patches / "notes.txt").write_text("v2: rebased\n")
+    with pytest.raises(HarnessError, match=r"patches: not a patch: notes.txt \(a series directory"):
+        load_patch_dir(patches)
+
+
 def test_empty_directory_is_an_error(tmp_path):
     with pytest.raises(HarnessError, match="no patches"):
         load_patch_dir(tmp_path)

@@ -1,0 +1,16 @@
+#!/bin/bash
+# Where an fsnotify group's events are charged (cgroup v1 kmem counters): to the cgroup X the
+# group was made in while X lives, to X's parent P (use_hierarchy) once X is removed, uncharged
+# when read; a group made in the root cgroup charges nothing to a cgroup C whose task generates
+# the events. fsnotify-group does the measuring (guest-scripts/fsnotify-group.c); values are
+# bytes of kmem per event.
+set -eu
+M=/sys/fs/cgroup/memory
+P=$M/fsnotify-charge
+echo 1 > $M/memory.move_charge_at_immigrate 2> /dev/null ||
+	echo "kharness-note memory.move_charge_at_immigrate = 1 refused by this kernel: charges stay where they were made"
+mkdir $P
+echo 1 > $P/memory.use_hierarchy
+mkdir $P/x $P/c
+./fsnotify-group charge $P "$ITERATIONS"
+rmdir $P/c $P
