@@ -30,8 +30,8 @@ from harness.config import load_scenario
 from harness.errors import HarnessError
 from harness.git import git_out
 from harness.guest_image import build_guest_image
-from harness.kbuild import (BUILD_TIMEOUT, REPRODUCIBLE_ENV, build_kernel, cached_kernel, fragment_paths,
-                            make_args, make_config)
+from harness.kbuild import (BUILD_TIMEOUT, REPRODUCIBLE_ENV, build_kernel, build_lock_path, cached_kernel,
+                            fragment_paths, make_args, make_config)
 from harness.boot import boot
 from harness.plan import make_plan
 from harness.progress import Progress
@@ -41,7 +41,6 @@ from harness.source import fetch_source
 from harness.vm import INIT_MARK, SSHD_MARK, choose_accel, free_port, qemu_command
 
 BENCH = Path(__file__).resolve().parent
-BUILD_LOCK = Path("/tmp/kharness-build.lock")
 PARTS = ("cold", "warm", "patched", "boot", "reproducer", "ab", "ab-full")
 BUILDS = ("cold", "warm", "patched")  # the parts that compile all along: the lock for the whole part
 
@@ -122,7 +121,7 @@ def table(results: dict) -> str:
 
 def build_lock(progress: Progress):
     """The lock other builds take with `flock /tmp/kharness-build.lock`: never two at once."""
-    return machine_lock(BUILD_LOCK)
+    return machine_lock(build_lock_path())
 
 
 @contextlib.contextmanager

@@ -13,7 +13,7 @@ import hashlib
 import os
 import shutil
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 
@@ -74,11 +74,15 @@ def held_by_an_ancestor(path: Path) -> bool:
     return pid > 1
 
 
+_HELD: set[str] = set()   # machine locks this process holds (a nested take passes through)
+
+
 @contextlib.contextmanager
-def machine_lock(path: Path) -> Iterator[None]:
+def machine_lock(path: Path, waiting: Callable[[], None] | None = None) -> Iterator[None]:
     """Hold the flock on ``path`` (e.g. one that keeps two kernel builds off one machine), unless
-    an ancestor holds it, as `flock PATH make test` does: waiting for it would wait forever."""
-    if held_by_an_ancestor(path):
+    this process or an ancestor holds it, as `flock PATH make test` does: waiting for it would
+    wait forever. ``waiting`` is called once if someone else holds it."""
+    if str(path) in _HELD or held_by_an_ancestor(path):
         yield
         return
     try:
@@ -86,10 +90,17 @@ def machine_lock(path: Path) -> Iterator[None]:
     except PermissionError:  # someone else's file: a read-only descriptor can hold the lock too
         f = open(path)
     with f:
-        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if waiting is not None:
+                waiting()
+            fcntl.flock(f, fcntl.LOCK_EX)
+        _HELD.add(str(path))
         try:
             yield
         finally:
+            _HELD.discard(str(path))
             fcntl.flock(f, fcntl.LOCK_UN)
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from . import proc
 from .arches import Arch
-from .cache import atomic_dir, atomic_file, digest, locked
+from .cache import atomic_dir, atomic_file, digest, locked, machine_lock
 from .config import CONFIG_DIR
 from .errors import HarnessError
 from .progress import Progress
@@ -215,7 +215,11 @@ def build_kernel(arch: Arch, tree: Checkout, fragments: tuple[str, ...], cache: 
         out.mkdir(parents=True, exist_ok=True)
         if not (out / ".config").exists() or (out / ".config").read_text() != config_text:
             shutil.copyfile(config, out / ".config")
-        objects = _make(arch, tree, out, cache, make_flags, log_path, progress, name)
+        # one kernel build per machine, whichever kharness (or cache) it comes from: each takes
+        # every core, and two at once take twice as long and skew every build time
+        with machine_lock(build_lock_path(), lambda: progress.info(
+                f"build {name}: waiting for another kernel build on this machine ({build_lock_path()})")):
+            objects = _make(arch, tree, out, cache, make_flags, log_path, progress, name)
         with atomic_dir(final) as tmp:
             shutil.copyfile(out / arch.image, tmp / "image")
             shutil.copyfile(out / ".config", tmp / "config")
@@ -225,6 +229,11 @@ def build_kernel(arch: Arch, tree: Checkout, fragments: tuple[str, ...], cache: 
     seconds = time.monotonic() - start
     progress.info(f"build {name}: done in {seconds:.0f} s, {objects} objects compiled")
     return _result(final, key, config_sha, tool, False, seconds, objects)
+
+
+def build_lock_path() -> Path:
+    """The machine's kernel build lock (bench/bench.py and `flock` in scripts take the same)."""
+    return Path(os.environ.get("KHARNESS_BUILD_LOCK", "/tmp/kharness-build.lock"))
 
 
 def _result(final: Path, key: str, config_sha: str, tool: str, cached: bool, seconds: float,

@@ -157,3 +157,28 @@ def test_check_series_builds_every_prefix_per_profile_and_checkpatches_every_pat
     matrix = series_matrix(builds, checkpatch).splitlines()
     assert matrix[0].split() == ["patch", "x86_64/default", "x86_64/no-memcg-kmem", "checkpatch", "(E/W/C)"]
     assert matrix[2].split()[1::2][:2] == ["FAIL", "FAIL"]
+
+
+def test_a_kernel_build_waits_for_another_one_on_the_machine_and_says_so(tmp_path, monkeypatch):
+    import fcntl
+    import threading
+
+    from harness.cache import machine_lock
+    lock = tmp_path / "build.lock"
+    said = []
+    with open(lock, "a") as other:   # another kharness's build, in another process's place
+        fcntl.flock(other, fcntl.LOCK_EX)
+        got = threading.Event()
+
+        def build():
+            with machine_lock(lock, lambda: said.append("waiting")):
+                got.set()
+                with machine_lock(lock):   # nested in the same process: passes through
+                    pass
+
+        t = threading.Thread(target=build)
+        t.start()
+        assert not got.wait(0.5) and said == ["waiting"]
+        fcntl.flock(other, fcntl.LOCK_UN)
+        t.join(10)
+    assert got.is_set()
