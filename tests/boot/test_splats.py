@@ -29,7 +29,8 @@ def session(arch: str, run_dir: Path) -> Session:
 
 
 def arches():
-    return [pytest.param(a, marks=[pytest.mark.boot, getattr(pytest.mark, a)]) for a in all_arches()]
+    return [pytest.param(a, marks=[pytest.mark.boot, pytest.mark.splats, getattr(pytest.mark, a)])
+            for a in all_arches()]
 
 
 @pytest.mark.parametrize("arch", arches())

@@ -34,7 +34,7 @@ def test_failing_guest_script_exits_2_with_its_stderr_in_the_report(checkout, tm
         "#!/bin/sh\necho 'creating cgroups' >&2\n"
         "echo 'mkdir: cannot create directory kmem_test: Operation not permitted' >&2\nexit 7\n")
     (checkout / "configs/scenarios/fails.yaml").write_text(
-        "name: fails\nscript: fails.sh\ninterpreter: sh\niterations: 5\n"
+        "name: fails\nscript: fails.sh\ninterpreter: sh\niterations: 50\n"
         "reproduced: [{min_fraction: 0.9}]\nfixed: [{max: 5}]\n")
     results = tmp_path / "results"
     proc = kharness(*RUN, "--scenario", "fails", "--results", str(results), cwd=checkout)
