@@ -5,20 +5,73 @@
  * selftest's forked children have no pending TAP line to flush at exit(): no duplicated
  * lines, and no pipe or file page charged to (and pinning) the short-lived test cgroups.
  *
+ * A test whose workload never ends (e.g. a child throttled for ever) would keep the whole
+ * program, and every test after it, from running: with PTYRUN_STALL=N, N seconds without
+ * output make ptyrun kill PROGRAM's children (the workloads a cgroup selftest forks into its
+ * test cgroups), or PROGRAM itself if it has none, and say so in a "kharness-note" line. The
+ * test then fails as a test, and the program goes on to its next test.
+ *
  * Usage: ptyrun PROGRAM [ARG...]; exits with PROGRAM's status (128+N if killed by signal N).
  */
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <errno.h>
+#include <signal.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <time.h>
 #include <sys/wait.h>
 #include <termios.h>
 #include <unistd.h>
 
+static time_t now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec;
+}
+
+/* SIGKILL every process whose parent is pid; how many were killed */
+static int kill_children(pid_t pid)
+{
+	DIR *d = opendir("/proc");
+	struct dirent *e;
+	int killed = 0;
+
+	while (d && (e = readdir(d))) {
+		char path[300], stat[512], *p;
+		int ppid;
+		FILE *f;
+
+		if (e->d_name[0] < '1' || e->d_name[0] > '9')
+			continue;
+		snprintf(path, sizeof(path), "/proc/%s/stat", e->d_name);
+		f = fopen(path, "r");
+		if (!f)
+			continue;
+		p = fgets(stat, sizeof(stat), f) ? strrchr(stat, ')') : NULL;
+		fclose(f);
+		/* "PID (COMM) STATE PPID ...": COMM may hold spaces and parentheses */
+		if (p && sscanf(p + 1, " %*c %d", &ppid) == 1 && ppid == pid &&
+		    kill(atoi(e->d_name), SIGKILL) == 0)
+			killed++;
+	}
+	if (d)
+		closedir(d);
+	return killed;
+}
+
 int main(int argc, char **argv)
 {
+	const char *stall_env = getenv("PTYRUN_STALL");
+	int stall = stall_env ? atoi(stall_env) : 0;
+	char line[160] = "", cur[160] = "";
+	size_t len = 0;
+	time_t last;
 	int m, s, status = 0, done = 0;
 	struct termios t;
 	char buf[4096];
@@ -58,6 +111,7 @@ int main(int argc, char **argv)
 		_exit(127);
 	}
 	close(s);
+	last = now();
 	for (;;) {
 		struct pollfd p = { .fd = m, .events = POLLIN };
 		int r = poll(&p, 1, done ? 200 : 1000);
@@ -66,6 +120,18 @@ int main(int argc, char **argv)
 		if (r > 0) {
 			n = read(m, buf, sizeof(buf));
 			if (n > 0) {
+				last = now();
+				for (ssize_t i = 0; i < n; i++) {	/* the last line written, for the note */
+					if (buf[i] == '\n' || buf[i] == '\r') {
+						if (len) {
+							memcpy(line, cur, len);
+							line[len] = 0;
+						}
+						len = 0;
+					} else if (len < sizeof(cur) - 1) {
+						cur[len++] = buf[i];
+					}
+				}
 				for (ssize_t o = 0; o < n; ) {
 					ssize_t w = write(STDOUT_FILENO, buf + o, n - o);
 					if (w <= 0)
@@ -81,8 +147,18 @@ int main(int argc, char **argv)
 		} else if (done) {	/* child gone, nothing more to read */
 			break;
 		}
-		if (!done && waitpid(pid, &status, WNOHANG) == pid)
+		if (!done && waitpid(pid, &status, WNOHANG) == pid) {
 			done = 1;
+		} else if (!done && stall > 0 && now() - last >= stall) {
+			int n = kill_children(pid);
+
+			if (!n)
+				kill(pid, SIGKILL);
+			printf("kharness-note %s wrote nothing for %d s after \"%s\": killed %s\n", argv[1],
+			       stall, line, n ? "its children (the running test's workload)" : "it");
+			fflush(stdout);
+			last = now();
+		}
 		else if (!done && r != 0)
 			usleep(10000);	/* EIO/HUP while the child lives: its descendants closed */
 	}

@@ -34,3 +34,35 @@ def test_a_helper_that_does_not_compile_is_an_error_naming_it(tmp_path, monkeypa
         programs.build_helpers(load_arch("x86_64"), ("broken.c",), tmp_path / "cache", tmp_path / "run",
                                Progress(live=False))
     assert not list((tmp_path / "cache" / "programs" / "x86_64").glob("broken-*[!k]"))  # nothing cached
+
+
+@pytest.fixture(scope="module")
+def ptyrun(tmp_path_factory):
+    """guest-scripts/ptyrun.c as the harness builds it for an x86_64 guest (static: it runs here)."""
+    if not load_arch("x86_64").native:
+        pytest.skip("the x86_64 guest's helpers do not run on this host")
+    tmp = tmp_path_factory.mktemp("ptyrun")
+    binary = tmp / "ptyrun"
+    binary.write_bytes(programs.build_helpers(load_arch("x86_64"), ("ptyrun.c",), tmp, tmp / "run",
+                                              Progress(live=False))["ptyrun"])
+    binary.chmod(0o755)
+    return binary
+
+
+def test_ptyrun_kills_a_stalled_tests_workload_and_the_program_goes_on(ptyrun):
+    # a selftest program whose second test's child never ends (5.10's test_memcg_high)
+    script = 'echo "ok 1 first"; sleep 600 & wait; echo "not ok 2 second"; echo "ok 3 third"'
+    out = subprocess.run([str(ptyrun), "sh", "-c", script], env={"PTYRUN_STALL": "1", "PATH": "/usr/bin:/bin"},
+                         capture_output=True, text=True, timeout=60)
+    lines = out.stdout.splitlines()
+    assert lines[0] == "ok 1 first" and lines[-2:] == ["not ok 2 second", "ok 3 third"]
+    assert ('kharness-note sh wrote nothing for 1 s after "ok 1 first": killed its children '
+            "(the running test's workload)") in lines
+    assert out.returncode == 0
+
+
+def test_ptyrun_kills_a_stalled_program_without_children_and_keeps_its_status(ptyrun):
+    out = subprocess.run([str(ptyrun), "sleep", "600"], env={"PTYRUN_STALL": "1", "PATH": "/usr/bin:/bin"},
+                         capture_output=True, text=True, timeout=60)
+    assert out.stdout.splitlines() == ['kharness-note sleep wrote nothing for 1 s after "": killed it']
+    assert out.returncode == 128 + 9
