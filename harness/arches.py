@@ -7,6 +7,7 @@ a kconfig fragment, no code.
 from __future__ import annotations
 
 import platform
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,6 +31,8 @@ class Arch:
     cpu_kvm: str = "host"            # -cpu under KVM
     accel: tuple[str, ...] = ("kvm", "tcg")   # preference order; kvm only when usable
     memory: str = "1G"
+    cpus: int = 1                    # -smp: vCPUs of every guest (--cpus)
+    cmdline: str = ""                # added to every guest's kernel command line (--append)
     boot_deadline: float = 60.0      # seconds from QEMU start to a working SSH command, TCG
     boot_deadline_kvm: float = 20.0
     qemu_args: tuple[str, ...] = ()
@@ -39,6 +42,10 @@ class Arch:
         bad = [a for a in self.accel if a not in ("kvm", "tcg")]
         if bad or not self.accel:
             raise ConfigError(file, "accel", f"expected a list of kvm, tcg; got {list(self.accel)}")
+        if self.cpus < 1:
+            raise ConfigError(file, "cpus", f"expected at least 1 vCPU, got {self.cpus}")
+        if not re.fullmatch(r"[1-9][0-9]*[MG]", self.memory):
+            raise ConfigError(file, "memory", f"expected a size such as 1G or 1536M, got {self.memory!r}")
         if self.boot_deadline <= 0:
             raise ConfigError(file, "boot_deadline", "expected a positive number of seconds")
 

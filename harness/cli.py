@@ -12,6 +12,7 @@ import time
 from dataclasses import asdict, replace
 from pathlib import Path
 
+from . import __version__
 from .cache import cache_root
 from .checkseries import check_series, series_matrix
 from .config import known
@@ -20,11 +21,11 @@ from .errors import HarnessError
 from .kinds import ERROR
 from .lore import DEFAULT_LORE
 from .pipeline import default_jobs, run_plan
-from .plan import VARIANTS, Plan, check_profiles, make_plan, names
+from .plan import VARIANTS, GuestOptions, Plan, check_profiles, make_plan, names
 from .progress import Progress
-from .render import render, summary
+from .render import junit, markdown, render, summary
 from .report import load as report_load
-from .report import passed, write
+from .report import passed, rows, write
 
 EXIT_OK, EXIT_FAIL, EXIT_ERROR = 0, 1, 2
 
@@ -40,7 +41,10 @@ def _plan(args: argparse.Namespace, variants: tuple[str, ...]) -> Plan:
                      scenarios=args.scenario, profiles=getattr(args, "profile", None) or "default",
                      iterations=getattr(args, "iterations", None), cache=_cache(args),
                      progress=Progress(verbosity=args.verbosity), series_version=args.series_version,
-                     lore_base=args.lore_base)
+                     lore_base=args.lore_base,
+                     guest=GuestOptions(getattr(args, "accel", "auto"), getattr(args, "cpus", None),
+                                        getattr(args, "memory", None), getattr(args, "append", "") or ""),
+                     kconfig_add=getattr(args, "kconfig_add", None))
 
 
 def _cache(args: argparse.Namespace) -> Path:
@@ -106,15 +110,24 @@ def cmd_check_series(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    """Render summary.txt, summary.md and junit.xml again from a run's report.json."""
+    """Print a run's summary (or its Markdown, or its junit.xml) from its report.json; with
+    --write, render summary.txt, summary.md and junit.xml anew."""
     run_dir = Path(args.run_dir)
     try:
         meta, records = report_load(run_dir)
     except (OSError, ValueError, TypeError, KeyError, AttributeError) as e:
         raise HarnessError("report", f"cannot read {run_dir / 'report.json'}: {e}")
-    table = render(run_dir, meta, records)
-    print(summary(table, records, meta))
-    print(f"rendered: {run_dir / 'summary.md'}, {run_dir / 'junit.xml'}")
+    table = rows(records)
+    if args.format == "md":
+        print(markdown(meta, table, records), end="")
+    elif args.format == "junit":
+        print(junit(run_dir, meta, records, table), end="")
+    else:
+        print(summary(table, records, meta))
+    if args.write:
+        render(run_dir, meta, records)
+        print(f"rendered: {run_dir / 'summary.txt'}, {run_dir / 'summary.md'}, {run_dir / 'junit.xml'}",
+              file=sys.stderr)
     return EXIT_OK
 
 
@@ -130,6 +143,9 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--kernel", help="base kernel config in configs/kernels/ (default: the series')")
     p.add_argument("--scenario", action="append",
                    help="scenario, a comma list (repeatable); default: the series'")
+    p.add_argument("--kconfig-add", action="append", metavar="CONFIG_X=y|FILE",
+                   help="an option or a fragment file merged after the kernel's and profile's "
+                        "fragments and verified in the final .config (repeatable, or a comma list)")
     p.add_argument("--results", default="results", help="where run directories go (default ./results)")
     p.add_argument("--cache", help="cache directory (default $XDG_CACHE_HOME/kharness)")
     p.add_argument("-v", dest="verbosity", action="store_const", const=2, default=1,
@@ -143,7 +159,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
-    lines, ok = doctor(Path(args.cache) if args.cache else cache_root())
+    lines, ok = doctor(Path(args.cache) if args.cache else cache_root(), args.reprobe)
     print("\n".join(lines))
     return EXIT_OK if ok else EXIT_FAIL
 
@@ -159,8 +175,12 @@ def cmd_clean(args: argparse.Namespace) -> int:
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="kharness", description=__doc__)
-    sub = p.add_subparsers(dest="verb", required=True)
-    run = sub.add_parser("run", help="build, boot and run scenarios; print the A/B verdict table")
+    p.add_argument("--version", action="version", version=f"kharness {__version__}")
+    sub = p.add_subparsers(dest="verb", required=True, metavar="VERB")
+
+    def verb(name: str, text: str) -> argparse.ArgumentParser:
+        return sub.add_parser(name, help=text, description=text[0].upper() + text[1:] + ".")
+    run = verb("run", "build, boot and run scenarios; print the A/B verdict table")
     _common(run)
     run.add_argument("--variant", default="both", help="base, patched or both (default)")
     run.add_argument("--iterations", type=int, help="override the scenarios' iteration count")
@@ -170,21 +190,34 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("-j", "--jobs", type=int, default=default_jobs(), metavar="N",
                      help=f"guests running at once, one vCPU each (default: one per core, here "
                           f"{default_jobs()}); kernels are always built one at a time")
+    run.add_argument("--accel", choices=("auto", "kvm", "tcg"), default="auto",
+                     help="auto (default): KVM when a boot probe under it works, else TCG, and the "
+                          "report says why; kvm: KVM or an error; tcg: never probe")
+    run.add_argument("--cpus", type=int, metavar="N", help="vCPUs of each guest (default: the arch's, 1)")
+    run.add_argument("--memory", metavar="SIZE", help="memory of each guest, as QEMU's -m (default: the arch's, 1G)")
+    run.add_argument("--append", metavar="ARGS", help="added to every guest's kernel command line")
     run.set_defaults(func=cmd_run)
-    chk = sub.add_parser("check-series", help="build after every patch; checkpatch every patch")
+    chk = verb("check-series", "build after every patch; checkpatch every patch")
     _common(chk)
     chk.add_argument("--profile",
                      help=f"config profiles: {', '.join(known('profiles'))} or all "
                           "(default: the kernel's check_profiles)")
     chk.set_defaults(func=cmd_check_series)
-    rep = sub.add_parser("report", help="print the summary table of a run directory")
-    rep.add_argument("run_dir")
+    rep = verb("report", "print a run directory's summary, from its report.json")
+    rep.add_argument("run_dir", metavar="RUN_DIR", help="a run directory (results/<timestamp>)")
+    rep.add_argument("--format", choices=("txt", "md", "junit"), default="txt",
+                     help="txt: the plain-text summary (default; summary.txt), md: summary.md, "
+                          "junit: junit.xml")
+    rep.add_argument("--write", action="store_true",
+                     help="also write summary.txt, summary.md and junit.xml anew (after an upgrade)")
     rep.set_defaults(func=cmd_report)
-    sub.add_parser("list", help="arches, kernels, series and scenarios in configs/").set_defaults(func=cmd_list)
-    doc = sub.add_parser("doctor", help="what is installed, whether KVM can be used, disk space")
+    verb("list", "arches, kernels, series and scenarios in configs/").set_defaults(func=cmd_list)
+    doc = verb("doctor", "what is installed, whether KVM can be used, disk space")
     doc.add_argument("--cache", help="cache directory (default $XDG_CACHE_HOME/kharness)")
+    doc.add_argument("--reprobe", action="store_true",
+                     help="forget the cached KVM probe answers: the next run probes KVM again")
     doc.set_defaults(func=cmd_doctor)
-    cl = sub.add_parser("clean", help="prune the cache by age and/or size")
+    cl = verb("clean", "prune the cache by age and/or size")
     cl.add_argument("--older-than", type=float, metavar="DAYS", help="remove artifacts unused this long")
     cl.add_argument("--max-size", type=float, metavar="GIB", help="then remove the oldest down to this size")
     cl.add_argument("--dry-run", action="store_true", help="say what would go, remove nothing")

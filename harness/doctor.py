@@ -4,12 +4,15 @@ keeping the cache to a size."""
 from __future__ import annotations
 
 import importlib
+import json
 import os
+import re
 import shutil
 import time
 from pathlib import Path
 
 from .arches import all_arches, load_arch
+from .cache import locked
 from .config import CONFIG_DIR, known, load_kernel, load_profile, load_scenario
 from .errors import HarnessError
 from .proc import first_line
@@ -18,6 +21,16 @@ from .vm import kvm_precondition
 
 # Top-level cache directories whose entries are artifacts that can be rebuilt or downloaded again.
 PRUNABLE = ("kernels", "builds", "images", "downloads", "sources", "git", "configs", "lore", "series")
+
+
+def first_sentence(text: str) -> str:
+    """Up to the first full stop that ends a sentence (not the one in "kstack-pin.c"), and an
+    ellipsis when more follows."""
+    text = " ".join(text.split())
+    m = re.search(r"\.(?:\s|$)", text)
+    if m is None:
+        return text
+    return text[:m.start()] + (" ..." if text[m.end():] else "")
 
 
 def list_configs() -> str:
@@ -48,7 +61,7 @@ def list_configs() -> str:
     out.append("scenarios:")
     for p in sorted((CONFIG_DIR / "scenarios").glob("*.yaml")):
         s = load_scenario(p.stem)
-        out.append(f"  {p.stem:<22} marker {s.marker}: {s.description.split('.')[0]}")
+        out.append(f"  {p.stem:<22} marker {s.marker}: {first_sentence(s.description)}")
     return "\n".join(out)
 
 
@@ -58,7 +71,27 @@ def _version(cmd: list[str]) -> str | None:
     return first_line(cmd, timeout=20) or "present"
 
 
-def doctor(cache: Path) -> tuple[list[str], bool]:
+def kvm_verdicts(cache: Path, reprobe: bool = False) -> list[str]:
+    """The cached KVM probe answers, each with its date (forgotten with ``reprobe``: the next
+    run that boots a kernel of that arch probes again)."""
+    path = cache / "kvm-probe.json"
+    try:
+        known = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return []
+    lines = []
+    for key, entry in sorted(known.items()):
+        arch = key.split(":", 1)[0]
+        verdict = "boots under KVM" if entry.get("failure") is None else f"failed: {entry['failure']}"
+        lines.append(f"info    {arch} KVM probe of {entry.get('when', '?')}: {verdict}")
+    if reprobe:
+        with locked(cache / "kvm-probe.lock"):
+            path.unlink(missing_ok=True)
+        lines.append(f"info    forgot {len(known)} cached KVM probe answer(s): the next run probes again")
+    return lines
+
+
+def doctor(cache: Path, reprobe: bool = False) -> tuple[list[str], bool]:
     """One line per requirement; ok is False when something the harness needs is missing."""
     lines, ok = [], True
 
@@ -82,9 +115,7 @@ def doctor(cache: Path) -> tuple[list[str], bool]:
             check(f"python {module}", getattr(mod, "__version__", "present"))
         except ImportError:
             check(f"python {module}", None)
-    probe = cache / "kvm-probe.json"
-    if probe.exists():
-        lines.append(f"info    cached KVM probe results: {probe}")
+    lines += kvm_verdicts(cache, reprobe)
     cache.mkdir(parents=True, exist_ok=True)
     free = shutil.disk_usage(cache).free
     check(f"disk space in {cache}", human_size(free) + " free" if free > 10 << 30 else None,

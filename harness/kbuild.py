@@ -223,8 +223,11 @@ def build_kernel(arch: Arch, tree: Checkout, fragments: tuple[str, ...], cache: 
         with atomic_dir(final) as tmp:
             shutil.copyfile(out / arch.image, tmp / "image")
             shutil.copyfile(out / ".config", tmp / "config")
-            if (out / "System.map").exists():
-                shutil.copyfile(out / "System.map", tmp / "System.map")
+            # what decode_stacktrace.sh and gdb need for this kernel's reports: the build
+            # directory is shared with the next kernel of this tree and .config, and moves on
+            for name in ("System.map", "vmlinux"):
+                if (out / name).exists():
+                    shutil.copyfile(out / name, tmp / name)
             shutil.copyfile(log_path, tmp / "build.log")
     seconds = time.monotonic() - start
     progress.info(f"build {name}: done in {seconds:.0f} s, {objects} objects compiled")

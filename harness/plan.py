@@ -4,10 +4,13 @@ and what the command line overrides, validated before anything is fetched or bui
 
 from __future__ import annotations
 
+import hashlib
+import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from .arches import Arch, all_arches, arch_name, load_arch
+from .cache import atomic_file
 from .config import (KernelConfig, ProfileConfig, ScenarioConfig, load_defaults, load_kernel,
                      load_profile, load_scenario)
 from .errors import HarnessError
@@ -41,6 +44,7 @@ class Plan:
     scenarios: tuple[ScenarioConfig, ...]
     profiles: tuple[str, ...] = ("default",)
     series: Series | None = None
+    kconfig_add: tuple[str, ...] = ()   # --kconfig-add: fragment files, merged after all others
     _profiles: dict[str, ProfileConfig] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -65,7 +69,7 @@ class Plan:
         p, kp = self.profile(profile), self.kernel.profiles[profile]
         return (*self.kernel.kconfig, *self.kernel.arch_kconfig.get(arch.name, ()),
                 *p.kconfig, *p.arch_kconfig.get(arch.name, ()),
-                *kp.kconfig, *kp.arch_kconfig.get(arch.name, ()))
+                *kp.kconfig, *kp.arch_kconfig.get(arch.name, ()), *self.kconfig_add)
 
     def scenario_for(self, scenario: ScenarioConfig, profile: str) -> ScenarioConfig:
         """The scenario as the profile's kernels run it: iterations capped, timeout stretched."""
@@ -78,15 +82,68 @@ class Plan:
         return scenario.kind != "selftests" or self.profile(profile).selftests
 
 
+KCONFIG_LINE = re.compile(r"CONFIG_[A-Za-z0-9_]+=(?:[ynm]|-?[0-9]+|0x[0-9a-fA-F]+|\"[^\"]*\")")
+
+
+def kconfig_fragments(items: list[str], cache: Path) -> tuple[str, ...]:
+    """--kconfig-add, as tuxmake takes it: CONFIG_X=VALUE options (gathered into one fragment,
+    kept in the cache under its content's hash) or fragment files; merged and verified like
+    every fragment of configs/kconfig/."""
+    files, options = [], []
+    for item in (w for value in items for w in value.split(",") if w):
+        if item.startswith("CONFIG_"):
+            if not KCONFIG_LINE.fullmatch(item):
+                raise HarnessError("config", f"--kconfig-add {item}: expected CONFIG_NAME=VALUE "
+                                   "(y, m, n, a number or a quoted string) or a fragment file")
+            options.append(item)
+        elif Path(item).is_file():
+            files.append(str(Path(item).resolve()))
+        else:
+            raise HarnessError("config", f"--kconfig-add {item}: no such fragment file, and not CONFIG_NAME=VALUE")
+    if options:
+        text = "".join(f"{o}\n" for o in options)
+        path = cache / "kconfig-add" / f"{hashlib.sha256(text.encode()).hexdigest()[:24]}.config"
+        if not path.is_file():
+            with atomic_file(path, "w") as f:
+                f.write(text)
+        files.append(str(path))
+    return tuple(files)
+
+
+@dataclass(frozen=True)
+class GuestOptions:
+    """How the run's guests differ from their arch's defaults (--accel, --cpus, --memory, --append)."""
+
+    accel: str = "auto"          # auto: the arch's preference, KVM only when its probe boots
+    cpus: int | None = None
+    memory: str | None = None    # as QEMU's -m: 1G, 1536M
+    append: str = ""
+
+    def __post_init__(self) -> None:
+        if self.accel not in ("auto", "kvm", "tcg"):
+            raise HarnessError("config", f"--accel {self.accel}: expected auto, kvm or tcg")
+        if self.cpus is not None and self.cpus < 1:
+            raise HarnessError("config", f"--cpus {self.cpus}: a guest needs at least 1 vCPU")
+        if self.memory is not None and not re.fullmatch(r"[1-9][0-9]*[MG]", self.memory):
+            raise HarnessError("config", f"--memory {self.memory}: expected a size such as 2G or 1536M")
+
+    def apply(self, arch: Arch) -> Arch:
+        return replace(arch, accel=arch.accel if self.accel == "auto" else (self.accel,),
+                       cpus=self.cpus or arch.cpus, memory=self.memory or arch.memory,
+                       cmdline=" ".join(x for x in (arch.cmdline, self.append) if x))
+
+
 def make_plan(*, series: str | None = None, kernel: str | None = None, arches: str | list[str] = "all",
               variants: tuple[str, ...] = VARIANTS, scenarios: list[str] | None = None,
               profiles: str | list[str] = "default", iterations: int | None = None,
               cache: Path, progress: Progress, series_version: int | None = None,
-              lore_base: str = DEFAULT_LORE) -> Plan:
+              lore_base: str = DEFAULT_LORE, guest: GuestOptions | None = None,
+              kconfig_add: list[str] | None = None) -> Plan:
     """The plan a command line describes; what it leaves out comes from the series' config (its
     kernel, its scenarios), then from configs/defaults.yaml. A base-only run needs no series: it
     must work before (and without) any patch, so the series is read only for a patched kernel."""
     defaults = load_defaults()
+    extra = kconfig_fragments(kconfig_add or [], cache)
     series_obj, config = None, None
     if "patched" in variants:
         series_obj, config = resolve_series(series or defaults.series, cache, progress,
@@ -104,9 +161,10 @@ def make_plan(*, series: str | None = None, kernel: str | None = None, arches: s
         chosen.append(s)
     chosen = [replace(s, kind="fixed-upstream") if s.name in k.fixed_upstream else s for s in chosen]
     return Plan(kernel=k,
-                arches=tuple(load_arch(a) for a in names(arches, all_arches(), "arch", arch_name)),
+                arches=tuple((guest or GuestOptions()).apply(load_arch(a))
+                             for a in names(arches, all_arches(), "arch", arch_name)),
                 variants=tuple(variants), scenarios=tuple(chosen),
-                profiles=profile_names(k, profiles), series=series_obj)
+                profiles=profile_names(k, profiles), series=series_obj, kconfig_add=extra)
 
 
 def profile_names(kernel: KernelConfig, value: str | list[str]) -> tuple[str, ...]:

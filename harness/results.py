@@ -97,6 +97,9 @@ class RunRecord:
     objects_compiled: int | None = None
     accel: str | None = None
     accel_reason: str | None = None
+    vcpus: int | None = None
+    kernel_dir: str | None = None    # the cached kernel: image, config, System.map, vmlinux
+    logs: dict[str, str] = field(default_factory=dict)   # file name -> path in the run directory
     image_key: str | None = None
     timings: dict[str, float] = field(default_factory=dict)
     scenarios: tuple[ScenarioResult, ...] = ()
@@ -137,8 +140,8 @@ class SeriesMeta:
     sha256: str = ""
     patches: tuple[PatchMeta, ...] = ()
     origin: str = ""
-    origin_sha256: str = ""
-    base_commit: str = ""
+    origin_sha256: str | None = None   # the mbox or thread as fetched; None for a directory
+    base_commit: str | None = None     # the cover letter's base-commit:, None when it has none
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,8 @@ are remembered, so every scenario of a kernel that did not build or boot reports
 from __future__ import annotations
 
 import contextlib
+from datetime import datetime, timezone
+import shutil
 import threading
 import time
 from collections.abc import Callable, Hashable, Iterator
@@ -108,7 +110,10 @@ class KernelRun:
 
     @property
     def record(self) -> RunRecord:
-        return self._record
+        """The record, with every file in the kernel's log directory (relative to the run
+        directory) under ``logs``."""
+        files = sorted(self.out.iterdir()) if self.out.is_dir() else []
+        return replace(self._record, logs={p.name: f"{self.out.name}/{p.name}" for p in files if p.is_file()})
 
     def logs(self) -> Path:
         self.out.mkdir(parents=True, exist_ok=True)
@@ -120,10 +125,10 @@ def _meta(plan: Plan, run_dir: Path) -> RunMeta:
     if plan.series is not None:
         s = plan.series
         series = SeriesMeta(name=s.name, title=s.title, sha256=s.digest, origin=s.origin,
-                            origin_sha256=s.origin_sha256, base_commit=s.base_commit,
+                            origin_sha256=s.origin_sha256 or None, base_commit=s.base_commit or None,
                             patches=tuple(PatchMeta(p.path.name, p.subject, p.sha256) for p in s.patches))
     return RunMeta(kharness=__version__, kernel=KernelMeta(plan.kernel.name), profiles=plan.profiles,
-                   started=time.strftime("%Y-%m-%dT%H:%M:%S%z"), run_dir=str(run_dir), series=series)
+                   started=datetime.now(timezone.utc).isoformat(timespec="seconds"), run_dir=str(run_dir), series=series)
 
 
 def _splat_first(booted: Booted | None, e: HarnessError) -> HarnessError:
@@ -214,7 +219,9 @@ class Session:
                     kernel = build_kernel(arch, checkout, fragments, self.cache, run.logs(),
                                           self.progress, flags, kid.label)
         run.update(kernel_key=kernel.key, config_sha256=kernel.config_sha256, toolchain=kernel.toolchain,
-                   build_cached=kernel.cached, objects_compiled=kernel.objects)
+                   build_cached=kernel.cached, objects_compiled=kernel.objects,
+                   kernel_dir=str(kernel.image.parent))
+        shutil.copyfile(kernel.config, run.logs() / "kernel.config")   # the .config that booted
         return kernel
 
     def _arch(self, name: str) -> Arch:
@@ -250,7 +257,7 @@ class Session:
                 accel = choose_accel(arch, kernel.image, image.initramfs, self.cache, run.logs(),
                                      self.progress)
         self.progress.info(f"boot {label}: {accel.reason}")
-        run.update(accel=accel.name, accel_reason=accel.reason)
+        run.update(accel=accel.name, accel_reason=accel.reason, vcpus=arch.cpus)
         with run.stage("boot" + (f" [{cmdline}]" if cmdline else ""), "boot"):
             try:
                 booted = boot(arch, kernel.image, image, accel, run.logs(), self.progress, label, cmdline,

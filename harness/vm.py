@@ -64,10 +64,10 @@ def qemu_command(arch: Arch, kernel: Path, initramfs: Path, accel: str, port: in
     cpu = arch.cpu_kvm if accel == "kvm" else arch.cpu_tcg
     # quiet keeps the boot's info messages off the slow emulated serial line; loglevel=5 keeps
     # warnings on it (quiet alone hides KERN_WARNING: WARN_ON, lockdep, refcount_t, percpu_ref)
-    append = f"console={arch.console} panic=-1 quiet loglevel=5 {cmdline}".strip()
+    append = " ".join(x for x in (f"console={arch.console} panic=-1 quiet loglevel=5", arch.cmdline, cmdline) if x)
     return [
         arch.qemu, "-M", arch.machine, "-accel", accel, "-cpu", cpu, "-m", arch.memory,
-        "-smp", "1", "-nodefaults", "-no-user-config", "-display", "none", "-serial", "stdio",
+        "-smp", str(arch.cpus), "-nodefaults", "-no-user-config", "-display", "none", "-serial", "stdio",
         "-no-reboot", "-kernel", str(kernel), "-initrd", str(initramfs), "-append", append,
         # The guest is reachable only on the loopback address, on a port chosen per run.
         "-netdev", f"user,id=n0,hostfwd=tcp:127.0.0.1:{port}-:22",
@@ -274,7 +274,7 @@ def choose_accel(arch: Arch, kernel: Path, initramfs: Path, cache: Path, run_dir
     reasons = []
     for accel in arch.accel:
         if accel == "tcg":
-            why = "; ".join(reasons) if reasons else "TCG is first in the arch's preference"
+            why = "; ".join(reasons) if reasons else "first of the accelerators allowed (the arch's accel, or --accel)"
             return Accel("tcg", f"TCG: {why}")
         why = kvm_precondition(arch)
         if why is None:

@@ -1,12 +1,13 @@
 """Config files load into dataclasses, and bad ones fail in one line naming file and field."""
 
+import re
 from pathlib import Path
 
 import pytest
 
 from harness.arches import all_arches, load_arch
 from harness.config import KernelConfig, ScenarioConfig, load, load_kernel, load_scenario
-from harness.errors import ConfigError
+from harness.errors import ConfigError, HarnessError
 
 
 def write(tmp_path: Path, kind: str, name: str, text: str) -> Path:
@@ -257,3 +258,60 @@ def test_fixed_upstream_must_name_a_fix_scenario(tmp_path):
     write(tmp_path, "kernels", "k", body)
     with pytest.raises(ConfigError, match=r"fixed_upstream.kmem-charge: expected a fix scenario"):
         load_kernel("k", tmp_path)
+
+
+def test_guest_options_shape_every_guest_of_the_plan(tmp_path):
+    from harness.plan import GuestOptions, make_plan
+    from harness.progress import Progress
+    from harness.vm import qemu_command
+    plan = make_plan(kernel="linux-5.10", arches="all", variants=("base",), cache=tmp_path,
+                     progress=Progress(live=False), guest=GuestOptions("tcg", 2, "2G", "memcg_debug=1"))
+    for arch in plan.arches:
+        assert arch.accel == ("tcg",)
+        cmd = qemu_command(arch, tmp_path / "image", tmp_path / "initrd", "tcg", 2222, "cgroup_no_v1=memory")
+        assert cmd[cmd.index("-smp") + 1] == "2" and cmd[cmd.index("-m") + 1] == "2G"
+        assert cmd[cmd.index("-append") + 1].endswith(" loglevel=5 memcg_debug=1 cgroup_no_v1=memory")
+    default = make_plan(kernel="linux-5.10", arches="x86_64", variants=("base",), cache=tmp_path,
+                        progress=Progress(live=False))
+    assert default.arches[0].accel == ("kvm", "tcg") and default.arches[0].cpus == 1
+
+
+@pytest.mark.parametrize("options, message", [
+    (dict(cpus=0), "--cpus 0: a guest needs at least 1 vCPU"),
+    (dict(memory="2T"), "--memory 2T: expected a size such as 2G or 1536M"),
+    (dict(accel="hvf"), "--accel hvf: expected auto, kvm or tcg")])
+def test_bad_guest_options_are_refused_naming_the_option(options, message):
+    from harness.plan import GuestOptions
+    with pytest.raises(HarnessError, match=re.escape(message)):
+        GuestOptions(**options)
+
+
+def test_kconfig_add_options_and_files_come_last_in_the_fragments(tmp_path):
+    from harness.kbuild import fragment_paths
+    from harness.plan import make_plan
+    from harness.progress import Progress
+    mine = tmp_path / "mine.config"
+    mine.write_text("CONFIG_PROVE_LOCKING=y\n")
+    plan = make_plan(kernel="linux-5.10", arches="x86_64", variants=("base",), cache=tmp_path / "cache",
+                     progress=Progress(live=False),
+                     kconfig_add=["CONFIG_KASAN=y,CONFIG_LOG_BUF_SHIFT=17", str(mine)])
+    frags = plan.fragments(plan.arches[0], "default")
+    assert frags[-2] == str(mine.resolve())
+    assert Path(frags[-1]).read_text() == "CONFIG_KASAN=y\nCONFIG_LOG_BUF_SHIFT=17\n"
+    assert Path(frags[-1]).parent == tmp_path / "cache" / "kconfig-add"
+    paths = fragment_paths(plan.arches[0], frags)
+    assert paths[len(frags) - 1] == Path(frags[-1])   # then the arch's own fragments
+    again = make_plan(kernel="linux-5.10", arches="x86_64", variants=("base",), cache=tmp_path / "cache",
+                      progress=Progress(live=False), kconfig_add=["CONFIG_KASAN=y", "CONFIG_LOG_BUF_SHIFT=17"])
+    assert again.fragments(again.arches[0], "default")[-1] == frags[-1]   # same options, same file
+
+
+@pytest.mark.parametrize("item, message", [
+    ("CONFIG_KASAN=maybe", "--kconfig-add CONFIG_KASAN=maybe: expected CONFIG_NAME=VALUE"),
+    ("kasan.config", "--kconfig-add kasan.config: no such fragment file")])
+def test_bad_kconfig_add_is_refused_before_anything_runs(tmp_path, item, message):
+    from harness.plan import make_plan
+    from harness.progress import Progress
+    with pytest.raises(HarnessError, match=re.escape(message)):
+        make_plan(kernel="linux-5.10", arches="x86_64", variants=("base",), cache=tmp_path,
+                  progress=Progress(live=False), kconfig_add=[item])

@@ -1,5 +1,6 @@
 """The KVM probe's answer is cached per host, but not forever, and its log outlives the run."""
 
+import json
 import time
 
 from harness import vm
@@ -42,3 +43,16 @@ def test_a_failed_probe_cites_a_log_kept_in_the_cache(monkeypatch, tmp_path):
     assert (cache / "kvm-probe-x86_64.log").read_text().startswith("KVM internal error")
     again = vm._cached_probe(arch, tmp_path / "bzImage", tmp_path / "initrd", cache, tmp_path, Quiet())
     assert again == first and probes == ["x86_64"]
+
+
+def test_doctor_shows_each_cached_probe_with_its_date_and_reprobe_forgets_them(tmp_path):
+    from harness.doctor import kvm_verdicts
+    (tmp_path / "kvm-probe.json").write_text(json.dumps({
+        "x86_64: host 6.1 cpu qemu 7.2": {"failure": "QEMU exited (status 6)", "when": "2026-12-01T13:55:20"},
+        "arm64: host 6.1 cpu qemu 7.2": {"failure": None, "when": "2026-11-30T09:00:00"}}))
+    assert kvm_verdicts(tmp_path) == [
+        "info    arm64 KVM probe of 2026-11-30T09:00:00: boots under KVM",
+        "info    x86_64 KVM probe of 2026-12-01T13:55:20: failed: QEMU exited (status 6)"]
+    assert kvm_verdicts(tmp_path, reprobe=True)[-1] == (
+        "info    forgot 2 cached KVM probe answer(s): the next run probes again")
+    assert not (tmp_path / "kvm-probe.json").exists() and kvm_verdicts(tmp_path) == []

@@ -82,6 +82,19 @@ def test_a_rerun_finds_the_kernel_by_the_key_the_build_stored_it_under_and_runs_
     assert "reused from the cache" in (tmp_path / "run2/x86_64-base/build.log").read_text()
 
 
+def test_the_run_directory_has_the_config_and_the_record_says_where_vmlinux_and_each_log_are(tmp_path):
+    plan, cache = fake_plan(tmp_path), tmp_path / "cache"
+    s = session(plan, cache, tmp_path / "run")
+    built = s.kernel(BASE)
+    (record,) = s.records()
+    kernel_dir = Path(record.kernel_dir)
+    assert kernel_dir == built.image.parent
+    assert (kernel_dir / "vmlinux").read_text() == "fake vmlinux\n"      # for decode_stacktrace.sh
+    assert (kernel_dir / "System.map").is_file()
+    assert (tmp_path / "run/x86_64-base/kernel.config").read_text() == built.config.read_text()
+    assert record.logs == {"build.log": "x86_64-base/build.log", "kernel.config": "x86_64-base/kernel.config"}
+
+
 def test_base_and_patched_kernels_have_keys_of_their_own(tmp_path):
     plan = fake_plan(tmp_path, change_memcontrol("int memcg_charge = 2;"))
     s = session(plan, tmp_path / "cache", tmp_path / "run")

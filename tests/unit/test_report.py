@@ -1,5 +1,7 @@
 """Verdicts: an error is never a result, and FIXED needs both sides."""
 
+from dataclasses import replace
+
 from harness.kinds import (BROKEN, ERROR, FIXED, HOLDS, NO_REGRESSION, NOT_REPRODUCED, RAN,
                            REGRESSED, REPRODUCED, STILL_BROKEN)
 from harness.render import summary
@@ -12,8 +14,8 @@ def ab_verdict(base, patched):
 
 
 def meta(**fields):
-    return RunMeta(kharness="test", kernel=KernelMeta("linux-5.10"), profiles=("default",),
-                   started="", run_dir="", **fields)
+    return RunMeta(**{"kharness": "test", "kernel": KernelMeta("linux-5.10"), "profiles": ("default",),
+                      "started": "", "run_dir": "", **fields})
 
 
 def result(variant, held=None, error=None, delta=None):
@@ -152,7 +154,8 @@ def test_profiles_get_a_row_each_and_a_verdict_column_each():
     table = rows(runs)
     assert [(r.profile, r.verdict) for r in table] == [("default", HOLDS), ("debug", HOLDS)]
     lines = summary(table, runs).splitlines()
-    assert lines[0].split() == ["arch", "scenario", "profile", "base", "patched", "verdict"]
+    assert lines[0].split() == ["arm64", "kmem-charge", "default", HOLDS]
+    assert ["arm64", "kmem-charge", "debug", HOLDS] in [line.split() for line in lines]
     assert ["arch", "scenario", "default", "debug"] in [line.split() for line in lines]
 
 
@@ -164,3 +167,33 @@ def test_summary_gives_the_total_and_says_when_stage_times_overlap():
     both = summary(table, runs, meta(seconds=42.0, jobs=2))
     assert "total 42.0 s; up to 2 guests at once, so the stage times below overlap" in both
     assert "total" not in summary(table, runs)
+
+
+def test_summary_is_a_mail_what_ran_a_block_per_row_and_the_result():
+    from harness.results import PatchMeta, SeriesMeta
+    long = ScenarioResult(arch="x86_64", variant="base", scenario="kmem-charge", iterations=100,
+                          expectation="", kind="invariant", held=True, metrics={f"metric_{i}": i for i in range(12)},
+                          show=tuple(f"metric_{i}" for i in range(12)))
+    runs = [RunRecord("x86_64", "base", accel="tcg", vcpus=1, timings={f"stage {i}": 1.5 for i in range(9)},
+                      scenarios=(result("base", True, delta=500), long)),
+            RunRecord("x86_64", "patched", accel="tcg", vcpus=1,
+                      scenarios=(result("patched", False, delta=500), replace(long, variant="patched")))]
+    series = SeriesMeta(name="s", title="A series", sha256="ab" * 32,
+                        patches=(PatchMeta("0001-x.patch", "x", ""), PatchMeta("0002-y.patch", "y", "")))
+    m = meta(series=series, seconds=9.0, kernel=KernelMeta("linux-5.10", "5.10.262", origin="debian bullseye"))
+    text = summary(rows(runs), runs, m)
+    lines = text.splitlines()
+    assert all(len(line) <= 80 and line == line.rstrip() for line in lines), text
+    assert lines[:5] == ["kharness test: A series", "series   s, 2 patches, sha256 abababababababab",
+                         "base     linux-5.10: Linux 5.10.262, debian bullseye", "profile  default",
+                         "guests   x86_64 tcg, 1 vCPU"]
+    block = lines[lines.index("x86_64  dying-memcg  STILL-BROKEN"):][:3]
+    assert block == ["x86_64  dying-memcg  STILL-BROKEN", "    base     1 -> 501 (+500)",
+                     "    patched  1 -> 501 (+500)"]
+    assert any(line.startswith("A -> B (+N): ") for line in lines)
+    assert lines[-1] == "Result: 1/2 rows as expected; not: x86_64 dying-memcg STILL-BROKEN"
+    assert "stage 3 1.5 s" in text.replace("\n  ", " ") and "stage\n" not in text   # a stage stays whole
+
+
+def test_summary_of_nothing_says_so():
+    assert summary([], []).splitlines()[-1] == "Result: nothing ran"

@@ -16,7 +16,7 @@ def result(variant, held=None, error=None, delta=None):
 
 
 META_JSON = {"kharness": "0", "kernel": {"version": "5.10.262", "origin": "test"},
-             "series": {"title": "Use obj_cgroup APIs to charge kmem pages"}}
+             "series": {"name": "s", "title": "Use obj_cgroup APIs to charge kmem pages"}}
 META = RunMeta.from_json(META_JSON)
 
 
@@ -28,7 +28,7 @@ def test_report_round_trips_and_renders(tmp_path):
     assert loaded == runs and meta.kernel.version == "5.10.262" and meta == META
     md = (tmp_path / "summary.md").read_text()
     assert "| arm64 | dying-memcg | 1 -> 501 (+500) | 1 -> 1 (+0) | FIXED |" in md
-    assert md.startswith("**Use obj_cgroup APIs to charge kmem pages** on Linux 5.10.262")
+    assert md.startswith("**Use obj_cgroup APIs to charge kmem pages** (`s`: 0 patches) on Linux 5.10.262")
 
 
 def test_a_schema_1_report_still_renders(tmp_path):
@@ -48,34 +48,60 @@ def test_a_schema_1_report_still_renders(tmp_path):
     assert [r.verdict for r in table] == ["FIXED"]
 
 
-def test_junit_distinguishes_failure_from_error(tmp_path):
-    runs = [RunRecord("arm64", "base", scenarios=(result("base", False, delta=0),)),
-            RunRecord("arm64", "patched", error="boot: deadline",
-                      scenarios=(result("patched", error="boot: deadline"),))]
+def junit_cases(tmp_path):
+    top = ET.parse(tmp_path / "junit.xml").getroot()
+    return top, [c for suite in top for c in suite.findall("testcase")]
+
+
+def test_junit_has_a_testcase_per_row_and_tells_failure_from_error(tmp_path):
+    v2 = dict(scenario="dying-memcg-v2", cmdline="cgroup_no_v1=memory")
+    runs = [RunRecord("arm64", "base", accel="tcg", scenarios=(
+                result("base", False, delta=0), ScenarioResult(**{**vars(result("base", True, delta=500)), **v2}))),
+            RunRecord("arm64", "patched", scenarios=(
+                result("patched", True, delta=0), ScenarioResult(**{**vars(result("patched", error="boot: deadline")), **v2})))]
     (tmp_path / "arm64-base").mkdir()
     (tmp_path / "arm64-base" / "dying-memcg.out").write_text("memory 1 1 1\n")
-    write(tmp_path, META, runs)
-    suite = ET.parse(tmp_path / "junit.xml").getroot()
-    assert (suite.get("tests"), suite.get("failures"), suite.get("errors")) == ("2", "1", "1")
-    base, patched = suite.findall("testcase")
-    assert base.find("failure").get("message").startswith("NOT-REPRODUCED")
-    assert base.find("system-out").text == "memory 1 1 1"
-    assert patched.find("error").get("message") == "boot: deadline"
+    write(tmp_path, RunMeta.from_json({**META_JSON, "series": {**META_JSON["series"], "sha256": "ab12"}}), runs)
+    top, (fix, v2case) = junit_cases(tmp_path)
+    assert (top.get("tests"), top.get("failures"), top.get("errors")) == ("2", "1", "1")
+    props = {p.get("name"): p.get("value") for p in top.find("testsuite").find("properties")}
+    assert props["accel"] == "tcg" and props["series.sha256"] == "ab12" and props["kernel.version"] == "5.10.262"
+    assert (fix.get("classname"), fix.get("name")) == ("kharness.arm64", "dying-memcg")
+    assert fix.find("failure").get("message") == "NOT-REPRODUCED: base 1 -> 1 (+0); patched 1 -> 1 (+0)"
+    assert fix.find("system-out").text.startswith("== base: 1 -> 1 (+0) (expected delta <= 5)\nmemory 1 1 1")
+    assert v2case.find("error").get("message") == "patched: boot: deadline"
 
 
-def test_junit_attaches_the_console_of_the_guest_the_scenario_ran_on(tmp_path):
+def test_junit_attaches_the_console_of_the_guest_that_went_wrong(tmp_path):
     """A scenario with a kernel command line of its own runs on a guest of its own, whose
     console is console-<cmdline>.log: that one's tail goes with the testcase."""
     v2 = ScenarioResult(arch="arm64", variant="base", scenario="dying-memcg-v2", iterations=500,
                         expectation="", cmdline="cgroup_no_v1=memory", error="guest: kernel reported: BUG:")
     logs = tmp_path / "arm64-base"
     logs.mkdir()
-    (logs / "console.log").write_text("the v1 guest's console\n")
-    (logs / "console-cgroup_no_v1_memory.log").write_text("BUG: the v2 guest's console\n")
+    (logs / "console.log").write_text("the v1 guest's console\r\n")
+    (logs / "console-cgroup_no_v1_memory.log").write_text("BUG: the v2 guest's console\r\n")
     write(tmp_path, META, [RunRecord("arm64", "base", scenarios=(v2, result("base", True, delta=500)))])
-    cases = ET.parse(tmp_path / "junit.xml").getroot().findall("testcase")
-    assert [c.find("system-err").text for c in cases] == ["BUG: the v2 guest's console",
-                                                          "the v1 guest's console"]
+    _, cases = junit_cases(tmp_path)
+    assert {c.get("name"): c.find("system-err").text for c in cases} == {
+        "dying-memcg-v2": "BUG: the v2 guest's console", "dying-memcg": "the v1 guest's console"}
+
+
+def test_junit_gives_each_selftest_a_testcase(tmp_path):
+    def st(variant, tests):
+        return ScenarioResult(arch="arm64", variant=variant, scenario="cgroup-selftests", iterations=3,
+                              expectation="", kind="selftests", held=True, tests=tests)
+    base = {"p:ok": "pass", "p:both": "fail", "p:worse": "pass", "p:flaky": "flaky"}
+    patched = {**base, "p:worse": "fail"}
+    write(tmp_path, META, [RunRecord("arm64", "base", scenarios=(st("base", base),)),
+                           RunRecord("arm64", "patched", scenarios=(st("patched", patched),))])
+    _, cases = junit_cases(tmp_path)
+    by = {c.get("name"): c for c in cases}
+    assert by["cgroup-selftests"].find("failure").get("message").startswith("REGRESSED")
+    assert by["p:worse"].find("failure").get("message") == "regressed: base pass, patched fail"
+    assert by["p:both"].find("skipped").get("message") == "not a pass on any kernel: base fail, patched fail"
+    assert by["p:ok"].find("failure") is None and by["p:ok"].find("skipped") is None
+    assert by["p:flaky"].find("system-out").text == "flaky: base flaky, patched flaky"
 
 
 def test_clean_removes_old_then_largest_oldest(tmp_path):
@@ -105,3 +131,43 @@ def test_list_names_every_config_kind():
     for section in ("arches:", "kernels:", "series:", "scenarios:"):
         assert section in text
     assert "x86_64" in text and "dying-memcg" in text
+
+
+def test_report_json_says_started_in_rfc3339_and_null_for_what_a_directory_series_lacks(tmp_path):
+    from datetime import datetime
+
+    from harness.plan import make_plan
+    from harness.progress import Progress
+    from harness.session import _meta
+    plan = make_plan(kernel="linux-5.10", arches="x86_64", cache=tmp_path, progress=Progress(live=False))
+    meta = _meta(plan, tmp_path)
+    assert datetime.fromisoformat(meta.started).utcoffset().total_seconds() == 0
+    assert meta.started.endswith("+00:00")                          # RFC 3339, not strftime's +0000
+    assert meta.series.origin.startswith("dir ") and meta.series.origin_sha256 is None
+    assert meta.series.base_commit is None
+
+
+def test_report_verb_prints_and_writes_only_when_asked(tmp_path, capsys):
+    import shutil
+
+    from harness import REPO_ROOT
+    from harness.cli import main
+    run = tmp_path / "run"
+    shutil.copytree(REPO_ROOT / "tests" / "golden" / "run", run)
+    assert main(["report", str(run)]) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[-1] == "Result: 10/10 rows as expected"
+    assert not (run / "summary.txt").exists()                       # printing writes nothing
+    assert main(["report", str(run), "--format", "junit"]) == 0
+    assert ET.fromstring(capsys.readouterr().out).get("tests") == "90"
+    assert main(["report", str(run), "--format", "md", "--write"]) == 0
+    assert capsys.readouterr().out == (run / "summary.md").read_text()
+    assert (run / "summary.txt").is_file() and (run / "junit.xml").is_file()
+
+
+def test_list_shows_a_first_sentence_whole_and_says_when_more_follows():
+    from harness.doctor import first_sentence
+    assert first_sentence("A task, moved out (guest-scripts/kstack-pin.c says why). More.") == (
+        "A task, moved out (guest-scripts/kstack-pin.c says why) ...")
+    assert first_sentence("One sentence only.") == "One sentence only"
+    assert "(guest-scripts/kstack-pin.c says why)" in list_configs()
