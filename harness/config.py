@@ -307,7 +307,9 @@ class ScenarioConfig:
     ``helpers`` are C programs under guest-scripts/ built static for the guest's arch,
     ``selftests`` programs of the tree's tools/testing/selftests/cgroup built the same way; both
     are put in the guest next to the script. ``cmdline`` is added to the kernel command line
-    (such scenarios get a guest of their own).
+    (such scenarios get a guest of their own). Each scenario starts on a guest no other
+    scenario ran on (``guest: own``, the default: a reproducer's 500 dying cgroups and their
+    sleeps are not the next scenario's starting point) unless it says ``guest: shared``.
     """
 
     name: str
@@ -318,6 +320,7 @@ class ScenarioConfig:
     controller: str = "memory"
     hierarchy: str = "v1"
     cmdline: str = ""
+    guest: str = "own"     # own: a freshly booted guest; shared: may run where others ran
     iterations: int = 500
     timeout: float = 600.0
     settle: float = 3.0
@@ -339,6 +342,8 @@ class ScenarioConfig:
         return KINDS[self.kind].expectations(self, variant)
 
     def validate(self, file: Path, where: str) -> None:
+        if self.guest not in ("own", "shared"):
+            raise ConfigError(file, "guest", f"expected own or shared, got {self.guest!r}")
         for name, value in (("script", self.script), *(("helpers", h) for h in self.helpers)):
             _guest_file(file, name, value)
         for h in self.helpers:

@@ -75,6 +75,11 @@ def _header(meta: RunMeta, runs: list[RunRecord]) -> list[str]:
     for run in runs:
         cpus = f", {run.vcpus} vCPU" if run.vcpus else ""
         guests.setdefault(f"{run.arch} {run.accel or '?'}{cpus}", None)
+    results = [s for run in runs for s in run.scenarios if s.fresh_guest is not None]
+    shared = sorted({s.scenario for s in results if not s.fresh_guest})
+    if results:
+        guests["scenarios on a guest another ran on: " + ", ".join(shared) if shared
+               else "a freshly booted guest per scenario"] = None
     if guests:
         out += _wrap("; ".join(guests), "guests   ")
     return out

@@ -67,6 +67,7 @@ class ScenarioResult:
     tests: dict[str, str] = field(default_factory=dict)   # selftests: "program:test" -> result
     failed: tuple[str, ...] = ()                          # the expectations that did not hold
     cmdline: str = ""                                     # added to the guest's kernel command line
+    fresh_guest: bool | None = None   # it ran on a guest no other scenario had run on (None: no guest)
     notes: tuple[str, ...] = ()                           # what the script said of this kernel
     relative: dict[str, float] = field(default_factory=dict)   # metric -> fraction of base's value
 

@@ -87,7 +87,8 @@ class KernelRun:
         except OSError as e:
             raise os_failure(stage, e) from e
         finally:
-            self.timings[name] = round(time.monotonic() - start, 2)
+            # a stage that repeats (a boot per scenario) adds up
+            self.timings[name] = round(self.timings.get(name, 0.0) + time.monotonic() - start, 2)
             self.update(timings=dict(self.timings))
 
     def update(self, **fields: Any) -> None:
@@ -152,6 +153,7 @@ class Session:
         self._runs: dict[KernelId, KernelRun] = {}
         self._memo = Memo()
         self._booted: dict[tuple[KernelId, str], Booted | HarnessError] = {}
+        self._used: set[tuple[KernelId, str]] = set()   # guests a scenario has run on
         self._starting: dict[tuple[KernelId, str], VM] = {}  # guests booting now
         # Guests run on threads of their own (run_plan): what they share is made under this lock,
         # and once the run is cancelled no new guest starts.
@@ -302,9 +304,14 @@ class Session:
                       expectation=describe_all(expectations, scenario.iterations),
                       relative={e.metric: e.min_base_fraction for e in expectations
                                 if e.min_base_fraction is not None})
-        booted = None
+        booted, key = None, (kid, scenario.cmdline)
         try:
+            if scenario.guest == "own" and key in self._used:
+                self.release(kid, scenario.cmdline)   # another scenario ran there: boot anew
             booted = self.booted(kid, scenario.cmdline)
+            fresh = key not in self._used
+            self._used.add(key)
+            common["fresh_guest"] = fresh
             programs = self.programs(arch, kid.variant, scenario)
             if self._cancelled.is_set():
                 raise HarnessError("scenario", "run interrupted before this scenario ran")
@@ -346,11 +353,14 @@ class Session:
             if self._booted.get(key) is not booted or not isinstance(booted, Booted):
                 return
             del self._booted[key]  # a later scenario on this kernel and command line boots anew
+            self._used.discard(key)
             if booted.vm.child is None or not booted.vm.child.isalive():
                 return
-        with contextlib.suppress(HarnessError, OSError):
+        with contextlib.suppress(HarnessError, OSError):   # each guest's, after the ones before it
             name = booted.vm.console_log.name.replace("console", "dmesg", 1)
-            (booted.vm.console_log.parent / name).write_text(booted.guest.run("dmesg", timeout=20).stdout)
+            text = booted.guest.run("dmesg", timeout=20).stdout
+            with open(booted.vm.console_log.parent / name, "a") as f:
+                f.write(f"$ dmesg  # read over SSH just before this guest was stopped\n{text}")
         booted.guest.close()
         booted.vm.stop()
 

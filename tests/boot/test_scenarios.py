@@ -14,6 +14,8 @@ def test_scenario(kharness_case):
     result = kharness_case.run()
     assert result.error is None, f"{result.error} (log: {result.log})"
     where = f"{kharness_case.scenario} on {kharness_case.arch}/{kharness_case.variant}"
+    # a guest of its own: no other scenario's dying cgroups or sleeps to start from
+    assert result.fresh_guest and result.before == 1, f"{where}: started on a used guest ({result.before} cgroups)"
     assert result.held, f"{where}: not held: {'; '.join(result.failed)} (expected {result.expectation})"
     if result.kind == "fix" and kharness_case.variant == "patched":
         # FIXED means the base shows the bug and the patched kernel does not: the same pair

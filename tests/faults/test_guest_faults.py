@@ -35,7 +35,8 @@ from .conftest import alive, boot, our_qemus, session_for, wait_until
 
 pytestmark = [pytest.mark.faults, pytest.mark.boot, pytest.mark.usefixtures("build_slot")]
 
-SEED = load_scenario("dying-memcg")
+# `shared`: these rows run one after the other on the guest the module booted (its scripts are there)
+SEED = replace(load_scenario("dying-memcg"), guest="shared")
 # Kill every dropbear but the listener: the connections in progress drop, new ones work.
 DROP_SESSIONS = ('listener=$(cat /tmp/dropbear.pid); '
                  'for p in $(pidof dropbear); do [ "$p" = "$listener" ] || kill -9 "$p"; done')

@@ -117,6 +117,7 @@ def test_expectation_needs_exactly_one_bound(tmp_path):
     ("kind: invariant\nholds: [{max: 0}]\nhelpers: [../x.c]\n", r"helpers: expected a file under guest-scripts/"),
     ("kind: selftests\nselftests: [../../bin/sh]\n", r"selftests: expected a program name"),
     ("kind: invariant\nholds: [{max: 0}]\nhierarchy: v3\n", r"hierarchy: expected v1 or v2"),
+    ("kind: invariant\nholds: [{max: 0}]\nguest: reused\n", r"guest: expected own or shared, got 'reused'"),
 ])
 def test_scenario_fields_are_checked(tmp_path, body, message):
     p = write(tmp_path, "scenarios", "s", "name: s\nscript: dying-memcg.sh\n" + body)
