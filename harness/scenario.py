@@ -10,7 +10,6 @@ an integer, a selftest program that reported nothing) is an error, never a verdi
 
 from __future__ import annotations
 
-import contextlib
 import re
 import shlex
 import time
@@ -202,15 +201,20 @@ def run_scenario(guest: Guest, scenario: ScenarioConfig, run_dir: Path, progress
                   f"running {scenario.script} ({scenario.iterations} iterations)")
     out, err = f"{GUEST_DIR}/{scenario.name}.out", f"{GUEST_DIR}/{scenario.name}.err"
     # The script's children (e.g. `sleep 3600 &`) keep their stdout open: with it in a file and
-    # stdin from /dev/null, the SSH channel reaches EOF when the script itself exits.
+    # stdin from /dev/null, the SSH channel reaches EOF when the script itself exits. Under
+    # `set -m` bash starts it as a job, in a process group of its own (its pid, the group's id,
+    # in NAME.pid) that its children stay in: a script that does not finish is stopped with all
+    # it started (the guest's busybox has no pkill). bash's own job messages go to /dev/null.
     env = {**scenario.env, **({"SELFTESTS": " ".join(scenario.selftests)} if scenario.selftests else {})}
     assigns = "".join(f"{k}={shlex.quote(v)} " for k, v in env.items())
+    pidfile = f"{GUEST_DIR}/{scenario.name}.pid"
+    job = f'exec > /dev/null 2>&1; set -m; "$@" > {out} 2> {err} < /dev/null & echo $! > {pidfile}; wait $!'
     command = (f"cd {GUEST_DIR} && ITERATIONS={scenario.iterations} KHARNESS_DIR={GUEST_DIR} {assigns}"
-               f"{shlex.quote(scenario.interpreter)} {shlex.quote(remote)} > {out} 2> {err} < /dev/null")
+               f"bash -c {shlex.quote(job)} - {shlex.quote(scenario.interpreter)} {shlex.quote(remote)}")
     try:
         result = guest.run(command, timeout=scenario.timeout)
     except HarnessError as e:
-        raise _unfinished(guest, scenario, e, remote, out, err, run_dir)
+        raise _unfinished(guest, scenario, e, pidfile, out, err, run_dir)
     stdout, stderr = guest.read(out), guest.read(err)
     (run_dir / f"{scenario.name}.out").write_text(stdout)
     (run_dir / f"{scenario.name}.err").write_text(stderr)
@@ -234,7 +238,7 @@ def run_scenario(guest: Guest, scenario: ScenarioConfig, run_dir: Path, progress
     return m
 
 
-def _unfinished(guest: Guest, scenario: ScenarioConfig, e: HarnessError, remote: str, out: str,
+def _unfinished(guest: Guest, scenario: ScenarioConfig, e: HarnessError, pidfile: str, out: str,
                 err: str, run_dir: Path) -> HarnessError:
     """The error for a script that timed out or lost its connection, with what it wrote so far.
 
@@ -252,8 +256,15 @@ def _unfinished(guest: Guest, scenario: ScenarioConfig, e: HarnessError, remote:
     if not timed_out:
         return HarnessError(e.stage, f"{e.message}; {scenario.script} stderr so far: {last}",
                             run_dir / f"{scenario.name}.err", tail)
-    with contextlib.suppress(HarnessError):  # so that it cannot disturb what runs next here
-        guest.run(f"pkill -f {shlex.quote(remote)}", timeout=5)
+    # stopped, with every process it started, so that it cannot disturb what runs next here
+    try:
+        stopped = guest.run(f"bash -c {shlex.quote(f'kill -9 -- -$(cat {pidfile})')}", timeout=5)
+        problem = (stopped.stderr.strip() or f"exit {stopped.status}") if stopped.status else None
+    except HarnessError as again:
+        problem = again.message
+    if problem:
+        return HarnessError("scenario", f"{scenario.script} did not finish within {scenario.timeout:g} s "
+                            f"and could not be stopped ({problem}): {last}", run_dir / f"{scenario.name}.err", tail)
     return HarnessError("scenario", f"{scenario.script} did not finish within {scenario.timeout:g} s: "
                         f"{last}", run_dir / f"{scenario.name}.err", tail)
 

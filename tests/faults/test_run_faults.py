@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import re
 import signal
-import time
 from pathlib import Path
 
 import pytest
@@ -81,7 +80,10 @@ def test_run_interrupted_while_qemu_boots_leaves_no_qemu_and_reruns_cleanly(sign
     try:
         qemu = wait_until(lambda: [p for p in our_qemus() if p in descendants(proc.pid)], 120)
         assert qemu, f"QEMU never started: {log.read_text()}"
-        time.sleep(1)   # the kernel is booting
+        # the guest is up: its console has more than QEMU's command line (SSH comes seconds later)
+        console = lambda: [p for p in (tmp_path / "interrupted").glob("*/x86_64-base/console.log")  # noqa: E731
+                           if len(p.read_text(errors="replace").splitlines()) > 1]
+        assert wait_until(console, 60), f"the guest printed nothing: {log.read_text()}"
         _interrupt(proc, signum, log)
     finally:
         stop(proc)
