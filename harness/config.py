@@ -7,6 +7,7 @@ developer editing a config wants to know where to look, not read a traceback.
 from __future__ import annotations
 
 import dataclasses
+import os
 import re
 import types
 import typing
@@ -122,24 +123,49 @@ def load(cls: type[T], path: Path) -> T:
     return from_dict(cls, load_yaml(path), path)
 
 
+def search_dirs(config_dir: Path = CONFIG_DIR) -> list[Path]:
+    """Where configs are looked up, the first match winning: the directories of
+    $KHARNESS_CONFIG_PATH (colon-separated), the current directory's .kharness/ (a kernel tree's
+    own scenarios, series and kernels), then kharness's configs/. Each holds scenarios/,
+    kernels/, series/, profiles/, kconfig/ as configs/ does. A config_dir of its own (the
+    tests') is searched alone."""
+    if config_dir != CONFIG_DIR:
+        return [config_dir]
+    extra = [Path(p).expanduser() for p in os.environ.get("KHARNESS_CONFIG_PATH", "").split(":") if p]
+    local = Path.cwd() / ".kharness"
+    return [*extra, *([local] if local.is_dir() else []), CONFIG_DIR]
+
+
 def known(kind: str, config_dir: Path = CONFIG_DIR) -> list[str]:
-    """The names of ``configs/<kind>/*.yaml``."""
-    return sorted(p.stem for p in (config_dir / kind).glob("*.yaml"))
+    """The names of ``<kind>/*.yaml`` in the search path."""
+    return sorted({p.stem for d in search_dirs(config_dir) for p in (d / kind).glob("*.yaml")})
+
+
+def is_path(name: str) -> bool:
+    """A name that is a file of the user's (``my.yaml``, ``dir/x``) rather than a config's name."""
+    return name.endswith((".yaml", ".yml")) or "/" in name
 
 
 def find(kind: str, name: str, config_dir: Path = CONFIG_DIR, file: Path | None = None,
          field: str | None = None) -> Path:
-    """The file ``configs/<kind>/<name>.yaml``, or an error listing what exists (naming ``file``
-    and ``field`` when the name came from another config)."""
-    path = config_dir / kind / f"{name}.yaml"
-    if not path.is_file():
-        names = ", ".join(known(kind, config_dir)) or "none"
-        singular = {"arches": "arch", "kernels": "kernel", "scenarios": "scenario",
-                    "profiles": "profile"}.get(kind, kind)
-        if file is not None:
-            raise ConfigError(file, field or "", f"unknown {singular} {name!r} (known: {names})")
-        raise ConfigError(config_dir / kind, name, f"unknown {singular} (known: {names})")
-    return path
+    """The file ``<kind>/<name>.yaml`` in the search path, or ``name`` itself when it is a path
+    (relative to the config that names it, else to the current directory); else an error
+    listing what exists (naming ``file`` and ``field`` when the name came from another config)."""
+    singular = {"arches": "arch", "kernels": "kernel", "scenarios": "scenario",
+                "profiles": "profile"}.get(kind, kind)
+    if is_path(name):
+        path = (file.parent if file is not None else Path.cwd()) / Path(name).expanduser()
+        if not path.is_file():
+            raise ConfigError(file or path, field or "", f"no such {singular} file: {path}")
+        return path
+    for d in search_dirs(config_dir):
+        path = d / kind / f"{name}.yaml"
+        if path.is_file():
+            return path
+    names = ", ".join(known(kind, config_dir)) or "none"
+    if file is not None:
+        raise ConfigError(file, field or "", f"unknown {singular} {name!r} (known: {names})")
+    raise ConfigError(config_dir / kind, name, f"unknown {singular} (known: {names})")
 
 
 # --- the configs that are not per-architecture --------------------------------------------------
@@ -267,12 +293,19 @@ class Defaults:
 def fragments(file: Path, prefix: str, common: tuple[str, ...],
               per_arch: dict[str, tuple[str, ...]]) -> None:
     """Every fragment named (in ``{prefix}kconfig`` and ``{prefix}arch_kconfig``) must exist
-    under configs/kconfig/."""
+    under kconfig/ of the search path."""
     named = [(f"{prefix}kconfig", f) for f in common]
     named += [(f"{prefix}arch_kconfig.{a}", f) for a, fs in per_arch.items() for f in fs]
     for where, name in named:
-        if not (CONFIG_DIR / "kconfig" / name).is_file():
+        if kconfig_fragment(name) is None:
             raise ConfigError(file, where, f"no such kconfig fragment: configs/kconfig/{name}")
+
+
+def kconfig_fragment(name: str, config_dir: Path = CONFIG_DIR) -> Path | None:
+    """kconfig/NAME in the search path (a file path is itself)."""
+    if Path(name).is_absolute():
+        return Path(name) if Path(name).is_file() else None
+    return next((d / "kconfig" / name for d in search_dirs(config_dir) if (d / "kconfig" / name).is_file()), None)
 
 
 @dataclass(frozen=True)
@@ -332,6 +365,16 @@ class ScenarioConfig:
     reproduced: tuple[Expectation, ...] = ()
     fixed: tuple[Expectation, ...] = ()
     holds: tuple[Expectation, ...] = ()
+    script_dirs: tuple[str, ...] = ()   # set by load_scenario: where script and helpers are
+
+    def guest_path(self, name: str) -> Path:
+        """The script's or a helper's file (config.script_dirs: beside the YAML, then guest-scripts/)."""
+        dirs = tuple(map(Path, self.script_dirs)) or (GUEST_SCRIPTS,)
+        path = guest_file(dirs, name)
+        if path is None:
+            raise ConfigError(Path(self.script_dirs[0] if self.script_dirs else GUEST_SCRIPTS), name,
+                              "no such guest script")
+        return path
 
     @property
     def marker(self) -> str:
@@ -377,13 +420,35 @@ class ScenarioConfig:
                                   "(ITERATIONS and KHARNESS_DIR are the harness's)")
 
 
+GUEST_SCRIPTS = REPO_ROOT / "guest-scripts"
+
+
+def script_dirs(file: Path) -> tuple[Path, ...]:
+    """Where a scenario's script and helpers are looked for: beside its YAML file when it is not
+    one of kharness's own (a kernel tree's .kharness/ keeps its scripts with it), then in
+    kharness's guest-scripts/ (whose scripts any scenario may use)."""
+    here = file.resolve().parent
+    own = here.is_relative_to(CONFIG_DIR.resolve())
+    return (GUEST_SCRIPTS,) if own else (here, GUEST_SCRIPTS)
+
+
+def guest_file(dirs: tuple[Path, ...], value: str) -> Path | None:
+    """``value`` in the first of ``dirs`` that has it; never a file outside them (it is copied
+    into the guest and run there)."""
+    for d in dirs:
+        path = (d / value).resolve()
+        if path.is_relative_to(d.resolve()) and path.is_file():
+            return path
+    return None
+
+
 def _guest_file(file: Path, field_name: str, value: str) -> None:
-    scripts = (REPO_ROOT / "guest-scripts").resolve()
-    if not (scripts / value).resolve().is_relative_to(scripts):
-        # it would be copied into the guest and run there: never a file from elsewhere
+    dirs = script_dirs(file)
+    if not any((d / value).resolve().is_relative_to(d.resolve()) for d in dirs):
         raise ConfigError(file, field_name, f"expected a file under guest-scripts/, got {value!r}")
-    if not (scripts / value).is_file():
-        raise ConfigError(file, field_name, f"no such guest script: guest-scripts/{value}")
+    if guest_file(dirs, value) is None:
+        where = " or ".join(("guest-scripts/" if d == GUEST_SCRIPTS else f"{d}/") for d in dirs)
+        raise ConfigError(file, field_name, f"no such guest script: {value} (looked in {where})")
 
 
 def load_kernel(name: str, config_dir: Path = CONFIG_DIR) -> KernelConfig:
@@ -403,4 +468,6 @@ def load_defaults(config_dir: Path = CONFIG_DIR) -> Defaults:
 
 
 def load_scenario(name: str, config_dir: Path = CONFIG_DIR) -> ScenarioConfig:
-    return load(ScenarioConfig, find("scenarios", name, config_dir))
+    """A scenario by name (the search path) or by file, with where its scripts are."""
+    path = find("scenarios", name, config_dir)
+    return dataclasses.replace(load(ScenarioConfig, path), script_dirs=tuple(map(str, script_dirs(path))))

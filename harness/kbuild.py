@@ -19,7 +19,7 @@ from pathlib import Path
 from . import proc
 from .arches import Arch
 from .cache import atomic_dir, atomic_file, digest, locked, machine_lock
-from .config import CONFIG_DIR
+from .config import CONFIG_DIR, kconfig_fragment
 from .errors import HarnessError
 from .progress import Progress
 from typing import TYPE_CHECKING
@@ -57,9 +57,9 @@ class KernelBuild:
 def fragment_paths(arch: Arch, fragments: tuple[str, ...], config_dir: Path = CONFIG_DIR) -> list[Path]:
     paths = []
     for name in (*fragments, *arch.kconfig):
-        p = config_dir / "kconfig" / name
-        if not p.is_file():
-            raise HarnessError("kconfig", f"no such kconfig fragment: {p}")
+        p = kconfig_fragment(name, config_dir)
+        if p is None:
+            raise HarnessError("kconfig", f"no such kconfig fragment: {config_dir / 'kconfig' / name}")
         paths.append(p)
     return paths
 

@@ -36,23 +36,24 @@ def _compile(cmd: list[str], cwd: Path, log: Path, what: str) -> None:
                            f"{errors[0] if errors else 'see log'}", log, "\n".join(errors[:6]))
 
 
-def build_helpers(arch: Arch, sources: tuple[str, ...], cache: Path, run_dir: Path,
+def build_helpers(arch: Arch, sources: tuple[str | Path, ...], cache: Path, run_dir: Path,
                   progress: Progress) -> dict[str, bytes]:
-    """guest-scripts/NAME.c -> NAME, static for ``arch``."""
+    """guest-scripts/NAME.c (a name) or any NAME.c (a path) -> NAME, static for ``arch``."""
     cc = f"{arch.make_cross}gcc"
     out: dict[str, bytes] = {}
     for source in sources:
-        path = REPO_ROOT / "guest-scripts" / source
-        name = Path(source).stem
+        path = source if isinstance(source, Path) else REPO_ROOT / "guest-scripts" / source
+        label = str(path.relative_to(REPO_ROOT)) if path.is_relative_to(REPO_ROOT) else str(path)
+        name = path.stem
         key = digest([arch.name, toolchain_id(arch.make_cross), sha256_file(path)])
         final = cache / "programs" / arch.name / f"{name}-{key[:24]}"
         with locked(final.with_suffix(".lock")):
             if not final.exists():
-                progress.info(f"programs {arch.name}: compiling guest-scripts/{source}")
+                progress.info(f"programs {arch.name}: compiling {label}")
                 run_dir.mkdir(parents=True, exist_ok=True)
                 with atomic_dir(final) as tmp:
                     _compile([cc, "-O2", "-Wall", "-Werror", "-static", "-o", str(tmp / name), str(path)],
-                             REPO_ROOT, run_dir / "programs.log", f"guest-scripts/{source}")
+                             REPO_ROOT, run_dir / "programs.log", label)
         out[name] = (final / name).read_bytes()
     return out
 

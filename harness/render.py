@@ -7,7 +7,7 @@ import textwrap
 from pathlib import Path
 from xml.etree import ElementTree as ET
 
-from .kinds import ERROR, kind, selftest_regressions
+from .kinds import ERROR, selftest_regressions
 from .report import Row, rows
 from .results import RunMeta, RunRecord, console_name
 

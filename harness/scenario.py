@@ -16,7 +16,6 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import REPO_ROOT
 from .config import ScenarioConfig
 from .errors import HarnessError
 from .progress import Progress
@@ -189,7 +188,7 @@ def run_scenario(guest: Guest, scenario: ScenarioConfig, run_dir: Path, progress
     """Put the script and its programs in the guest, run it with its output kept in files,
     measure around it."""
     name = label or scenario.name
-    script = (REPO_ROOT / "guest-scripts" / scenario.script).read_bytes()
+    script = scenario.guest_path(scenario.script).read_bytes()
     remote = f"{GUEST_DIR}/{scenario.script}"
     guest.check(f"mkdir -p {GUEST_DIR}")
     guest.put(script, remote, mode="0755")

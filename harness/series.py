@@ -13,13 +13,13 @@ import re
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from email.parser import HeaderParser
 from pathlib import Path
 
 from . import REPO_ROOT
 from .cache import atomic_dir, cache_root, digest, locked, sha256_file
-from .config import CONFIG_DIR, ConfigError, find, load
+from .config import CONFIG_DIR, ConfigError, find, is_path, known, load
 from .errors import HarnessError
 from . import proc
 from .git import IDENTITY, git, git_out
@@ -41,20 +41,26 @@ class SeriesConfig:
     title: str
     kernel: str                      # configs/kernels/<kernel>.yaml
     scenarios: tuple[str, ...]
-    patches: str | None = None       # directory of git format-patch files, relative to the repo
-    mbox: str | None = None          # mbox file, relative to the repo
+    patches: str | None = None       # directory of git format-patch files (relative: see base)
+    mbox: str | None = None          # mbox file (relative: see base)
     lore: str | None = None          # message-id or lore URL of the thread
     version: int | None = None
     description: str = ""
+    base: str = ""   # what patches: and mbox: are relative to: the repo for kharness's own
+                     # series, the YAML file's directory for one from elsewhere (set when loaded)
+
+    def path(self, value: str) -> Path:
+        return Path(self.base or REPO_ROOT) / value
 
     def validate(self, file: Path, where: str) -> None:
         given = [f for f in ("patches", "mbox", "lore") if getattr(self, f) is not None]
         if len(given) != 1:
             raise ConfigError(file, "patches", "expected exactly one of patches (a directory), mbox"
                               f" (a file), lore (a message-id); got {', '.join(given) or 'none'}")
-        if self.patches is not None and not (REPO_ROOT / self.patches).is_dir():
+        base = series_base(file)
+        if self.patches is not None and not (base / self.patches).is_dir():
             raise ConfigError(file, "patches", f"no such directory: {self.patches}")
-        if self.mbox is not None and not (REPO_ROOT / self.mbox).is_file():
+        if self.mbox is not None and not (base / self.mbox).is_file():
             raise ConfigError(file, "mbox", f"no such file: {self.mbox}")
         if self.lore is not None and parse_lore_arg(self.lore) is None:
             raise ConfigError(file, "lore", f"not a message-id or lore URL: {self.lore!r}")
@@ -62,6 +68,9 @@ class SeriesConfig:
             raise ConfigError(file, "version", "expected a revision number, 1 or more")
         if not self.scenarios:
             raise ConfigError(file, "scenarios", "expected at least one scenario")
+        find("kernels", self.kernel, file=file, field="kernel")
+        for i, name in enumerate(self.scenarios):
+            find("scenarios", name, file=file, field=f"scenarios[{i}]")
 
 
 @dataclass(frozen=True)
@@ -96,8 +105,21 @@ class Checkout:
     slot: str        # names the build directories shared by every checkout of one workspace
 
 
+def series_base(file: Path) -> Path:
+    """kharness's own series name their patches from the repo's root; any other series config
+    from its own directory."""
+    here = file.resolve().parent
+    return REPO_ROOT if here.is_relative_to(CONFIG_DIR.resolve()) else here
+
+
 def load_series_config(name: str, config_dir: Path = CONFIG_DIR) -> SeriesConfig:
-    return load(SeriesConfig, find("series", name, config_dir))
+    path = find("series", name, config_dir)
+    config = load(SeriesConfig, path)
+
+    def here(value: str) -> str:   # a kernel or scenario named by file: relative to this one
+        return str(path.parent / value) if is_path(value) else value
+    return replace(config, base=str(series_base(path)), kernel=here(config.kernel),
+                   scenarios=tuple(map(here, config.scenarios)))
 
 
 def patch_subject(path: Path) -> str:
@@ -144,12 +166,12 @@ def load_series(config: SeriesConfig, cache: Path | None = None, progress: Progr
     version = version if version is not None else config.version
     cache, progress = cache or cache_root(), progress or Quiet()
     if config.mbox is not None:
-        return load_mbox(REPO_ROOT / config.mbox, cache, progress, version, config.name,
+        return load_mbox(config.path(config.mbox), cache, progress, version, config.name,
                          config.title)
     if config.lore is not None:
         base, msgid = parse_lore_arg(config.lore, lore_base) or (lore_base, config.lore)
         return load_lore(base, msgid, cache, progress, version, config.name, config.title)
-    return load_patch_dir(REPO_ROOT / (config.patches or ""), config.name, config.title)
+    return load_patch_dir(config.path(config.patches or ""), config.name, config.title)
 
 
 def resolve_series(arg: str, cache: Path, progress: Progress, version: int | None = None,
@@ -157,7 +179,7 @@ def resolve_series(arg: str, cache: Path, progress: Progress, version: int | Non
                    ) -> tuple[Series, SeriesConfig | None]:
     """A series from whatever a kernel developer has at hand: a config name, a directory of
     patches, an mbox file, or a message-id/lore URL; with its config when it came from one."""
-    if (config_dir / "series" / f"{arg}.yaml").is_file():
+    if arg.endswith((".yaml", ".yml")) or (not is_path(arg) and arg in known("series", config_dir)):
         config = load_series_config(arg, config_dir)
         return load_series(config, cache, progress, version, lore_base), config
     path = Path(arg).expanduser()
@@ -168,8 +190,8 @@ def resolve_series(arg: str, cache: Path, progress: Progress, version: int | Non
     lore = parse_lore_arg(arg, lore_base)
     if lore is not None:
         return load_lore(*lore, cache, progress, version), None
-    known = ", ".join(sorted(p.stem for p in (config_dir / "series").glob("*.yaml")))
-    raise ConfigError("--series", arg, f"neither a series config (known: {known}) nor a "
+    names = ", ".join(known("series", config_dir))
+    raise ConfigError("--series", arg, f"neither a series config (known: {names}) nor a "
                                        "directory, an mbox file or a message-id")
 
 

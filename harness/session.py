@@ -280,9 +280,10 @@ class Session:
         with self._shared:
             out = {}
             if scenario.helpers:
+                sources = tuple(scenario.guest_path(h) for h in scenario.helpers)
                 out.update(self._once(
-                    ("helpers", arch.name, scenario.helpers),
-                    lambda: build_helpers(arch, scenario.helpers, self.cache, self.run_dir, self.progress),
+                    ("helpers", arch.name, sources),
+                    lambda: build_helpers(arch, sources, self.cache, self.run_dir, self.progress),
                     f"{arch.name} helpers", "programs"))
             if scenario.selftests:
                 def make() -> dict[str, bytes]:

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 
+from harness import REPO_ROOT
 from harness.arches import all_arches, load_arch
 from harness.config import KernelConfig, ScenarioConfig, load, load_kernel, load_scenario
 from harness.errors import ConfigError, HarnessError
@@ -316,3 +317,50 @@ def test_bad_kconfig_add_is_refused_before_anything_runs(tmp_path, item, message
     with pytest.raises(HarnessError, match=re.escape(message)):
         make_plan(kernel="linux-5.10", arches="x86_64", variants=("base",), cache=tmp_path,
                   progress=Progress(live=False), kconfig_add=[item])
+
+
+def test_a_kernel_trees_own_configs_live_with_it_and_find_their_scripts_beside_them(tmp_path, monkeypatch):
+    from harness.config import known, load_kernel
+    from harness.plan import make_plan
+    from harness.progress import Progress
+    tree = tmp_path / "linux"
+    (tree / ".kharness" / "scenarios").mkdir(parents=True)
+    (tree / ".kharness" / "scenarios" / "my-pin.yaml").write_text(
+        "name: my-pin\nscript: my-pin.sh\nhelpers: [pin.c]\nkind: invariant\nholds: [{max: 0}]\n")
+    (tree / ".kharness" / "scenarios" / "my-pin.sh").write_text("echo mine\n")
+    (tree / ".kharness" / "scenarios" / "pin.c").write_text("int main(void) { return 0; }\n")
+    (tree / ".kharness" / "scenarios" / "reuse.yaml").write_text(   # kharness's own script
+        "name: reuse\nscript: dying-memcg.sh\nreproduced: [{min: 1}]\nfixed: [{max: 0}]\n")
+    (tree / "patches").mkdir()
+    (tree / "patches" / "0001-mm-x.patch").write_text(
+        "From 1 Mon Sep 17 00:00:00 2001\nSubject: [PATCH] mm: x\n\n---\n"
+        "diff --git a/mm/x.c b/mm/x.c\n--- a/mm/x.c\n+++ b/mm/x.c\n@@ -1 +1 @@\n-a\n+b\n")
+    (tree / "my.yaml").write_text("name: mine\ntitle: My series\nkernel: linux-5.10\npatches: patches\n"
+                                  "scenarios: [my-pin, .kharness/scenarios/reuse.yaml]\n")
+    monkeypatch.chdir(tree)
+    assert {"my-pin", "reuse", "dying-memcg"} <= set(known("scenarios"))
+    mine = load_scenario("my-pin")
+    assert mine.guest_path("my-pin.sh") == (tree / ".kharness/scenarios/my-pin.sh").resolve()
+    assert mine.guest_path("pin.c").read_text().startswith("int main")
+    assert load_scenario("reuse").guest_path("dying-memcg.sh").parent.name == "guest-scripts"
+    plan = make_plan(series="my.yaml", arches="x86_64", cache=tmp_path / "cache", progress=Progress(live=False))
+    assert plan.series.title == "My series" and [p.path.name for p in plan.series.patches] == ["0001-mm-x.patch"]
+    assert [s.name for s in plan.scenarios] == ["my-pin", "reuse"] and plan.kernel.name == "linux-5.10"
+    elsewhere = tmp_path / "elsewhere" / "kernels"
+    elsewhere.mkdir(parents=True)
+    (elsewhere / "my-5.10.yaml").write_text((REPO_ROOT / "configs/kernels/linux-5.10.yaml").read_text()
+                                            .replace("name: linux-5.10", "name: my-5.10"))
+    monkeypatch.setenv("KHARNESS_CONFIG_PATH", str(tmp_path / "elsewhere"))
+    assert load_kernel("my-5.10").name == "my-5.10"                 # fragments from configs/kconfig
+    assert load_kernel(str(elsewhere / "my-5.10.yaml")).name == "my-5.10"
+
+
+def test_a_scenario_script_outside_its_directories_is_refused(tmp_path, monkeypatch):
+    (tmp_path / ".kharness" / "scenarios").mkdir(parents=True)
+    (tmp_path / ".kharness" / "scenarios" / "x.yaml").write_text(
+        "name: x\nscript: ../../../etc/passwd\nreproduced: [{min: 1}]\nfixed: [{max: 0}]\n")
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigError, match=r"script: expected a file under guest-scripts/"):
+        load_scenario("x")
+    with pytest.raises(ConfigError, match=r"no such scenario file: .*nope.yaml"):
+        load_scenario("nope.yaml")
