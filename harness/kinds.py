@@ -20,6 +20,9 @@ REPRODUCED, NOT_REPRODUCED, FIXED, STILL_BROKEN, ERROR = (
     "REPRODUCED", "NOT-REPRODUCED", "FIXED", "STILL-BROKEN", "ERROR")
 HOLDS, BROKEN = "HOLDS", "BROKEN"                                     # invariant scenarios
 RAN, NO_REGRESSION, REGRESSED = "RAN", "NO-REGRESSION", "REGRESSED"   # selftests
+# the patched kernel's image is byte-identical to the base's: the series changes nothing built
+# for that arch and profile, so nothing was booted for it and no row of it can be FIXED
+NO_CHANGE = "NO-CHANGE"
 
 BOTH = "both"   # what ran: "base", "patched" or both
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from .cache import atomic_file
-from .kinds import BOTH, ERROR, failed_notes, kind
+from .kinds import BOTH, ERROR, NO_CHANGE, failed_notes, kind
 from .results import RunMeta, RunRecord, ScenarioResult
 
 SCHEMA_VERSION = 2
@@ -38,6 +38,8 @@ class Row:
         present = [r for r in (self.base, self.patched) if r is not None]
         if not present or self.duplicates or any(r.verdict == ERROR for r in present):
             return ERROR
+        if self.patched is not None and self.patched.unchanged:
+            return NO_CHANGE
         if self.base is None or self.patched is None:
             return present[0].verdict
         return kind(self.kind).pair_verdict(self.base, self.patched)
@@ -54,6 +56,8 @@ class Row:
     def cell(self, r: ScenarioResult | None) -> str:
         if r is None:
             return "-"
+        if r.unchanged and r.error is None:
+            return "same image as base"
         if r.error is not None or r.held is None:
             return "error"
         return kind(r.kind).cell(r)
@@ -65,6 +69,9 @@ class Row:
                     for v in self.duplicates]
         if self.verdict == ERROR:
             return failed_notes(self.where, self.base, self.patched, self.ok) + self.script_notes()
+        if self.verdict == NO_CHANGE:
+            return [f"{self.where}: the patched kernel's image is byte-identical to the base's: the "
+                    "series changes nothing built for this arch and profile (not booted)"]
         return kind(self.kind).notes(self.where, self.base, self.patched, self.ok) + self.script_notes()
 
     def script_notes(self) -> list[str]:

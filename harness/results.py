@@ -8,7 +8,7 @@ import re
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-from .kinds import ERROR, kind
+from .kinds import ERROR, NO_CHANGE, kind
 
 DEFAULT_PROFILE = "default"
 
@@ -68,6 +68,7 @@ class ScenarioResult:
     failed: tuple[str, ...] = ()                          # the expectations that did not hold
     cmdline: str = ""                                     # added to the guest's kernel command line
     fresh_guest: bool | None = None   # it ran on a guest no other scenario had run on (None: no guest)
+    unchanged: bool = False   # patched, with the base's very image: not booted, nothing measured
     notes: tuple[str, ...] = ()                           # what the script said of this kernel
     relative: dict[str, float] = field(default_factory=dict)   # metric -> fraction of base's value
 
@@ -77,6 +78,8 @@ class ScenarioResult:
 
     @property
     def verdict(self) -> str:
+        if self.unchanged and self.error is None:
+            return NO_CHANGE
         if self.error is not None or self.held is None:
             return ERROR
         return kind(self.kind).variant_verdict(self)
@@ -99,6 +102,7 @@ class RunRecord:
     accel: str | None = None
     accel_reason: str | None = None
     vcpus: int | None = None
+    image_sha256: str | None = None  # the booted image's: a patched kernel equal to its base is NO-CHANGE
     kernel_dir: str | None = None    # the cached kernel: image, config, System.map, vmlinux
     logs: dict[str, str] = field(default_factory=dict)   # file name -> path in the run directory
     image_key: str | None = None

@@ -20,6 +20,7 @@ from typing import Any
 
 from . import __version__
 from .arches import Arch
+from .cache import sha256_file
 from .boot import Booted, boot
 from .config import ScenarioConfig
 from .errors import HarnessError, KernelSplat, os_failure
@@ -154,6 +155,7 @@ class Session:
         self._memo = Memo()
         self._booted: dict[tuple[KernelId, str], Booted | HarnessError] = {}
         self._used: set[tuple[KernelId, str]] = set()   # guests a scenario has run on
+        self._same: dict[KernelId, bool] = {}            # patched kernels with the base's image
         self._starting: dict[tuple[KernelId, str], VM] = {}  # guests booting now
         # Guests run on threads of their own (run_plan): what they share is made under this lock,
         # and once the run is cancelled no new guest starts.
@@ -222,7 +224,7 @@ class Session:
                                           self.progress, flags, kid.label)
         run.update(kernel_key=kernel.key, config_sha256=kernel.config_sha256, toolchain=kernel.toolchain,
                    build_cached=kernel.cached, objects_compiled=kernel.objects,
-                   kernel_dir=str(kernel.image.parent))
+                   kernel_dir=str(kernel.image.parent), image_sha256=sha256_file(kernel.image))
         shutil.copyfile(kernel.config, run.logs() / "kernel.config")   # the .config that booted
         return kernel
 
@@ -306,6 +308,10 @@ class Session:
                       relative={e.metric: e.min_base_fraction for e in expectations
                                 if e.min_base_fraction is not None})
         booted, key = None, (kid, scenario.cmdline)
+        if self.unchanged(kid):   # the base's very image: what it shows is the base's
+            result = ScenarioResult(**common, unchanged=True)
+            run.add(result)
+            return result
         try:
             if scenario.guest == "own" and key in self._used:
                 self.release(kid, scenario.cmdline)   # another scenario ran there: boot anew
@@ -331,6 +337,19 @@ class Session:
             result = ScenarioResult(**common, error=str(e), log=str(e.log) if e.log else None)
         run.add(result)
         return result
+
+    def unchanged(self, kid: KernelId) -> bool:
+        """A patched kernel whose image is byte-identical to its base's (both in this plan)."""
+        if kid.variant != "patched" or "base" not in self.plan.variants:
+            return False
+        if kid not in self._same:
+            try:
+                patched = self.kernel(kid)   # first: a patched kernel that fails builds no base
+                base = self.kernel(replace(kid, variant="base"))
+            except HarnessError:
+                return False   # the error is the row's, from the kernel that failed
+            self._same[kid] = sha256_file(base.image) == sha256_file(patched.image)
+        return self._same[kid]
 
     def release(self, kid: KernelId, cmdline: str | None = None) -> None:
         """Stop the kernel's guests (those booted with ``cmdline`` only, if given)."""

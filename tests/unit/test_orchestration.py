@@ -95,6 +95,46 @@ def test_the_run_directory_has_the_config_and_the_record_says_where_vmlinux_and_
     assert record.logs == {"build.log": "x86_64-base/build.log", "kernel.config": "x86_64-base/kernel.config"}
 
 
+ADD_DOC = """From 0000000000000000000000000000000000000000 Mon Sep 17 00:00:00 2001
+From: Test <test@example.org>
+Date: Thu, 1 Jan 1970 00:00:00 +0000
+Subject: [PATCH] Documentation: a note
+
+---
+ Documentation/note.txt | 1 +
+ 1 file changed, 1 insertion(+)
+ create mode 100644 Documentation/note.txt
+
+diff --git a/Documentation/note.txt b/Documentation/note.txt
+new file mode 100644
+--- /dev/null
++++ b/Documentation/note.txt
+@@ -0,0 +1 @@
++nothing that is built
+--
+2.39.5
+"""
+
+
+def test_a_patched_kernel_with_the_bases_very_image_is_no_change_and_never_booted(tmp_path):
+    from harness.kinds import NO_CHANGE
+    from harness.report import passed, rows
+    plan = fake_plan(tmp_path, ADD_DOC)
+    s = session(plan, tmp_path / "cache", tmp_path / "run")
+    base, patched = s.kernel(BASE), s.kernel(PATCHED)
+    assert base.key != patched.key and base.image.read_bytes() == patched.image.read_bytes()
+    result = s.run_scenario(PATCHED, plan.scenarios[0])   # the fake image could not boot
+    assert result.unchanged and result.verdict == NO_CHANGE and result.error is None
+    assert not (tmp_path / "run" / "x86_64-patched" / "console.log").exists()
+    records = {r.variant: r for r in s.records()}
+    assert records["base"].image_sha256 == records["patched"].image_sha256
+    booted_base = replace(result, variant="base", unchanged=False, held=True, delta=500, before=1, after=501)
+    (row,) = rows([replace(records["base"], scenarios=(booted_base,)), records["patched"]])
+    assert row.verdict == NO_CHANGE and not passed([row])
+    assert row.cell(row.patched) == "same image as base"
+    assert "byte-identical to the base's" in row.notes()[0]
+
+
 def test_base_and_patched_kernels_have_keys_of_their_own(tmp_path):
     plan = fake_plan(tmp_path, change_memcontrol("int memcg_charge = 2;"))
     s = session(plan, tmp_path / "cache", tmp_path / "run")
