@@ -24,6 +24,7 @@ from .pipeline import default_jobs, run_plan
 from .plan import VARIANTS, GuestOptions, Plan, check_profiles, make_plan, names
 from .progress import Progress
 from .render import junit, markdown, render, summary
+from .tree import is_kernel_checkout
 from .report import load as report_load
 from .report import passed, rows, write
 
@@ -35,9 +36,19 @@ def _interrupt(signum, frame):
     raise KeyboardInterrupt(f"signal {signum}")
 
 
+def _tree(args: argparse.Namespace) -> Path | None:
+    """--tree, or the current directory when it is a kernel checkout and no series or kernel
+    was named."""
+    if args.tree:
+        return Path(args.tree)
+    if not args.series and not args.kernel and is_kernel_checkout(Path.cwd()):
+        return Path.cwd()
+    return None
+
+
 def _plan(args: argparse.Namespace, variants: tuple[str, ...]) -> Plan:
     """The plan the arguments describe (plan.make_plan, as the pytest plugin builds it)."""
-    return make_plan(series=args.series, kernel=args.kernel, arches=args.arch, variants=variants,
+    return make_plan(tree=_tree(args), base=args.base, dirty=args.dirty,series=args.series, kernel=args.kernel, arches=args.arch, variants=variants,
                      scenarios=args.scenario, profiles=getattr(args, "profile", None) or "default",
                      iterations=getattr(args, "iterations", None), cache=_cache(args),
                      progress=Progress(verbosity=args.verbosity), series_version=args.series_version,
@@ -141,6 +152,16 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--lore-base", default=DEFAULT_LORE, metavar="URL",
                    help=f"public-inbox to fetch message-ids from (default {DEFAULT_LORE})")
     p.add_argument("--kernel", help="base kernel config in configs/kernels/ (default: the series')")
+    p.add_argument("--tree", metavar="PATH",
+                   help="a kernel git checkout: base = --base, patched = its commits after it up to "
+                        "HEAD (or --series BASE..BRANCH); default: the current directory when it is "
+                        "one and neither --series nor --kernel is given; the tree is never changed")
+    p.add_argument("--base", metavar="REV",
+                   help="with --tree: the base commit (default: the range's start, else the newest "
+                        "release tag v* below HEAD)")
+    p.add_argument("--dirty", action="store_true",
+                   help="with --tree: test the work tree's uncommitted changes too, as a last patch "
+                        "(else a dirty tree is refused)")
     p.add_argument("--scenario", action="append",
                    help="scenario, a comma list (repeatable); default: the series'")
     p.add_argument("--kconfig-add", action="append", metavar="CONFIG_X=y|FILE",

@@ -189,7 +189,7 @@ class SourceSpec:
     keyring: str | None = None      # kernelorg: OpenPGP keyring that verifies sha256sums.asc
 
     REQUIRED = {"url": ("url", "sha256"), "kernelorg": ("version",), "debian": ("suite", "version"),
-                "path": ("path",), "git": ("repo", "ref")}
+                "path": ("path",), "git": ("repo", "ref"), "tree": ("path", "ref")}
 
     def validate(self, file: Path, where: str) -> None:
         if self.type not in self.REQUIRED:

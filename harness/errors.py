@@ -12,7 +12,7 @@ from pathlib import Path
 
 
 # The stages an error can come from, in the order a run meets them: an error names one of these.
-STAGES = ("config", "apt", "source", "series", "kconfig", "build", "guest-image", "programs",
+STAGES = ("config", "apt", "source", "tree", "series", "kconfig", "build", "guest-image", "programs",
           "accel", "boot", "ssh", "guest", "scenario", "report", "clean", "doctor")
 
 

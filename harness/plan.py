@@ -17,7 +17,8 @@ from .errors import HarnessError
 from .kinds import bounds_problem
 from .lore import DEFAULT_LORE
 from .progress import Progress
-from .series import Series, resolve_series
+from .series import Series, load_series_config, resolve_series
+from .tree import from_tree
 
 VARIANTS = ("base", "patched")
 
@@ -138,18 +139,30 @@ def make_plan(*, series: str | None = None, kernel: str | None = None, arches: s
               profiles: str | list[str] = "default", iterations: int | None = None,
               cache: Path, progress: Progress, series_version: int | None = None,
               lore_base: str = DEFAULT_LORE, guest: GuestOptions | None = None,
-              kconfig_add: list[str] | None = None) -> Plan:
+              kconfig_add: list[str] | None = None, tree: Path | None = None,
+              base: str | None = None, dirty: bool = False) -> Plan:
     """The plan a command line describes; what it leaves out comes from the series' config (its
     kernel, its scenarios), then from configs/defaults.yaml. A base-only run needs no series: it
     must work before (and without) any patch, so the series is read only for a patched kernel."""
     defaults = load_defaults()
     extra = kconfig_fragments(kconfig_add or [], cache)
     series_obj, config = None, None
-    if "patched" in variants:
-        series_obj, config = resolve_series(series or defaults.series, cache, progress,
-                                            series_version, lore_base)
-    kernel_name = kernel or (config.kernel if config else None) or defaults.kernel
-    k = load_kernel(kernel_name)
+    if tree is not None:   # a developer's tree: the base is a commit of it, the series its commits
+        if series is not None and ".." not in series:
+            raise HarnessError("config", f"--series {series}: with --tree, a revision range (BASE..BRANCH)")
+        k, series_obj = from_tree(tree, base, series, dirty, cache, progress, "patched" in variants)
+        if kernel is not None:   # its fragments and profiles, the tree as its source
+            k = replace(load_kernel(kernel), version=k.version, sources=k.sources)
+        seed = load_series_config(defaults.series)
+        if not k.scenarios and seed.kernel == k.name:   # a 5.10 branch: the 5.10 series' scenarios
+            k = replace(k, scenarios=seed.scenarios)
+    else:
+        if base is not None or dirty:
+            raise HarnessError("config", "--base and --dirty go with --tree (a kernel git checkout)")
+        if "patched" in variants:
+            series_obj, config = resolve_series(series or defaults.series, cache, progress,
+                                                series_version, lore_base)
+        k = load_kernel(kernel or (config.kernel if config else None) or defaults.kernel)
     scenario_names = scenarios or list((config.scenarios if config else k.scenarios) or defaults.scenarios)
     chosen = []
     for name in dict.fromkeys(w for item in scenario_names for w in item.split(",") if w):

@@ -40,6 +40,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                          "base kernel's tests run")
     group.addoption("--kharness-profile", default="default", choices=known("profiles"),
                     help="kernel config profile")
+    group.addoption("--kharness-tree", default=None,
+                    help="a kernel git checkout: its commits after --kharness-base are the series")
+    group.addoption("--kharness-base", default=None, help="with --kharness-tree: the base commit")
     group.addoption("--kharness-results", default="results",
                     help="where the session's run directory goes")
 
@@ -61,7 +64,8 @@ def _selected_arches(config: pytest.Config) -> list[str]:
 def _variants(config: pytest.Config) -> tuple[str, ...]:
     """Both variants, or only base when a kernel is named without a series (the default series
     belongs to another base)."""
-    if config.getoption("--kharness-kernel") and not config.getoption("--kharness-series"):
+    if config.getoption("--kharness-kernel") and not config.getoption("--kharness-series") \
+            and not config.getoption("--kharness-tree"):
         return ("base",)
     return VARIANTS
 
@@ -90,7 +94,9 @@ def kharness_session(request: pytest.FixtureRequest):
     plan = make_plan(series=config.getoption("--kharness-series"), arches=_selected_arches(config),
                      kernel=config.getoption("--kharness-kernel"), variants=_variants(config),
                      scenarios=_scenario_names(), profiles=config.getoption("--kharness-profile"),
-                     cache=cache_root(), progress=Progress())
+                     cache=cache_root(), progress=Progress(),
+                     tree=Path(t) if (t := config.getoption("--kharness-tree")) else None,
+                     base=config.getoption("--kharness-base"))
     run_dir = Path(config.getoption("--kharness-results")) / f"pytest-{time.strftime('%Y%m%d-%H%M%S')}"
     run_dir.mkdir(parents=True, exist_ok=True)
     session = Session(plan, cache_root(), run_dir, Progress())

@@ -137,6 +137,20 @@ def _from_path(spec: SourceSpec, cache: Path, progress: Progress) -> SourceTree:
     raise HarnessError("source", f"{path}: no such file or directory")
 
 
+def _from_tree(spec: SourceSpec, cache: Path, progress: Progress) -> SourceTree:
+    """A commit of a git checkout on this machine (a developer's own tree, --tree): read in place
+    with git archive, never fetched from, checked out or otherwise changed."""
+    assert spec.path and spec.ref
+    repo = Path(spec.path).expanduser().resolve()
+    commit = _git("-C", str(repo), "rev-parse", "--verify", f"{spec.ref}^{{commit}}").strip()
+    origin = f"{repo}@{spec.ref if spec.ref == commit else f'{spec.ref} ({commit[:12]})'}"
+    if not (cache / "sources" / f"git-{commit}").is_dir():
+        archive = ["git", "-C", str(repo), "archive", "--format=tar", commit]
+        _extract(cache, f"git-{commit}", progress, f"git archive {commit[:12]} of {repo}",
+                 lambda dest: untar_command(archive, dest, origin))
+    return _tree(_top_dir(cache / "sources" / f"git-{commit}"), "git", origin, commit)
+
+
 def _from_git(spec: SourceSpec, cache: Path, progress: Progress) -> SourceTree:
     """Ask the remote for the commit first, so a tree already extracted costs no fetch."""
     assert spec.repo and spec.ref
@@ -190,7 +204,7 @@ def _from_kernelorg(spec: SourceSpec, cache: Path, progress: Progress) -> Source
 
 PROVIDERS: dict[str, Callable[[SourceSpec, Path, Progress], SourceTree]] = {
     "url": _from_url, "debian": _from_debian, "path": _from_path, "git": _from_git,
-    "kernelorg": _from_kernelorg}
+    "kernelorg": _from_kernelorg, "tree": _from_tree}
 
 
 def _tree(path: Path, provider: str, origin: str, sha: str) -> SourceTree:
