@@ -55,7 +55,7 @@ def _plan(args: argparse.Namespace, variants: tuple[str, ...]) -> Plan:
                      lore_base=args.lore_base,
                      guest=GuestOptions(getattr(args, "accel", "auto"), getattr(args, "cpus", None),
                                         getattr(args, "memory", None), getattr(args, "append", "") or ""),
-                     kconfig_add=getattr(args, "kconfig_add", None))
+                     kconfig_add=getattr(args, "kconfig_add", None), repeat=getattr(args, "repeat", 1))
 
 
 def _cache(args: argparse.Namespace) -> Path:
@@ -205,6 +205,10 @@ def parser() -> argparse.ArgumentParser:
     _common(run)
     run.add_argument("--variant", default="both", help="base, patched or both (default)")
     run.add_argument("--iterations", type=int, help="override the scenarios' iteration count")
+    run.add_argument("--repeat", type=int, default=1, metavar="N",
+                     help="each scenario on N fresh boots per kernel: the table shows the median and "
+                          "each value's range, a row holds only when all N runs agree (else FLAKY); "
+                          "the selftests repeat within one boot (their iterations)")
     run.add_argument("--profile", default="default",
                      help=f"kernel config profiles, a comma list: {', '.join(known('profiles'))} or "
                           "all the kernel supports (a table column each; default: default)")

@@ -23,6 +23,8 @@ RAN, NO_REGRESSION, REGRESSED = "RAN", "NO-REGRESSION", "REGRESSED"   # selftest
 # the patched kernel's image is byte-identical to the base's: the series changes nothing built
 # for that arch and profile, so nothing was booted for it and no row of it can be FIXED
 NO_CHANGE = "NO-CHANGE"
+# --repeat: the runs of one kernel disagree (some held, some did not): never a pass
+FLAKY = "FLAKY"
 
 BOTH = "both"   # what ran: "base", "patched" or both
 

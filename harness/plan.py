@@ -46,6 +46,7 @@ class Plan:
     profiles: tuple[str, ...] = ("default",)
     series: Series | None = None
     kconfig_add: tuple[str, ...] = ()   # --kconfig-add: fragment files, merged after all others
+    repeat: int = 1                     # --repeat: each scenario on this many fresh boots per kernel
     _profiles: dict[str, ProfileConfig] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -140,11 +141,13 @@ def make_plan(*, series: str | None = None, kernel: str | None = None, arches: s
               cache: Path, progress: Progress, series_version: int | None = None,
               lore_base: str = DEFAULT_LORE, guest: GuestOptions | None = None,
               kconfig_add: list[str] | None = None, tree: Path | None = None,
-              base: str | None = None, dirty: bool = False) -> Plan:
+              base: str | None = None, dirty: bool = False, repeat: int = 1) -> Plan:
     """The plan a command line describes; what it leaves out comes from the series' config (its
     kernel, its scenarios), then from configs/defaults.yaml. A base-only run needs no series: it
     must work before (and without) any patch, so the series is read only for a patched kernel."""
     defaults = load_defaults()
+    if repeat < 1:
+        raise HarnessError("config", f"--repeat {repeat}: expected a positive number of runs")
     extra = kconfig_fragments(kconfig_add or [], cache)
     series_obj, config = None, None
     if tree is not None:   # a developer's tree: the base is a commit of it, the series its commits
@@ -177,7 +180,7 @@ def make_plan(*, series: str | None = None, kernel: str | None = None, arches: s
                 arches=tuple((guest or GuestOptions()).apply(load_arch(a))
                              for a in names(arches, all_arches(), "arch", arch_name)),
                 variants=tuple(variants), scenarios=tuple(chosen),
-                profiles=profile_names(k, profiles), series=series_obj, kconfig_add=extra)
+                profiles=profile_names(k, profiles), series=series_obj, kconfig_add=extra, repeat=repeat)
 
 
 def profile_names(kernel: KernelConfig, value: str | list[str]) -> tuple[str, ...]:

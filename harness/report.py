@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from .cache import atomic_file
-from .kinds import BOTH, ERROR, NO_CHANGE, failed_notes, kind
+from .kinds import BOTH, ERROR, FLAKY, NO_CHANGE, failed_notes, kind
 from .results import RunMeta, RunRecord, ScenarioResult
 
 SCHEMA_VERSION = 2
@@ -40,6 +40,8 @@ class Row:
             return ERROR
         if self.patched is not None and self.patched.unchanged:
             return NO_CHANGE
+        if any(r.flaky for r in present):
+            return FLAKY
         if self.base is None or self.patched is None:
             return present[0].verdict
         return kind(self.kind).pair_verdict(self.base, self.patched)
@@ -60,7 +62,15 @@ class Row:
             return "same image as base"
         if r.error is not None or r.held is None:
             return "error"
-        return kind(r.kind).cell(r)
+        cell = kind(r.kind).cell(r)
+        if r.repeats:   # the median above; each shown metric's range over the runs
+            spans = []
+            for m in r.show:
+                values = [x["metrics"].get(m) for x in r.repeats if x["metrics"].get(m) is not None]
+                if values:
+                    spans.append(f"{m} {min(values)}..{max(values)}")
+            cell += f" (median of {len(r.repeats)} runs" + (f"; {', '.join(spans)}" if spans else "") + ")"
+        return cell
 
     def notes(self) -> list[str]:
         """What a verdict other than the good one rests on: failed bounds, regressed selftests."""
@@ -69,6 +79,11 @@ class Row:
                     for v in self.duplicates]
         if self.verdict == ERROR:
             return failed_notes(self.where, self.base, self.patched, self.ok) + self.script_notes()
+        if self.verdict == FLAKY:
+            return [f"{self.where}: {r.variant} run {i}: {'held' if x['held'] else 'not held'}"
+                    + f" ({', '.join([f'{k} {v}' for k, v in x['metrics'].items() if k in r.show] + x['failed'])})"
+                    for r in (self.base, self.patched) if r is not None and r.flaky
+                    for i, x in enumerate(r.repeats, 1)]
         if self.verdict == NO_CHANGE:
             return [f"{self.where}: the patched kernel's image is byte-identical to the base's: the "
                     "series changes nothing built for this arch and profile (not booted)"]
@@ -140,7 +155,7 @@ def load(run_dir: Path) -> tuple[RunMeta, list[RunRecord]]:
                          f"this kharness reads {', '.join(map(str, READABLE_SCHEMAS))}")
     runs = []
     for run in data["runs"]:
-        scenarios = tuple(ScenarioResult(**{k: tuple(v) if k in ("failed", "show", "notes") else v
+        scenarios = tuple(ScenarioResult(**{k: tuple(v) if k in ("failed", "show", "notes", "repeats") else v
                                             for k, v in _known(ScenarioResult, s).items()})
                           for s in run["scenarios"])
         runs.append(RunRecord(**{**_known(RunRecord, run), "scenarios": scenarios}))

@@ -8,7 +8,7 @@ import re
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-from .kinds import ERROR, NO_CHANGE, kind
+from .kinds import ERROR, FLAKY, NO_CHANGE, kind
 
 DEFAULT_PROFILE = "default"
 
@@ -71,6 +71,13 @@ class ScenarioResult:
     unchanged: bool = False   # patched, with the base's very image: not booted, nothing measured
     notes: tuple[str, ...] = ()                           # what the script said of this kernel
     relative: dict[str, float] = field(default_factory=dict)   # metric -> fraction of base's value
+    # --repeat N: every run's own result (each on a fresh boot); the fields above are then their
+    # median, and held only when all N held: runs that disagree make the result FLAKY
+    repeats: tuple[dict[str, Any], ...] = ()
+
+    @property
+    def flaky(self) -> bool:
+        return len({r.get("held") for r in self.repeats}) > 1
 
     @property
     def kernel(self) -> KernelId:
@@ -80,6 +87,8 @@ class ScenarioResult:
     def verdict(self) -> str:
         if self.unchanged and self.error is None:
             return NO_CHANGE
+        if self.flaky and self.error is None:
+            return FLAKY
         if self.error is not None or self.held is None:
             return ERROR
         return kind(self.kind).variant_verdict(self)

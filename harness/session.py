@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 from datetime import datetime, timezone
 import shutil
+import statistics
 import threading
 import time
 from collections.abc import Callable, Hashable, Iterator
@@ -131,6 +132,29 @@ def _meta(plan: Plan, run_dir: Path) -> RunMeta:
                             patches=tuple(PatchMeta(p.path.name, p.subject, p.sha256) for p in s.patches))
     return RunMeta(kharness=__version__, kernel=KernelMeta(plan.kernel.name), profiles=plan.profiles,
                    started=datetime.now(timezone.utc).isoformat(timespec="seconds"), run_dir=str(run_dir), series=series)
+
+
+def combine(results: list[ScenarioResult]) -> ScenarioResult:
+    """N runs of one scenario on one kernel as one result: the median of each number, held only
+    when every run held (runs that disagree: FLAKY), an error when any run had one; every run's
+    own numbers kept in ``repeats``."""
+    repeats = tuple({"held": r.held, "failed": list(r.failed), "metrics": dict(r.metrics),
+                     "error": r.error, "script_seconds": r.script_seconds} for r in results)
+    first = results[0]
+    for i, r in enumerate(results, 1):
+        if r.error is not None:
+            return replace(r, error=f"run {i} of {len(results)}: {r.error}", repeats=repeats)
+
+    def median(values: list[int | None]) -> int | None:
+        known = [v for v in values if v is not None]
+        return statistics.median_low(known) if known else None
+    metrics = {m: median([r.metrics.get(m) for r in results]) for m in first.metrics}
+    return replace(first, before=median([r.before for r in results]), after=median([r.after for r in results]),
+                   delta=median([r.delta for r in results]), metrics=metrics,
+                   held=all(r.held for r in results),
+                   failed=tuple(dict.fromkeys(f for r in results for f in r.failed)),
+                   notes=tuple(dict.fromkeys(n for r in results for n in r.notes)),
+                   script_seconds=round(sum(r.script_seconds or 0 for r in results), 2), repeats=repeats)
 
 
 def _splat_first(booted: Booted | None, e: HarnessError) -> HarnessError:
@@ -298,7 +322,6 @@ class Session:
     def run_scenario(self, kid: KernelId, scenario: ScenarioConfig) -> ScenarioResult:
         """Run one scenario on the kernel's guest; an ERROR result, never an exception."""
         run = self.run(kid)
-        arch = self._arch(kid.arch)
         scenario = self.plan.scenario_for(scenario, kid.profile)
         expectations = scenario.expectations(kid.variant)
         common = dict(arch=kid.arch, variant=kid.variant, profile=kid.profile, scenario=scenario.name,
@@ -307,13 +330,22 @@ class Session:
                       expectation=describe_all(expectations, scenario.iterations),
                       relative={e.metric: e.min_base_fraction for e in expectations
                                 if e.min_base_fraction is not None})
-        booted, key = None, (kid, scenario.cmdline)
         if self.unchanged(kid):   # the base's very image: what it shows is the base's
             result = ScenarioResult(**common, unchanged=True)
-            run.add(result)
-            return result
+        elif self.plan.repeat > 1 and scenario.kind != "selftests":   # those repeat in one boot
+            result = combine([self._run_once(kid, scenario, expectations, common, fresh=True)
+                              for _ in range(self.plan.repeat)])
+        else:
+            result = self._run_once(kid, scenario, expectations, common)
+        run.add(result)
+        return result
+
+    def _run_once(self, kid: KernelId, scenario: ScenarioConfig, expectations: tuple,
+                  common: dict, fresh: bool = False) -> ScenarioResult:
+        run, arch = self.run(kid), self._arch(kid.arch)
+        booted, key, common = None, (kid, scenario.cmdline), dict(common)
         try:
-            if scenario.guest == "own" and key in self._used:
+            if (fresh or scenario.guest == "own") and key in self._used:
                 self.release(kid, scenario.cmdline)   # another scenario ran there: boot anew
             booted = self.booted(kid, scenario.cmdline)
             fresh = key not in self._used
@@ -335,7 +367,6 @@ class Session:
             if not run.record.error:
                 self.progress.info(f"ERROR {kid.label} {scenario.name}: {e}")
             result = ScenarioResult(**common, error=str(e), log=str(e.log) if e.log else None)
-        run.add(result)
         return result
 
     def unchanged(self, kid: KernelId) -> bool:

@@ -197,3 +197,38 @@ def test_summary_is_a_mail_what_ran_a_block_per_row_and_the_result():
 
 def test_summary_of_nothing_says_so():
     assert summary([], []).splitlines()[-1] == "Result: nothing ran"
+
+
+def test_repeats_are_the_median_with_each_run_kept_and_runs_that_disagree_are_flaky(tmp_path):
+    from harness.kinds import FLAKY
+    from harness.report import load, write
+    from harness.session import combine
+
+    def run(variant, held, delta):
+        return replace(result(variant, held, delta=delta), metrics={"delta": delta})
+    base = combine([run("base", True, d) for d in (500, 498, 500, 499, 500)])
+    assert (base.delta, base.held, base.verdict) == (500, True, REPRODUCED)
+    assert [x["metrics"]["delta"] for x in base.repeats] == [500, 498, 500, 499, 500]
+    steady = combine([run("patched", True, d) for d in (0, 1, 0)])
+    (row,) = rows([RunRecord("x86_64", "base", scenarios=(base,)), RunRecord("x86_64", "patched", scenarios=(steady,))])
+    assert row.verdict == FIXED
+    assert row.cell(row.base) == "1 -> 501 (+500) (median of 5 runs; delta 498..500)"
+    wobbly = combine([run("patched", True, 0), run("patched", False, 500), run("patched", True, 1)])
+    assert wobbly.verdict == FLAKY and not wobbly.held
+    (row,) = rows([RunRecord("x86_64", "base", scenarios=(base,)), RunRecord("x86_64", "patched", scenarios=(wobbly,))])
+    assert row.verdict == FLAKY and not passed([row])
+    assert row.notes()[1] == "x86_64 dying-memcg: patched run 2: not held (delta 500)"
+    errs = combine([run("patched", True, 0), replace(result("patched", error="ssh: gone"), metrics={})])
+    assert errs.verdict == ERROR and errs.error == "run 2 of 2: ssh: gone"
+    write(tmp_path, meta(), [RunRecord("x86_64", "patched", scenarios=(wobbly,))])
+    assert load(tmp_path)[1][0].scenarios[0] == wobbly          # every run survives report.json
+
+
+def test_repeat_below_one_is_refused(tmp_path):
+    import pytest
+
+    from harness.errors import HarnessError
+    from harness.plan import make_plan
+    from harness.progress import Progress
+    with pytest.raises(HarnessError, match="--repeat 0: expected a positive number of runs"):
+        make_plan(kernel="linux-5.10", variants=("base",), cache=tmp_path, progress=Progress(live=False), repeat=0)
