@@ -26,7 +26,7 @@ from .progress import Progress
 from .render import junit, markdown, render, summary
 from .tree import is_kernel_checkout
 from .report import load as report_load
-from .report import passed, rows, write
+from .report import merge, passed, rows, write
 
 EXIT_OK, EXIT_FAIL, EXIT_ERROR = 0, 1, 2
 
@@ -142,6 +142,19 @@ def cmd_report(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_merge(args: argparse.Namespace) -> int:
+    """The runs of several jobs (an arch each, say) as one run directory and one table."""
+    out = Path(args.out) if args.out else _run_dir(args.results)
+    out.mkdir(parents=True, exist_ok=True)
+    meta, records = merge([Path(d) for d in args.run_dirs], out)
+    table = write(out, meta, records)
+    print(summary(table, records, meta))
+    print(f"report: {out / 'report.json'}")
+    if any(r.verdict == ERROR for r in table) or any(rec.error for rec in records):
+        return EXIT_ERROR
+    return EXIT_OK if passed(table) else EXIT_FAIL
+
+
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--arch", default="all", help="x86_64, arm64, a comma list, or all (default)")
     p.add_argument("--series",
@@ -236,6 +249,11 @@ def parser() -> argparse.ArgumentParser:
     rep.add_argument("--write", action="store_true",
                      help="also write summary.txt, summary.md and junit.xml anew (after an upgrade)")
     rep.set_defaults(func=cmd_report)
+    mrg = verb("merge", "merge the run directories of several jobs into one run and one table")
+    mrg.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="run directories of one A/B")
+    mrg.add_argument("--out", metavar="DIR", help="the merged run directory (default: a new one under --results)")
+    mrg.add_argument("--results", default="results", help="where a new run directory goes (default ./results)")
+    mrg.set_defaults(func=cmd_merge)
     verb("list", "arches, kernels, series and scenarios in configs/").set_defaults(func=cmd_list)
     doc = verb("doctor", "what is installed, whether KVM can be used, disk space")
     doc.add_argument("--cache", help="cache directory (default $XDG_CACHE_HOME/kharness)")

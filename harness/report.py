@@ -4,11 +4,13 @@ scenario's kind, and the run's records serialised as they are."""
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, fields
+import shutil
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
 from .cache import atomic_file
+from .errors import HarnessError
 from .kinds import BOTH, ERROR, FLAKY, NO_CHANGE, failed_notes, kind
 from .results import RunMeta, RunRecord, ScenarioResult
 
@@ -160,3 +162,79 @@ def load(run_dir: Path) -> tuple[RunMeta, list[RunRecord]]:
                           for s in run["scenarios"])
         runs.append(RunRecord(**{**_known(RunRecord, run), "scenarios": scenarios}))
     return RunMeta.from_json(data), runs
+
+
+def merge(run_dirs: list[Path], out: Path) -> tuple[RunMeta, list[RunRecord]]:
+    """Runs of one A/B made by different jobs (an arch each, a variant, a profile, scenarios
+    split) as one: the same base tree and series, or an error naming both runs; one record per
+    kernel, its scenarios from every run that had it; a scenario two runs both have for one
+    kernel is a conflict, an error naming both (never one silently kept)."""
+    if len(run_dirs) < 2:
+        raise HarnessError("report", "merge needs two run directories or more")
+    loaded = []
+    for d in run_dirs:
+        try:
+            loaded.append((d, *load(d)))
+        except (OSError, ValueError, TypeError, KeyError) as e:
+            raise HarnessError("report", f"cannot read {d / 'report.json'}: {e}")
+    first_dir, first, _ = loaded[0]
+
+    def what(meta: RunMeta) -> tuple:
+        return ((meta.kernel.name, meta.kernel.version, meta.kernel.sha256),
+                (meta.series.name, meta.series.sha256) if meta.series else None)
+    kernels: dict[tuple[str, str, str], RunRecord] = {}
+    where: dict[tuple[str, str, str, str], Path] = {}
+    for d, meta, runs in loaded:
+        if what(meta)[0] != what(first)[0]:
+            raise HarnessError("report", f"{d} tested {meta.kernel.name} {meta.kernel.version} "
+                               f"({meta.kernel.sha256}), {first_dir} {first.kernel.name} "
+                               f"{first.kernel.version} ({first.kernel.sha256}): not one A/B")
+        if meta.series and first.series and what(meta)[1] != what(first)[1]:
+            raise HarnessError("report", f"{d} applied series {meta.series.name} ({meta.series.sha256[:16]}), "
+                               f"{first_dir} {first.series.name} ({first.series.sha256[:16]}): not one A/B")
+        for run in runs:
+            k = (run.arch, run.variant, run.profile)
+            for s in run.scenarios:
+                key = (*k, s.scenario)
+                if key in where:
+                    raise HarnessError("report", f"{'/'.join(k)} {s.scenario} is in both {where[key]} and {d}")
+                where[key] = d
+            logs = _copy_logs(d, run, out)
+            if k in kernels:
+                old = kernels[k]
+                if old.kernel_key and run.kernel_key and old.kernel_key != run.kernel_key:
+                    raise HarnessError("report", f"{'/'.join(k)}: kernel {run.kernel_key[:12]} in {d}, "
+                                       f"{old.kernel_key[:12]} in an earlier run: not one kernel")
+                run = replace(old, scenarios=old.scenarios + run.scenarios, logs={**old.logs, **logs},
+                              error=old.error or run.error)
+            else:
+                run = replace(run, logs=logs)
+            kernels[k] = run
+    series = next((m.series for _, m, _ in loaded if m.series), None)
+    meta = replace(first, series=series, run_dir=str(out),
+                   profiles=tuple(dict.fromkeys(p for _, m, _ in loaded for p in m.profiles)),
+                   seconds=None, jobs=max(m.jobs for _, m, _ in loaded),
+                   command="kharness merge " + " ".join(str(d) for d in run_dirs))
+    order = {"base": 0, "patched": 1}   # as one run lists them: by arch, profile, then variant
+    ranked = sorted(kernels.values(), key=lambda r: (r.arch, meta.profiles.index(r.profile)
+                                                     if r.profile in meta.profiles else 99, order.get(r.variant, 2)))
+    return meta, ranked
+
+
+def _copy_logs(src: Path, run: RunRecord, out: Path) -> dict[str, str]:
+    """The kernel's log files into the merged run directory (where its reports look for them);
+    a name another run already brought (its console.log) is kept as NAME-<run dir>."""
+    logs = {}
+    for name, rel in run.logs.items():
+        source, target = src / rel, out / rel
+        if target.exists() and target.read_bytes() != source.read_bytes():
+            target = target.with_name(f"{target.stem}-{src.name}{target.suffix}")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if source.is_file():
+            shutil.copyfile(source, target)
+            logs[target.name] = str(target.relative_to(out))
+    for p in (src / run.kernel.dir_name).glob("*") if (src / run.kernel.dir_name).is_dir() and not run.logs else ():
+        (out / run.kernel.dir_name).mkdir(parents=True, exist_ok=True)   # a report without `logs`
+        if p.is_file() and not (out / run.kernel.dir_name / p.name).exists():
+            shutil.copyfile(p, out / run.kernel.dir_name / p.name)
+    return logs

@@ -171,3 +171,55 @@ def test_list_shows_a_first_sentence_whole_and_says_when_more_follows():
         "A task, moved out (guest-scripts/kstack-pin.c says why) ...")
     assert first_sentence("One sentence only.") == "One sentence only"
     assert "(guest-scripts/kstack-pin.c says why)" in list_configs()
+
+
+def _split_golden_run(tmp_path):
+    """The fixed report.json of a real A/B (both arches) split as two CI jobs, one per arch,
+    would have written it."""
+    import json
+    import shutil
+
+    from harness import REPO_ROOT
+    src = REPO_ROOT / "tests" / "golden" / "run"
+    data = json.loads((src / "report.json").read_text())
+    dirs = []
+    for arch in ("x86_64", "arm64"):
+        out = tmp_path / arch
+        out.mkdir()
+        runs = [r for r in data["runs"] if r["arch"] == arch]
+        (out / "report.json").write_text(json.dumps({**data, "runs": runs}))
+        for r in runs:
+            if (src / f"{arch}-{r['variant']}").is_dir():
+                shutil.copytree(src / f"{arch}-{r['variant']}", out / f"{arch}-{r['variant']}")
+        dirs.append(out)
+    return src, dirs
+
+
+def test_merge_of_one_job_per_arch_is_the_table_of_one_run(tmp_path):
+    from harness.report import merge, rows
+    src, dirs = _split_golden_run(tmp_path)
+    meta, runs = merge(dirs, tmp_path / "merged")
+    whole = load(src)[1]
+    assert [(r.arch, r.scenario, r.verdict, r.cell(r.base), r.cell(r.patched)) for r in rows(runs)] == \
+           [(r.arch, r.scenario, r.verdict, r.cell(r.base), r.cell(r.patched)) for r in rows(whole)]
+    table = write(tmp_path / "merged", meta, runs)
+    assert len(table) == 10 and all(r.ok for r in table)
+    assert (tmp_path / "merged" / "arm64-base" / "dying-memcg.out").is_file()   # the logs came along
+    assert "kharness merge" in meta.command
+
+
+def test_merge_refuses_a_conflict_or_another_base_naming_both_runs(tmp_path):
+    import json
+
+    import pytest
+
+    from harness.errors import HarnessError
+    from harness.report import merge
+    _, (x86, arm) = _split_golden_run(tmp_path)
+    with pytest.raises(HarnessError, match=f"x86_64/base/default dying-memcg is in both {x86} and {x86}"):
+        merge([x86, x86], tmp_path / "m1")
+    data = json.loads((arm / "report.json").read_text())
+    data["kernel"]["version"] = "5.10.263"
+    (arm / "report.json").write_text(json.dumps(data))
+    with pytest.raises(HarnessError, match=rf"{arm} tested linux-5.10 5.10.263 .*{x86} linux-5.10 5.10.262 .*not one A/B"):
+        merge([x86, arm], tmp_path / "m2")
