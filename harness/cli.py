@@ -18,6 +18,7 @@ from .checkseries import check_series, series_matrix
 from .config import known
 from .doctor import clean, doctor, list_configs
 from .errors import HarnessError
+from .kcidb import kcidb
 from .kinds import ERROR
 from .lore import DEFAULT_LORE
 from .pipeline import default_jobs, run_plan
@@ -155,6 +156,22 @@ def cmd_merge(args: argparse.Namespace) -> int:
     return EXIT_OK if passed(table) else EXIT_FAIL
 
 
+def cmd_kcidb(args: argparse.Namespace) -> int:
+    """A run directory as KCIDB JSON, to submit with KernelCI's own tools."""
+    run_dir = Path(args.run_dir)
+    try:
+        meta, records = report_load(run_dir)
+    except (OSError, ValueError, TypeError, KeyError, AttributeError) as e:
+        raise HarnessError("report", f"cannot read {run_dir / 'report.json'}: {e}")
+    text = json.dumps(kcidb(meta, records, run_dir, args.origin), indent=2) + "\n"
+    if args.out:
+        Path(args.out).write_text(text)
+        print(f"kcidb: {args.out}", file=sys.stderr)
+    else:
+        print(text, end="")
+    return EXIT_OK
+
+
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--arch", default="all", help="x86_64, arm64, a comma list, or all (default)")
     p.add_argument("--series",
@@ -254,6 +271,13 @@ def parser() -> argparse.ArgumentParser:
     mrg.add_argument("--out", metavar="DIR", help="the merged run directory (default: a new one under --results)")
     mrg.add_argument("--results", default="results", help="where a new run directory goes (default ./results)")
     mrg.set_defaults(func=cmd_merge)
+    kc = verb("kcidb", "a run directory as KernelCI KCIDB JSON (schema v5.3), for kcidb-submit")
+    kc.add_argument("run_dir", metavar="RUN_DIR")
+    kc.add_argument("--origin", default="kharness",
+                    help="the CI system's KCIDB origin, the prefix of every id (default kharness; "
+                         "KernelCI assigns yours with your token)")
+    kc.add_argument("--out", metavar="FILE", help="write there instead of standard output")
+    kc.set_defaults(func=cmd_kcidb)
     verb("list", "arches, kernels, series and scenarios in configs/").set_defaults(func=cmd_list)
     doc = verb("doctor", "what is installed, whether KVM can be used, disk space")
     doc.add_argument("--cache", help="cache directory (default $XDG_CACHE_HOME/kharness)")
