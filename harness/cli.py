@@ -18,6 +18,7 @@ from .checkseries import check_series, series_matrix
 from .config import known
 from .doctor import clean, doctor, list_configs
 from .errors import HarnessError
+from .kbuild import CCACHE_REMOTE_VAR
 from .kcidb import kcidb
 from .kinds import ERROR
 from .lore import DEFAULT_LORE
@@ -49,6 +50,8 @@ def _tree(args: argparse.Namespace) -> Path | None:
 
 def _plan(args: argparse.Namespace, variants: tuple[str, ...]) -> Plan:
     """The plan the arguments describe (plan.make_plan, as the pytest plugin builds it)."""
+    if getattr(args, "ccache_remote", None):   # every build of the run, whichever thread makes it
+        os.environ[CCACHE_REMOTE_VAR] = args.ccache_remote
     return make_plan(tree=_tree(args), base=args.base, dirty=args.dirty,series=args.series, kernel=args.kernel, arches=args.arch, variants=variants,
                      scenarios=args.scenario, profiles=getattr(args, "profile", None) or "default",
                      iterations=getattr(args, "iterations", None), cache=_cache(args),
@@ -197,6 +200,10 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--kconfig-add", action="append", metavar="CONFIG_X=y|FILE",
                    help="an option or a fragment file merged after the kernel's and profile's "
                         "fragments and verified in the final .config (repeatable, or a comma list)")
+    p.add_argument("--ccache-remote", metavar="URL",
+                   help="a compiler cache shared between machines, as ccache's remote_storage "
+                        "(redis://HOST:PORT, http://HOST/PATH/; ccache >= 4.7); default "
+                        f"${CCACHE_REMOTE_VAR}")
     p.add_argument("--results", default="results", help="where run directories go (default ./results)")
     p.add_argument("--cache", help="cache directory (default $XDG_CACHE_HOME/kharness)")
     p.add_argument("-v", dest="verbosity", action="store_const", const=2, default=1,

@@ -122,6 +122,26 @@ def _env() -> dict[str, str]:
     return env
 
 
+CCACHE_REMOTE_VAR = "KHARNESS_CCACHE_REMOTE"   # --ccache-remote sets it for the whole run
+
+
+def ccache_env(cache: Path) -> dict[str, str]:
+    """ccache's settings for a kernel build: the local cache under the kharness cache (unless
+    $CCACHE_DIR says otherwise), and a shared remote storage when one is given (ccache >= 4.7:
+    redis://HOST[:PORT], http://HOST/PATH/, ...; see ccache's remote_storage), which a build on
+    another machine filled."""
+    env = {"CCACHE_DIR": os.environ.get("CCACHE_DIR") or str(cache / "ccache")}
+    remote = os.environ.get(CCACHE_REMOTE_VAR)
+    if remote:
+        env["CCACHE_REMOTE_STORAGE"] = remote
+    return env
+
+
+def without_credentials(url: str) -> str:
+    """A remote storage URL as report.json may show it: user and password left out."""
+    return re.sub(r"^([a-z+]+://)[^/@]*@", r"\1", url)
+
+
 def _config_path(arch: Arch, tree_id: str, fragments: list[Path], cache: Path,
                  make_flags: tuple[str, ...]) -> Path:
     cross = arch.make_cross
@@ -257,8 +277,7 @@ def _append_cached_log(log_path: Path, final: Path) -> None:
 
 def _make(arch: Arch, tree: Checkout, out: Path, cache: Path, make_flags: tuple[str, ...],
           log_path: Path, progress: Progress, name: str) -> int:
-    env = _env()
-    env.setdefault("CCACHE_DIR", str(cache / "ccache"))
+    env = {**_env(), **ccache_env(cache)}
     cmd = build_command(arch, tree.path, out, make_flags, bool(shutil.which("ccache")), os.cpu_count() or 1)
     started = time.monotonic()
     objects = 0

@@ -171,6 +171,7 @@ class RunMeta:
     jobs: int = 1
     seconds: float | None = None
     command: str | None = None
+    ccache_remote: str | None = None   # the shared compiler cache the builds used, no credentials
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)

@@ -9,6 +9,7 @@ are remembered, so every scenario of a kernel that did not build or boot reports
 from __future__ import annotations
 
 import contextlib
+import os
 from datetime import datetime, timezone
 import shutil
 import statistics
@@ -26,7 +27,7 @@ from .boot import Booted, boot
 from .config import ScenarioConfig
 from .errors import HarnessError, KernelSplat, os_failure
 from .guest_image import GuestImage, build_guest_image
-from .kbuild import KernelBuild, build_kernel, cached_kernel
+from .kbuild import CCACHE_REMOTE_VAR, KernelBuild, build_kernel, cached_kernel, without_credentials
 from .kinds import describe_all, failed_expectations
 from .plan import Plan
 from .programs import build_helpers, build_selftests
@@ -130,7 +131,9 @@ def _meta(plan: Plan, run_dir: Path) -> RunMeta:
         series = SeriesMeta(name=s.name, title=s.title, sha256=s.digest, origin=s.origin,
                             origin_sha256=s.origin_sha256 or None, base_commit=s.base_commit or None,
                             patches=tuple(PatchMeta(p.path.name, p.subject, p.sha256) for p in s.patches))
+    remote = os.environ.get(CCACHE_REMOTE_VAR)
     return RunMeta(kharness=__version__, kernel=KernelMeta(plan.kernel.name), profiles=plan.profiles,
+                   ccache_remote=without_credentials(remote) if remote else None,
                    started=datetime.now(timezone.utc).isoformat(timespec="seconds"), run_dir=str(run_dir), series=series)
 
 
