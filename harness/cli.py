@@ -20,6 +20,7 @@ from .doctor import clean, doctor, list_configs
 from .errors import HarnessError
 from .kbuild import CCACHE_REMOTE_VAR
 from .kcidb import kcidb
+from .store import export_kernels, import_kernels
 from .kinds import ERROR
 from .lore import DEFAULT_LORE
 from .pipeline import default_jobs, run_plan
@@ -175,6 +176,19 @@ def cmd_kcidb(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    """The kernels a run used, from the cache into a directory (a CI artifact)."""
+    meta, records = report_load(Path(args.run_dir))
+    print("\n".join(export_kernels(records, _cache(args), Path(args.to))) or "nothing to export")
+    return EXIT_OK
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    """Kernels another machine exported, verified, into the cache."""
+    print("\n".join(import_kernels(Path(args.src), _cache(args))))
+    return EXIT_OK
+
+
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--arch", default="all", help="x86_64, arm64, a comma list, or all (default)")
     p.add_argument("--series",
@@ -285,6 +299,15 @@ def parser() -> argparse.ArgumentParser:
                          "KernelCI assigns yours with your token)")
     kc.add_argument("--out", metavar="FILE", help="write there instead of standard output")
     kc.set_defaults(func=cmd_kcidb)
+    ex = verb("export", "copy the kernels a run used out of the cache, for another machine")
+    ex.add_argument("run_dir", metavar="RUN_DIR")
+    ex.add_argument("--to", required=True, metavar="DIR", help="where the kernels go (a CI artifact)")
+    ex.add_argument("--cache", help="cache directory (default $XDG_CACHE_HOME/kharness)")
+    ex.set_defaults(func=cmd_export)
+    im = verb("import", "put kernels another machine exported into the cache, each verified first")
+    im.add_argument("src", metavar="DIR", help="a directory `kharness export` wrote")
+    im.add_argument("--cache", help="cache directory (default $XDG_CACHE_HOME/kharness)")
+    im.set_defaults(func=cmd_import)
     verb("list", "arches, kernels, series and scenarios in configs/").set_defaults(func=cmd_list)
     doc = verb("doctor", "what is installed, whether KVM can be used, disk space")
     doc.add_argument("--cache", help="cache directory (default $XDG_CACHE_HOME/kharness)")

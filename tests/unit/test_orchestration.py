@@ -235,3 +235,25 @@ def test_a_kernel_build_waits_for_another_one_on_the_machine_and_says_so(tmp_pat
         fcntl.flock(other, fcntl.LOCK_UN)
         t.join(10)
     assert got.is_set()
+
+
+def test_kernels_exported_by_one_machine_are_imported_verified_and_found_without_make(tmp_path):
+    from harness.store import export_kernels, import_kernels
+    plan = fake_plan(tmp_path, change_memcontrol("int memcg_charge = 2;"))
+    builder = session(plan, tmp_path / "builder-cache", tmp_path / "run1")
+    built = {k: builder.kernel(k) for k in (BASE, PATCHED)}
+    lines = export_kernels(builder.records(), tmp_path / "builder-cache", tmp_path / "artifact")
+    assert len(lines) == 2
+    # a damaged artifact: refused, and nothing of it enters the cache
+    broken = tmp_path / "broken"
+    shutil.copytree(tmp_path / "artifact", broken)
+    (broken / built[BASE].key / "image").write_bytes(b"not the image")
+    with pytest.raises(HarnessError, match=r"image: missing or not the file its manifest names"):
+        import_kernels(broken, tmp_path / "booter-cache")
+    assert not (tmp_path / "booter-cache" / "kernels" / built[BASE].key).exists()
+    assert len(import_kernels(tmp_path / "artifact", tmp_path / "booter-cache")) == 2
+    booter = session(plan, tmp_path / "booter-cache", tmp_path / "run2")
+    for k, b in built.items():
+        found = booter.kernel(k)
+        assert found.cached and found.key == b.key and found.image.read_bytes() == b.image.read_bytes()
+    assert all(r.build_cached and r.objects_compiled == 0 for r in booter.records())   # no make ran
