@@ -1,0 +1,60 @@
+"""A fix that works by no longer accounting must fail: a throwaway patch (tests/boot/data, never
+part of a series) stops charging kernel stacks on 5.10, and kmem-charge, judged against the base
+kernel's own numbers, calls it BROKEN although its absolute bounds still hold (the child's kmem
+still grows by task_struct, mm and page tables). An incremental build: only kernel/fork.c."""
+
+from __future__ import annotations
+
+import pytest
+
+from harness import REPO_ROOT
+from harness.arches import load_arch
+from harness.cache import cache_root
+from harness.config import load_kernel, load_scenario
+from harness.kinds import BROKEN
+from harness.plan import Plan
+from harness.progress import Progress
+from harness.report import rows
+from harness.results import KernelId
+from harness.series import load_patch_dir
+from harness.session import Session
+
+pytestmark = [pytest.mark.boot, pytest.mark.x86_64, pytest.mark.fake_fix]
+
+
+def test_a_kernel_that_stops_charging_kernel_stacks_is_broken_not_fixed(tmp_path):
+    series = load_patch_dir(REPO_ROOT / "tests" / "boot" / "data" / "no-kstack-charge")
+    kmem = load_scenario("kmem-charge")
+    plan = Plan(load_kernel("linux-5.10"), (load_arch("x86_64"),), ("base", "patched"), (kmem,), series=series)
+    s = Session(plan, cache_root(), tmp_path, Progress(live=False))
+    try:
+        results = {v: s.run_scenario(KernelId("x86_64", v), kmem) for v in ("base", "patched")}
+    finally:
+        s.close()
+    for v, r in results.items():
+        assert r.error is None, f"{v}: {r.error} (log: {r.log})"
+    base, fake = results["base"].metrics, results["patched"].metrics
+    assert fake["charged_stacks"] >= 100 and results["patched"].held   # every absolute bound holds
+    assert fake["charged_stacks"] < 0.9 * base["charged_stacks"]     # ... but a stack a task less
+    (row,) = rows(s.records())
+    assert row.verdict == BROKEN, row.notes()
+    assert any("charged_stacks >= 0.9 x base" in n for n in row.notes()), row.notes()
+
+
+def test_a_series_that_changes_only_arm64_code_is_no_change_on_x86_64_and_booted_once(tmp_path):
+    from harness.kinds import NO_CHANGE
+    series = load_patch_dir(REPO_ROOT / "tests" / "boot" / "data" / "arm64-only")
+    seed = load_scenario("dying-memcg")
+    plan = Plan(load_kernel("linux-5.10"), (load_arch("x86_64"),), ("base", "patched"), (seed,), series=series)
+    s = Session(plan, cache_root(), tmp_path, Progress(live=False))
+    try:
+        results = {v: s.run_scenario(KernelId("x86_64", v), seed) for v in ("base", "patched")}
+    finally:
+        s.close()
+    assert results["base"].error is None and results["base"].held, results["base"].error
+    records = {r.variant: r for r in s.records()}
+    assert records["base"].kernel_key != records["patched"].kernel_key         # another tree ...
+    assert records["base"].image_sha256 == records["patched"].image_sha256     # ... the same image
+    assert results["patched"].unchanged and not (tmp_path / "x86_64-patched" / "console.log").exists()
+    (row,) = rows(s.records())
+    assert row.verdict == NO_CHANGE
