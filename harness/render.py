@@ -73,7 +73,7 @@ def _header(meta: RunMeta, runs: list[RunRecord]) -> list[str]:
     out += _wrap(", ".join(meta.profiles), "profile  ")
     guests = {}
     for run in runs:
-        cpus = f", {run.vcpus} vCPU" if run.vcpus else ""
+        cpus = f", {run.vcpus} vCPU{'s' if run.vcpus > 1 else ''}" if run.vcpus else ""
         guests.setdefault(f"{run.arch} {run.accel or '?'}{cpus}", None)
     results = [s for run in runs for s in run.scenarios if s.fresh_guest is not None]
     shared = sorted({s.scenario for s in results if not s.fresh_guest})

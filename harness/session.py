@@ -137,6 +137,15 @@ def _meta(plan: Plan, run_dir: Path) -> RunMeta:
                    started=datetime.now(timezone.utc).isoformat(timespec="seconds"), run_dir=str(run_dir), series=series)
 
 
+def online_cpus(text: str) -> int:
+    """How many CPUs a /sys/devices/system/cpu/online list names ("0", "0-1", "0-3,6")."""
+    count = 0
+    for part in text.strip().split(","):
+        first, _, last = part.partition("-")
+        count += int(last or first) - int(first) + 1
+    return count
+
+
 def combine(results: list[ScenarioResult]) -> ScenarioResult:
     """N runs of one scenario on one kernel as one result: the median of each number, held only
     when every run held (runs that disagree: FLAKY), an error when any run had one; every run's
@@ -296,7 +305,24 @@ class Session:
             finally:
                 self._starting.pop((kid, cmdline), None)
         run.boot_took(cmdline, booted.seconds)
+        self._check_cpus(arch, booted)
         return booted
+
+    def _check_cpus(self, arch: Arch, booted: Booted) -> None:
+        """The guest runs every vCPU QEMU gave it, or the run says it did not: a report that
+        claims 2 vCPUs for a kernel that brought up 1 (x86_64 without ACPI) would be false."""
+        try:
+            online = booted.guest.check("cat /sys/devices/system/cpu/online", timeout=20).strip()
+            n = online_cpus(online)
+        except (HarnessError, ValueError) as e:
+            booted.guest.close()
+            booted.vm.stop()
+            raise HarnessError("boot", f"cannot tell how many CPUs the guest runs: {e}")
+        if n != arch.cpus:
+            booted.guest.close()
+            booted.vm.stop()
+            raise HarnessError("boot", f"the guest's kernel brought up {n} of the {arch.cpus} vCPUs QEMU gave it "
+                               f"(/sys/devices/system/cpu/online: {online})", booted.vm.console_log)
 
     def image(self, arch: Arch) -> GuestImage:
         """The arch's guest image, made once (run_plan makes it while the first kernel builds)."""

@@ -232,3 +232,8 @@ def test_repeat_below_one_is_refused(tmp_path):
     from harness.progress import Progress
     with pytest.raises(HarnessError, match="--repeat 0: expected a positive number of runs"):
         make_plan(kernel="linux-5.10", variants=("base",), cache=tmp_path, progress=Progress(live=False), repeat=0)
+
+
+def test_online_cpu_lists_are_counted():
+    from harness.session import online_cpus
+    assert [online_cpus(t) for t in ("0", "0-1", "0-3,6", "0,2-3\n")] == [1, 2, 5, 3]
