@@ -13,6 +13,11 @@ from dataclasses import asdict, replace
 from pathlib import Path
 
 from . import __version__
+from .bisect import matrix as bisect_matrix
+from .bisect import passed as bisect_passed
+from .bisect import prefix_variants
+from .bisect import render as bisect_render
+from .bisect import to_json as bisect_json
 from .cache import cache_root
 from .checkseries import check_series, series_matrix
 from .config import known
@@ -78,11 +83,15 @@ def _run_dir(results: str) -> Path:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    progress = Progress(verbosity=args.verbosity)
     variants = tuple(VARIANTS if args.variant == "both" else names(args.variant, list(VARIANTS), "variant"))
+    return _run(args, _plan(args, variants))[0]
+
+
+def _run(args: argparse.Namespace, plan: Plan) -> tuple[int, Plan, list, Path]:
+    """Run the plan; write and print its reports; the exit status of its A/B table."""
+    progress = Progress(verbosity=args.verbosity)
     if args.jobs < 1:
         raise HarnessError("config", f"--jobs {args.jobs}: at least 1 guest at a time")
-    plan = _plan(args, variants)
     cache = _cache(args)
     run_dir = _run_dir(args.results)
     progress.info(f"kharness: run directory {run_dir}")
@@ -94,10 +103,31 @@ def cmd_run(args: argparse.Namespace) -> int:
     print(summary(table, records, meta))
     print(f"report: {run_dir / 'report.json'}")
     if any(r.verdict == ERROR for r in table) or any(rec.error for rec in records):
-        return EXIT_ERROR
+        return EXIT_ERROR, plan, records, run_dir
     # Each row must show what its scenario should: FIXED (or, one variant alone, the bug on base
     # and its absence on patched), HOLDS, NO-REGRESSION.
-    return EXIT_OK if passed(table) else EXIT_FAIL
+    return (EXIT_OK if passed(table) else EXIT_FAIL), plan, records, run_dir
+
+
+def cmd_bisect(args: argparse.Namespace) -> int:
+    """Every prefix of the series built, booted and judged against the base: the run's A/B
+    table (the full series), then the matrix patch x scenario (bisect.txt, bisect.json)."""
+    plan = _plan(args, VARIANTS)
+    assert plan.series is not None
+    subjects = [p.subject for p in plan.series.patches]
+    plan = replace(plan, variants=prefix_variants(len(subjects)))
+    status, plan, records, run_dir = _run(args, plan)
+    table = bisect_matrix(records, len(subjects))
+    text = bisect_render(table, subjects)
+    (run_dir / "bisect.txt").write_text(text + "\n")
+    (run_dir / "bisect.json").write_text(json.dumps(bisect_json(table, subjects), indent=2) + "\n")
+    print("\nper patch, each judged against the base:\n" + text)
+    print(f"bisect: {run_dir / 'bisect.json'}")
+    if status == EXIT_OK and not bisect_passed(table):
+        bad = [f"{r.where} {r.summary()}" for r in table if r.bad_prefixes or r.final != r.good]
+        print("not as expected at every patch: " + "; ".join(bad))
+        return EXIT_ERROR if any(ERROR in r.verdicts for r in table) else EXIT_FAIL
+    return status
 
 
 def cmd_check_series(args: argparse.Namespace) -> int:
@@ -245,6 +275,27 @@ def cmd_clean(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _run_options(p: argparse.ArgumentParser) -> None:
+    """What run and bisect both take besides _common's: iterations, repeats, profiles, guests."""
+    p.add_argument("--iterations", type=int, help="override the scenarios' iteration count")
+    p.add_argument("--repeat", type=int, default=1, metavar="N",
+                   help="each scenario on N fresh boots per kernel: the table shows the median and "
+                        "each value's range, a row holds only when all N runs agree (else FLAKY); "
+                        "the selftests repeat within one boot (their iterations)")
+    p.add_argument("--profile", default="default",
+                   help=f"kernel config profiles, a comma list: {', '.join(known('profiles'))} or "
+                        "all the kernel supports (a table column each; default: default)")
+    p.add_argument("-j", "--jobs", type=int, default=default_jobs(), metavar="N",
+                   help=f"guests running at once, one vCPU each (default: one per core, here "
+                        f"{default_jobs()}); kernels are always built one at a time")
+    p.add_argument("--accel", choices=("auto", "kvm", "tcg"), default="auto",
+                   help="auto (default): KVM when a boot probe under it works, else TCG, and the "
+                        "report says why; kvm: KVM or an error; tcg: never probe")
+    p.add_argument("--cpus", type=int, metavar="N", help="vCPUs of each guest (default: the arch's, 1)")
+    p.add_argument("--memory", metavar="SIZE", help="memory of each guest, as QEMU's -m (default: the arch's, 1G)")
+    p.add_argument("--append", metavar="ARGS", help="added to every guest's kernel command line")
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="kharness", description=__doc__)
     p.add_argument("--version", action="version", version=f"kharness {__version__}")
@@ -255,24 +306,13 @@ def parser() -> argparse.ArgumentParser:
     run = verb("run", "build, boot and run scenarios; print the A/B verdict table")
     _common(run)
     run.add_argument("--variant", default="both", help="base, patched or both (default)")
-    run.add_argument("--iterations", type=int, help="override the scenarios' iteration count")
-    run.add_argument("--repeat", type=int, default=1, metavar="N",
-                     help="each scenario on N fresh boots per kernel: the table shows the median and "
-                          "each value's range, a row holds only when all N runs agree (else FLAKY); "
-                          "the selftests repeat within one boot (their iterations)")
-    run.add_argument("--profile", default="default",
-                     help=f"kernel config profiles, a comma list: {', '.join(known('profiles'))} or "
-                          "all the kernel supports (a table column each; default: default)")
-    run.add_argument("-j", "--jobs", type=int, default=default_jobs(), metavar="N",
-                     help=f"guests running at once, one vCPU each (default: one per core, here "
-                          f"{default_jobs()}); kernels are always built one at a time")
-    run.add_argument("--accel", choices=("auto", "kvm", "tcg"), default="auto",
-                     help="auto (default): KVM when a boot probe under it works, else TCG, and the "
-                          "report says why; kvm: KVM or an error; tcg: never probe")
-    run.add_argument("--cpus", type=int, metavar="N", help="vCPUs of each guest (default: the arch's, 1)")
-    run.add_argument("--memory", metavar="SIZE", help="memory of each guest, as QEMU's -m (default: the arch's, 1G)")
-    run.add_argument("--append", metavar="ARGS", help="added to every guest's kernel command line")
+    _run_options(run)
     run.set_defaults(func=cmd_run)
+    bis = verb("bisect", "per-patch verdicts: the kernel after every prefix of the series, each "
+                         "judged against the base; a matrix patch x scenario")
+    _common(bis)
+    _run_options(bis)
+    bis.set_defaults(func=cmd_bisect)
     chk = verb("check-series", "build after every patch; checkpatch every patch")
     _common(chk)
     chk.add_argument("--profile",

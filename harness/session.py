@@ -22,6 +22,7 @@ from typing import Any
 
 from . import __version__
 from .arches import Arch
+from .bisect import prefix_of
 from .cache import sha256_file
 from .boot import Booted, boot
 from .config import ScenarioConfig
@@ -228,14 +229,17 @@ class Session:
         return self._once("workspace", make, "source", "source")
 
     def commit(self, variant: str) -> str:
-        def make() -> str:
-            ws = self.workspace()
-            if variant == "base":
-                return ws.base(self.progress)
+        """The commit a variant builds: the base, the whole series (patched), or the series'
+        first K patches (patch-K, kharness bisect)."""
+        if variant == "base":
+            return self._memo.get(("commit", "base"), lambda: self.workspace().base(self.progress), "series")
+
+        def make() -> list[str]:
             if self.plan.series is None:
                 raise HarnessError("series", "the patched variant needs a series (--series)")
-            return ws.apply(self.plan.series, self.progress, self.run_dir / "series.log")[-1]
-        return self._memo.get(("commit", variant), make, "series")
+            return self.workspace().apply(self.plan.series, self.progress, self.run_dir / "series.log")
+        commits = self._memo.get(("commits",), make, "series")
+        return commits[prefix_of(variant, len(commits)) - 1]
 
     def kernel(self, kid: KernelId) -> KernelBuild:
         """The kernel, built or taken from the cache: once per session."""
@@ -399,8 +403,9 @@ class Session:
         return result
 
     def unchanged(self, kid: KernelId) -> bool:
-        """A patched kernel whose image is byte-identical to its base's (both in this plan)."""
-        if kid.variant != "patched" or "base" not in self.plan.variants:
+        """A patched kernel (or a prefix of the series) whose image is byte-identical to its
+        base's (both in this plan)."""
+        if kid.variant == "base" or "base" not in self.plan.variants:
             return False
         if kid not in self._same:
             try:
