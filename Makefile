@@ -11,10 +11,11 @@ ARGS    ?=
 PYTEST_ARGS ?=
 
 # Debian packages: QEMU for both guest arches, the native and aarch64 cross compilers, what a
-# kernel build needs, ccache, and the tools that unpack Debian packages for the guest image.
+# kernel build needs, ccache, the tools that unpack Debian packages for the guest image, and b4
+# (series from mail).
 DEB_PACKAGES := qemu-system-x86 qemu-system-arm gcc make bc bison flex libelf-dev libssl-dev \
 	gcc-aarch64-linux-gnu binutils-aarch64-linux-gnu libc6-dev-arm64-cross ccache cpio xz-utils \
-	git python3-venv dpkg-dev dropbear-bin kmod rsync perl
+	git python3-venv dpkg-dev dropbear-bin kmod rsync perl b4
 
 VENV_STAMP := $(VENV)/.kharness-installed
 

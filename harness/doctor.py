@@ -102,6 +102,8 @@ def doctor(cache: Path, reprobe: bool = False) -> tuple[list[str], bool]:
 
     for tool in ("make", "gcc", "ccache", "git", "perl", "apt-get", "dpkg-deb", "readelf", "xz"):
         check(tool, _version([tool, "--version"]))
+    b4 = _version(["b4", "--version"])   # only series from mail need it
+    lines.append(f"{'ok     ' if b4 else 'info   '} b4: {b4 or 'not installed: series from mail (lore, mbox threads) need it (make deps)'}")
     for name in all_arches():
         arch = load_arch(name)
         check(f"{name} emulator {arch.qemu}", _version([arch.qemu, "--version"]))

@@ -1,10 +1,14 @@
-"""Series from mail: a thread from lore by message-id, or an mbox file, read the way b4 reads it.
+"""Series from mail: a thread from lore by message-id or URL, or an mbox file.
 
 Kernel series live as mail threads, where one thread can hold several revisions of a series,
 their cover letters and the review. What a test needs out of that is one revision's patches, in
 order, with the trailers reviewers gave in replies, as files `git am` applies: the newest
 revision unless another is asked for, a missing patch an error rather than a silently shorter
-series.
+series. b4, the tool kernel developers fetch series with, does that part (revisions, partial
+rerolls, trailers, attestation): kharness runs it on the thread like git, with no configuration
+of the user's, and keeps to what b4 does not do: fetching with a cache that serves offline,
+lore's bot check, and an mbox with no Message-IDs (`git format-patch --stdout`), which b4 cannot
+thread and which kharness reads as one series in [n/m] order.
 """
 
 from __future__ import annotations
@@ -12,35 +16,26 @@ from __future__ import annotations
 import gzip
 import hashlib
 import mailbox
+import os
 import re
+import shutil
 import tempfile
 import zlib
-from collections import Counter
 from dataclasses import dataclass
 from email.header import decode_header, make_header
 from email.message import Message
 from email.parser import BytesParser
-from email.utils import parsedate_to_datetime
 from pathlib import Path
 from urllib.parse import quote, unquote, urlparse
 
+from . import proc
 from .cache import atomic_file, digest, locked
 from .errors import HarnessError
 from .progress import Progress
 from .http import http_get
 
 DEFAULT_LORE = "https://lore.kernel.org/all"
-TRAILERS = {t.lower(): t for t in ("Reviewed-by", "Acked-by", "Tested-by")}
-
-
-@dataclass(frozen=True)
-class Mail:
-    msgid: str
-    parents: tuple[str, ...]  # In-Reply-To, then References from the nearest: the way up
-    subject: str              # decoded and unfolded
-    tag: tuple[int, int, int] | None  # (version, n, m) of a [PATCH vN n/m]; None for a reply
-    date: float
-    message: Message
+B4_TIMEOUT = 300.0
 
 
 @dataclass(frozen=True)
@@ -144,46 +139,6 @@ def gunzip(data: bytes, label: str) -> bytes:
 # --- what the thread holds ----------------------------------------------------------------------
 
 
-def read_mbox(data: bytes, label: str) -> list[Mail]:
-    if not data.startswith(b"From "):
-        raise HarnessError("series", f"{label}: not an mbox (it does not start with 'From ')")
-    with tempfile.NamedTemporaryFile(prefix="kharness-", suffix=".mbox") as f:
-        f.write(data)
-        f.flush()
-        box = mailbox.mbox(f.name, create=False)
-        try:
-            raw = [box.get_bytes(key) for key in box.keys()]
-        finally:
-            box.close()
-    return [_mail(BytesParser().parsebytes(r), i) for i, r in enumerate(raw)]
-
-
-def raw_header(msg: Message, name: str) -> bytes | None:
-    """A header's bytes as sent (8-bit, RFC 2047 and folding untouched)."""
-    value = next((v for k, v in msg.raw_items() if k.lower() == name.lower()), None)
-    return None if value is None else value.replace("\r\n", "\n").encode("utf-8", "surrogateescape")
-
-
-def _mail(msg: Message, index: int) -> Mail:
-    def text(name: str) -> str:
-        value = (raw_header(msg, name) or b"").decode(errors="replace")
-        try:
-            return " ".join(str(make_header(decode_header(value))).split())
-        except (UnicodeError, LookupError, ValueError):
-            return " ".join(value.split())
-
-    def ids(name: str) -> list[str]:
-        return re.findall(r"<([^<>\s]+)>", text(name))
-
-    try:
-        date = parsedate_to_datetime(text("Date")).timestamp()
-    except (TypeError, ValueError, IndexError):
-        date = 0.0
-    return Mail((ids("Message-ID") or [f"kharness-no-message-id-{index}"])[0],
-                tuple(ids("In-Reply-To") + ids("References")[::-1]), text("Subject"),
-                patch_tag(text("Subject")), date, msg)
-
-
 def patch_tag(subject: str) -> tuple[int, int, int] | None:
     """(version, n, m) from ``[PATCH v2 3/5]``, ``[RFC PATCH net-next v2 03/10]``, ``[PATCHv2]``,
     ``[PATCH]``; None for a reply or anything else."""
@@ -202,127 +157,121 @@ def untagged(subject: str) -> str:
     return re.sub(r"^\s*(\[[^\]]*\]\s*)+", "", subject)
 
 
-def body_text(msg: Message) -> str:
-    """The first text/plain part, decoded, with mboxrd's '>From ' quoting undone."""
-    part = next((p for p in msg.walk() if not p.is_multipart()
-                 and p.get_content_type() == "text/plain"), None)
-    if part is None:
-        return ""
-    payload = part.get_payload(decode=True) or b""
+def read_mbox(data: bytes, label: str) -> list[Message]:
+    if not data.startswith(b"From "):
+        raise HarnessError("series", f"{label}: not an mbox (it does not start with 'From ')")
+    with tempfile.NamedTemporaryFile(prefix="kharness-", suffix=".mbox") as f:
+        f.write(data)
+        f.flush()
+        box = mailbox.mbox(f.name, create=False)
+        try:
+            raw = [box.get_bytes(key) for key in box.keys()]
+        finally:
+            box.close()
+    return [BytesParser().parsebytes(r) for r in raw]
+
+
+def header(msg: Message, name: str) -> str:
+    """A header decoded (RFC 2047) and unfolded."""
+    value = next((v for k, v in msg.raw_items() if k.lower() == name.lower()), "")
+    value = value.encode("utf-8", "surrogateescape").decode(errors="replace")
     try:
-        text = payload.decode(part.get_content_charset() or "utf-8", errors="replace")
-    except LookupError:
-        text = payload.decode("utf-8", errors="replace")
-    return re.sub(r"^>(>*From )", r"\1", text.replace("\r\n", "\n"), flags=re.M)
+        return " ".join(str(make_header(decode_header(value))).split())
+    except (UnicodeError, LookupError, ValueError):
+        return " ".join(value.split())
 
 
-def has_diff(text: str) -> bool:
-    return re.search(r"^(diff --git |--- a/|Index: )", text, re.M) is not None
-
-
-# --- choosing one revision ----------------------------------------------------------------------
-
-
-def series_from_mbox(data: bytes, label: str, version: int | None = None) -> MailSeries:
-    """One revision of the series in an mbox. A revision's size is what most of its mails say:
-    a reviewer's "[PATCH] fixup" sent into the thread is not patch 1 of the series."""
+def series_from_mbox(data: bytes, label: str, version: int | None = None,
+                     msgid: str | None = None) -> MailSeries:
+    """One revision of the series in a thread (b4 am), or of an mbox without Message-IDs."""
     mails = read_mbox(data, label)
-    sizes = Counter((m.tag[0], m.tag[2]) for m in mails if m.tag is not None)
-    totals = {v: t for (v, t), _ in sorted(sizes.items(), key=lambda vt: vt[1])}  # most said
-    revisions: dict[int, dict[int, Mail]] = {}
-    for mail in sorted(mails, key=lambda m: m.date):  # a resend replaces what it resends
-        if mail.tag is not None and mail.tag[2] == totals[mail.tag[0]]:
-            revisions.setdefault(mail.tag[0], {})[mail.tag[1]] = mail
-    have = sorted(v for v, r in revisions.items() if any(n > 0 for n in r))
+    if msgid is None and not any(header(m, "Message-ID") for m in mails):
+        return plain_series(mails, label, version)
+    return b4_am(data, label, version, msgid)
+
+
+def b4_env(home: Path) -> dict[str, str]:
+    """b4 as on a fresh machine: no user or system git or b4 configuration, its cache in ``home``
+    (a run must not depend on the settings of whoever runs it); a committer for `b4 am`."""
+    return {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(home), "LANG": "C.UTF-8",
+            "XDG_CONFIG_HOME": str(home / "config"), "XDG_CACHE_HOME": str(home / "cache"),
+            "XDG_DATA_HOME": str(home / "data"), "GIT_CONFIG_NOSYSTEM": "1",
+            "GIT_CONFIG_GLOBAL": os.devnull, "GIT_CONFIG_COUNT": "2",
+            "GIT_CONFIG_KEY_0": "user.name", "GIT_CONFIG_VALUE_0": "kharness",
+            "GIT_CONFIG_KEY_1": "user.email", "GIT_CONFIG_VALUE_1": "kharness@localhost"}
+
+
+def b4_am(data: bytes, label: str, version: int | None, msgid: str | None) -> MailSeries:
+    """`b4 am` on the thread: the revision (the newest, or ``version``), trailers from replies
+    whose sender gave them, as one am-ready mbox, split here into a file per patch."""
+    if shutil.which("b4") is None:
+        raise HarnessError("series", f"{label}: reading a series from mail needs b4 "
+                           "(`make deps`, or apt install b4)")
+    with tempfile.TemporaryDirectory(prefix="kharness-b4-") as tmp:
+        home = Path(tmp)
+        (home / "thread.mbox").write_bytes(data)
+        (home / "out").mkdir()
+        cmd = ["b4", "am", "-t", "-m", "thread.mbox", "-o", "out", "-n", "series",
+               *(["-v", str(version)] if version is not None else []), *([msgid] if msgid else [])]
+        r = proc.run(cmd, "series", B4_TIMEOUT, cwd=home, env=b4_env(home), check=False,
+                     what="b4 am")
+        said = "\n".join(x for x in (str(r.stdout), str(r.stderr)) if x)
+        am = home / "out" / "series.mbx"
+        if r.returncode != 0 or not am.is_file():
+            lines = [x.strip() for x in said.splitlines() if x.strip() and not x.startswith(("  ", "---"))]
+            why = lines[-1] if lines else f"exit {r.returncode}, no output"
+            raise HarnessError("series", f"{label}: b4 am found no series: {why}")
+        patches = read_mbox(am.read_bytes(), f"{label} (b4 am)")
+        cover = home / "out" / "series.cover"
+        cover_text = cover.read_text(errors="replace") if cover.is_file() else ""
+    tags = [patch_tag(header(m, "Subject")) for m in patches]
+    chosen = next((t[0] for t in tags if t), version or 1)
+    total = next((t[2] for t in tags if t), len(patches))
+    have = sorted(t[1] for t in tags if t)
+    missing = [f"{n}/{total}" for n in range(1, total + 1) if n not in have]
+    if missing or "Thread incomplete" in said:
+        raise HarnessError("series", f"{label}: v{chosen} is missing patch"
+                                     f"{'es' if len(missing) > 1 else ''} {', '.join(missing) or '?'} "
+                                     f"(it has {', '.join(f'{n}/{total}' for n in have) or 'none'})")
+    title = header(BytesParser().parsebytes(cover_text.encode()), "Subject") if cover_text else ""
+    texts = [cover_text] + [m.as_string() for m in patches]
+    base = next((m.group(1) for t in texts
+                 if (m := re.search(r"^base-commit: *([0-9a-f]{7,64}) *$", t, re.M))), "")
+    trailers = len(re.findall(r"^ +\+ [A-Za-z-]+: ", said, re.M))
+    return MailSeries(chosen, untagged(title or header(patches[0], "Subject")),
+                      tuple(_patch_file(i, m) for i, m in enumerate(patches, 1)), base, trailers)
+
+
+def plain_series(mails: list[Message], label: str, version: int | None) -> MailSeries:
+    """Patches with no Message-IDs to thread them by (`git format-patch --stdout`, `cat
+    *.patch`): one revision, its [n/m] tags in order, its cover letter's title and base-commit."""
+    tagged = [(t, m) for m in mails if (t := patch_tag(header(m, "Subject"))) is not None]
+    have = sorted({t[0] for t, _ in tagged})
     if not have:
         raise HarnessError("series", f"{label}: no [PATCH] mails among its {len(mails)} messages")
     chosen = version if version is not None else have[-1]
     if chosen not in have:
         raise HarnessError("series", f"{label}: no v{chosen} of the series in it (it has "
                                      f"{', '.join(f'v{v}' for v in have)})")
-    rev, total = dict(revisions[chosen]), totals[chosen]
+    rev = {t[1]: m for t, m in tagged if t[0] == chosen}
+    total = max(t[2] for t, _ in tagged if t[0] == chosen)
     cover = rev.pop(0, None)
     missing = [f"{n}/{total}" for n in range(1, total + 1) if n not in rev]
     if missing:
-        present = ", ".join(f"{n}/{total}" for n in sorted(rev)) or "none"
-        raise HarnessError("series", f"{label}: v{chosen} is missing patch"
-                                     f"{'es' if len(missing) > 1 else ''} {', '.join(missing)} "
-                                     f"(it has {present})")
+        raise HarnessError("series", f"{label}: v{chosen} is missing patch{'es' if len(missing) > 1 else ''} "
+                                     f"{', '.join(missing)} (it has {', '.join(f'{n}/{total}' for n in sorted(rev)) or 'none'})")
     patches = [rev[n] for n in sorted(rev)]
-    for n, p in enumerate(patches, 1):
-        if not has_diff(body_text(p.message)):
-            raise HarnessError("series", f"{label}: v{chosen} {n}/{total} '{untagged(p.subject)}'"
-                                         " has no diff")
-    given = collect_trailers(mails, cover, patches)
     base = next((m.group(1) for p in ([cover] if cover else []) + patches
-                 if (m := re.search(r"^base-commit: *([0-9a-f]{7,64}) *$", body_text(p.message),
-                                    re.M))), "")
-    return MailSeries(chosen, untagged((cover or patches[0]).subject),
-                      tuple(_patch_file(i, p, given[p.msgid]) for i, p in enumerate(patches, 1)),
-                      base, sum(len(t) for t in given.values()))
+                 if (m := re.search(r"^base-commit: *([0-9a-f]{7,64}) *$", p.as_string(), re.M))), "")
+    return MailSeries(chosen, untagged(header(cover or patches[0], "Subject")),
+                      tuple(_patch_file(i, m) for i, m in enumerate(patches, 1)), base, 0)
 
 
-def collect_trailers(mails: list[Mail], cover: Mail | None, patches: list[Mail]
-                     ) -> dict[str, list[str]]:
-    """Trailers given in replies, per patch message-id: a reply counts for the patch it answers
-    (directly or through other replies), or for every patch when it answers the cover letter."""
-    by_id = {m.msgid: m for m in mails}
-    given: dict[str, list[str]] = {p.msgid: [] for p in patches}
-    for reply in sorted((m for m in mails if m.tag is None), key=lambda m: m.date):
-        target = _answered(reply, by_id)
-        if target in given:
-            targets = [target]
-        elif cover is not None and target == cover.msgid:
-            targets = list(given)
-        else:
-            continue
-        for line in body_text(reply.message).splitlines():
-            m = re.match(r"\s*([A-Za-z-]+):\s*(\S.*?)\s*$", line)  # quoted ('> ...') lines never
-            if m and m.group(1).lower() in TRAILERS:
-                trailer = f"{TRAILERS[m.group(1).lower()]}: {m.group(2)}"
-                for msgid in targets:
-                    if trailer not in given[msgid]:
-                        given[msgid].append(trailer)
-    return given
-
-
-def _answered(reply: Mail, by_id: dict[str, Mail]) -> str | None:
-    """The [PATCH] mail (patch or cover letter) a reply is about, up through other replies;
-    a parent missing from the mbox is skipped for the next one the References name."""
-    mail, seen = reply, set()
-    while mail.msgid not in seen:
-        seen.add(mail.msgid)
-        parent = next((by_id[p] for p in mail.parents if p in by_id), None)
-        if parent is None or parent.tag is not None:
-            return parent.msgid if parent else None
-        mail = parent
-    return None
-
-
-def _patch_file(n: int, mail: Mail, trailers: list[str]) -> PatchMail:
-    """A single-message mbox as `git format-patch` writes it: the headers `git am` reads kept
-    as sent, the body decoded to UTF-8 8bit with the collected trailers in the commit message."""
-    head = [b"From 0000000000000000000000000000000000000000 Mon Sep 17 00:00:00 2001"]
-    for name in ("From", "Date", "Subject", "Message-ID"):
-        value = raw_header(mail.message, name)
-        if value is not None:
-            head.append(name.encode() + b": " + value)
-    head += [b"MIME-Version: 1.0", b"Content-Type: text/plain; charset=UTF-8",
-             b"Content-Transfer-Encoding: 8bit"]
-    body = add_trailers(body_text(mail.message), trailers)
-    subject = untagged(mail.subject)
+def _patch_file(n: int, msg: Message) -> PatchMail:
+    """A single-message mbox for `git am` (which decodes MIME and RFC 2047 itself)."""
+    subject = untagged(header(msg, "Subject"))
     slug = re.sub(r"[^A-Za-z0-9._]+", "-", subject).strip("-.")[:52].rstrip("-.") or "patch"
-    return PatchMail(f"{n:04d}-{slug}.patch", subject,
-                     b"\n".join(head) + b"\n\n" + body.encode("utf-8", "surrogateescape"))
-
-
-def add_trailers(body: str, trailers: list[str]) -> str:
-    """Trailers go at the end of the commit message: before the '---' line (or the diff)."""
-    cut = re.search(r"^---$|^diff --git ", body, re.M)
-    end = cut.start() if cut else len(body)
-    message = body[:end].rstrip("\n")
-    new = [t for t in trailers if t not in message.splitlines()]
-    if not new:
-        return body
-    sep = "\n" if re.match(r"[A-Za-z0-9-]+: ", message.rsplit("\n", 1)[-1]) else "\n\n"
-    return message + sep + "\n".join(new) + "\n" + body[end:]
+    body = msg.as_bytes(policy=msg.policy.clone(linesep="\n"))
+    if not body.startswith(b"From "):
+        body = b"From 0000000000000000000000000000000000000000 Mon Sep 17 00:00:00 2001\n" + body
+    return PatchMail(f"{n:04d}-{slug}.patch", subject, body)

@@ -197,7 +197,8 @@ def resolve_series(arg: str, cache: Path, progress: Progress, version: int | Non
 
 def load_mbox(path: Path, cache: Path, progress: Progress, version: int | None = None,
               name: str = "", title: str = "") -> Series:
-    """An mbox as a mail client or `b4 am` saves it (gzipped or not)."""
+    """An mbox as a mail client, `b4 mbox`, `b4 am` or `git format-patch --stdout` saves it
+    (gzipped or not)."""
     try:
         raw = path.read_bytes()
     except OSError as e:
@@ -210,7 +211,7 @@ def load_mbox(path: Path, cache: Path, progress: Progress, version: int | None =
 def load_lore(base: str, msgid: str, cache: Path, progress: Progress, version: int | None = None,
               name: str = "", title: str = "") -> Series:
     data, sha = fetch_thread(base, msgid, cache, progress)
-    mail = series_from_mbox(data, f"thread {msgid}", version)
+    mail = series_from_mbox(data, f"thread {msgid}", version, msgid)
     return _mail_series(mail, cache, progress, name or msgid, title,
                         f"lore {thread_page(base, msgid)} v{mail.version}", sha)
 

@@ -24,6 +24,7 @@ from harness.series import Workspace, load_series_config, resolve_series
 from harness.source import SourceTree
 
 MSGID = "v2-0-cover@example.org"
+V1 = "v1-0-cover@example.org"
 ENV = {"GIT_AUTHOR_DATE": "@1614556800 +0000", "GIT_COMMITTER_DATE": "@1614556800 +0000"}
 
 
@@ -74,15 +75,18 @@ def mail(text: str, msgid: str, date: str, parent: str | None = None) -> str:
 
 
 QUOTED = "> Signed-off-by: Muchun <m@example.org>\n> Reviewed-by: Quoted Only <q@example.org>\n"
-REPLIES = {  # message-id: (the mail it answers, day in March, subject, body)
-    "r1": ("v2-2-patch", 9, "[PATCH v2 2/3] mm: change 2 of v2",
+REPLIES = {  # message-id: (the mail it answers, day in March, sender, subject, body)
+    "r1": ("v2-2-patch", 9, "Rev One <rev1@example.org>", "[PATCH v2 2/3] mm: change 2 of v2",
            f"{QUOTED}\nReviewed-by: Rev One <rev1@example.org>\n"),
-    "r2": ("r1", 10, "[PATCH v2 2/3] mm: change 2 of v2",
-           "Works here.\n\ntested-by: Tess Ter <tess@example.org>\n"),
-    "r3": ("v2-0-cover", 11, "[PATCH v2 0/3] Series, take 2",
+    "r2": ("r1", 10, "Tess Ter <tess@example.org>", "[PATCH v2 2/3] mm: change 2 of v2",
+           "Works here.\n\nTested-by: Tess Ter <tess@example.org>\n"),
+    "r3": ("v2-0-cover", 11, "Ack Er <ack@example.org>", "[PATCH v2 0/3] Series, take 2",
            "For the series:\n\nAcked-by: Ack Er <ack@example.org>\n"),
-    "r4": ("v1-1-patch", 2, "[PATCH 1/2] mm: change 1 of v1",
+    "r4": ("v1-1-patch", 2, "Old Timer <old@example.org>", "[PATCH 1/2] mm: change 1 of v1",
            "Reviewed-by: Old Timer <old@example.org>\n"),
+    # b4 takes a trailer from its sender only: this one, given for someone else, is not applied
+    "r5": ("v2-3-patch", 12, "Reviewer <r@example.org>", "[PATCH v2 3/3] mm: change 3 of v2",
+           "Reviewed-by: Some One Else <else@example.org>\n"),
 }
 FIXUP = ("From: Reviewer <r@example.org>\nSubject: [PATCH] mm: a reviewer's fixup\n\nLike this?\n"
          "---\ndiff --git a/mm.c b/mm.c\n--- a/mm.c\n+++ b/mm.c\n@@ -1 +1 @@\n-line 0\n+fixup 0\n")
@@ -94,11 +98,11 @@ def thread_mails(dev: Path) -> dict[str, str]:
         for f in sorted((dev / f"v{v}").glob("*.patch")):
             n = int(re.search(r"(\d{4})-", f.name).group(1))  # type: ignore[union-attr]
             text = f.read_text().replace("*** SUBJECT HERE ***", f"Series, take {v}")
+            parent = f"v{v}-0-cover@example.org" if n else None
             mails[f"v{v}-{n}"] = mail(text, f"v{v}-{n}-{'patch' if n else 'cover'}@example.org",
-                                      f"Mon, {day:02d} Mar 2021 06:22:{27 + n:02d} +0000",
-                                      f"v{v}-0-cover@example.org" if n else None)
-    for key, (to, day, subject, body) in REPLIES.items():
-        mails[key] = mail(f"From: Reviewer <r@example.org>\nSubject: Re: {subject}\n\n{body}",
+                                      f"Mon, {day:02d} Mar 2021 06:22:{27 + n:02d} +0000", parent)
+    for key, (to, day, sender, subject, body) in REPLIES.items():
+        mails[key] = mail(f"From: {sender}\nSubject: Re: {subject}\n\n{body}",
                           f"{key}@example.org", f"Tue, {day:02d} Mar 2021 10:00:00 +0000",
                           f"{to}@example.org")
     # a patch sent into the thread by a reviewer: [PATCH] reads as 1/1 of v1, not part of it
@@ -153,6 +157,7 @@ class Lore:
 def lore(dev):
     server = Lore()
     server.thread(MSGID, gzip.compress(mbox(thread_mails(dev))))
+    server.thread(V1, gzip.compress(mbox(thread_mails(dev))))   # as lore: both, by either id
     yield server
     server.stop()
 
@@ -192,7 +197,7 @@ def test_newest_revision_is_picked_in_order_without_cover_letter_or_replies(lore
 
 
 def test_version_asked_for_is_picked(lore, tmp_path, progress):
-    series = fetch(lore, tmp_path, progress, version=1)
+    series = fetch(lore, tmp_path, progress, f"<{V1}>", version=1)
     assert [p.subject for p in series.patches] == ["mm: change 1 of v1", "mm: change 2 of v1"]
     assert "fixup" not in series.patches[0].path.read_text()  # the reviewer's [PATCH] (1/1)
     assert "Reviewed-by: Old Timer <old@example.org>" in series.patches[0].path.read_text()
@@ -200,7 +205,7 @@ def test_version_asked_for_is_picked(lore, tmp_path, progress):
 
 
 def test_version_not_in_the_thread_is_named(lore, tmp_path, progress):
-    with pytest.raises(HarnessError, match=r"no v3 of the series in it \(it has v1, v2\)"):
+    with pytest.raises(HarnessError, match=r"b4 am found no series: Unable to find revision 3$"):
         fetch(lore, tmp_path, progress, version=3)
 
 
@@ -212,6 +217,7 @@ def test_trailers_from_replies_land_on_the_right_patches(lore, tmp_path, progres
     assert "Tested-by: Tess Ter <tess@example.org>" in texts[1]  # a reply to the review
     assert not any("Rev One" in t for t in (texts[0], texts[2]))
     assert not any("Old Timer" in t or "Quoted Only" in t for t in texts)  # v1's; quoted
+    assert not any("Some One Else" in t for t in texts)   # given by a sender not its own (b4)
     assert all(t.count("Signed-off-by: Muchun") == 1 for t in texts)
 
 
@@ -241,6 +247,14 @@ def test_missing_patch_is_named(lore, tmp_path, progress, dev):
     lore.thread(MSGID, gzip.compress(mbox(thread_mails(dev), drop=("v2-2",))))
     with pytest.raises(HarnessError, match=r"v2 is missing patch 2/3 \(it has 1/3, 3/3\)"):
         fetch(lore, tmp_path, progress)
+
+
+def test_without_b4_a_thread_is_one_line_saying_how_to_get_it(lore, tmp_path, progress, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    with pytest.raises(HarnessError) as e:
+        fetch(lore, tmp_path, progress)
+    assert e.value.message.endswith("reading a series from mail needs b4 (`make deps`, or apt install b4)")
+    assert "\n" not in e.value.message
 
 
 # --- fetching -----------------------------------------------------------------------------------
@@ -379,7 +393,7 @@ def series_config(tmp_path: Path, **fields) -> Path:
 
 
 def test_config_naming_a_lore_thread_and_a_version(lore, tmp_path, progress):
-    configs = series_config(tmp_path, lore=MSGID, version=1)
+    configs = series_config(tmp_path, lore=V1, version=1)
     series, config = resolve_series("t", tmp_path / "cache", progress, lore_base=lore.base,
                                     config_dir=configs)
     assert config is not None and config.kernel == "linux-5.12-rc1"
