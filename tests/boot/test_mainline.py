@@ -19,7 +19,8 @@ from harness.session import Session
 # The selftests row (RAN) is left to `make boot-test KERNEL=linux-7.2`: ~3 min of a cold
 # make test that is at its budget.
 EXPECTED = {"dying-memcg": NOT_REPRODUCED, "kmem-charge": HOLDS, "inotify-pin": REPRODUCED,
-            "fanotify-pin": REPRODUCED, "fsnotify-charge": HOLDS, "dying-memcg-v2": NOT_REPRODUCED}
+            "fanotify-pin": REPRODUCED, "fsnotify-charge": HOLDS, "dying-memcg-v2": NOT_REPRODUCED,
+            "kstack-charge-v2": HOLDS}
 pytestmark = [pytest.mark.boot, pytest.mark.x86_64, pytest.mark.base, pytest.mark.mainline]
 
 

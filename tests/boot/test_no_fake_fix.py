@@ -1,7 +1,8 @@
 """A fix that works by no longer accounting must fail: a throwaway patch (tests/boot/data, never
 part of a series) stops charging kernel stacks on 5.10, and kmem-charge, judged against the base
 kernel's own numbers, calls it BROKEN although its absolute bounds still hold (the child's kmem
-still grows by task_struct, mm and page tables). An incremental build: only kernel/fork.c."""
+still grows by task_struct, mm and page tables), and kstack-charge-v2, which counts stacks alone,
+fails outright. An incremental build: only kernel/fork.c."""
 
 from __future__ import annotations
 
@@ -39,6 +40,25 @@ def test_a_kernel_that_stops_charging_kernel_stacks_is_broken_not_fixed(tmp_path
     (row,) = rows(s.records())
     assert row.verdict == BROKEN, row.notes()
     assert any("charged_stacks >= 0.9 x base" in n for n in row.notes()), row.notes()
+
+
+def test_cgroup_v2s_own_kernel_stack_count_sees_the_stacks_go_uncharged(tmp_path):
+    """kstack-charge-v2 measures stacks alone (memory.stat kernel_stack): with the throwaway
+    patch its absolute bound fails by itself, on the patched kernel only."""
+    series = load_patch_dir(REPO_ROOT / "tests" / "boot" / "data" / "no-kstack-charge")
+    scenario = load_scenario("kstack-charge-v2")
+    plan = Plan(load_kernel("linux-5.10"), (load_arch("x86_64"),), ("base", "patched"), (scenario,), series=series)
+    s = Session(plan, cache_root(), tmp_path, Progress(live=False))
+    try:
+        results = {v: s.run_scenario(KernelId("x86_64", v), scenario) for v in ("base", "patched")}
+    finally:
+        s.close()
+    for v, r in results.items():
+        assert r.error is None, f"{v}: {r.error} (log: {r.log})"
+    assert results["base"].held and results["base"].metrics["charged_stacks"] >= 95
+    assert not results["patched"].held and results["patched"].metrics["charged_stacks"] < 5
+    (row,) = rows(s.records())
+    assert row.verdict == BROKEN, row.notes()
 
 
 def test_a_series_that_changes_only_arm64_code_is_no_change_on_x86_64_and_booted_once(tmp_path):
