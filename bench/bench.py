@@ -30,8 +30,8 @@ from harness.config import load_scenario
 from harness.errors import HarnessError
 from harness.git import git_out
 from harness.guest_image import build_guest_image
-from harness.kbuild import (BUILD_TIMEOUT, REPRODUCIBLE_ENV, build_kernel, build_lock_path, cached_kernel,
-                            fragment_paths, make_args, make_config)
+from harness.kbuild import (BUILD_TIMEOUT, CCACHE_REMOTE_VAR, REPRODUCIBLE_ENV, build_kernel,
+                            build_lock_path, cached_kernel, fragment_paths, make_args, make_config)
 from harness.boot import boot
 from harness.plan import make_plan
 from harness.progress import Progress
@@ -41,8 +41,8 @@ from harness.source import fetch_source
 from harness.vm import INIT_MARK, SSHD_MARK, choose_accel, free_port, qemu_command
 
 BENCH = Path(__file__).resolve().parent
-PARTS = ("cold", "warm", "patched", "boot", "reproducer", "ab", "ab-full")
-BUILDS = ("cold", "warm", "patched")  # the parts that compile all along: the lock for the whole part
+PARTS = ("cold", "warm", "patched", "remote", "boot", "reproducer", "ab", "ab-full")
+BUILDS = ("cold", "warm", "patched", "remote")  # the parts that compile all along: the lock for the whole part
 
 
 # --- pure logic (tests/unit/test_bench.py) --------------------------------------------------------
@@ -94,7 +94,8 @@ def targets(arches: dict[str, dict], accel: dict[str, str]) -> list[dict]:
                   1.5 if kvm else 2.5, " s"),
                  ("patched compiled / depending on changed files", "patched_ccache_misses", "/",
                   "patched_objects_depending", 1.2, " x"),
-                 ("cached A/B rerun, dying-memcg, end to end", "ab_rerun_s", "", "", 60, " s")]
+                 ("cached A/B rerun, dying-memcg, end to end", "ab_rerun_s", "", "", 60, " s"),
+                 ("second machine's cold build, shared ccache", "remote_hit_s", "", "", 60, " s")]
         for name, a, op, b, limit, unit in rows:
             if a not in m or (op and not m.get(b)):
                 continue
@@ -276,6 +277,42 @@ class Bench:
                 f[f"patched_{name}"].append(value)
             self.say(f"{arch.name} patched build: " + ", ".join(f"{k[8:]} {v[-1]:.4g}" for k, v in f.items())
                      + f" ({len(changed)} files changed)")
+        return f
+
+    def remote(self, arch, scratch: Path) -> dict[str, list]:
+        """A second machine's cold build with a compiler cache shared through ccache's remote
+        storage (--ccache-remote): a Redis server on 127.0.0.1 (Debian's redis-server), which a
+        first machine's cold build fills; the second starts with an empty build directory and
+        local ccache. Its time against cold_harness_s (the same build with no remote)."""
+        if shutil.which("redis-server") is None:
+            raise HarnessError("bench", "the remote part needs redis-server (apt install redis-server)")
+        f: dict[str, list] = {"remote_fill_s": [], "remote_hit_s": [], "remote_hits": [], "remote_misses": []}
+        for i in range(self.runs):
+            port = free_port()
+            server = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                                       "--appendonly", "no", "--maxmemory", "0"],
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+            old = os.environ.get(CCACHE_REMOTE_VAR)
+            os.environ[CCACHE_REMOTE_VAR] = f"redis://127.0.0.1:{port}"
+            try:
+                for machine in ("fill", "hit"):
+                    shutil.rmtree(scratch / machine, ignore_errors=True)
+                    self.say(f"{arch.name} remote {i + 1}/{self.runs}, machine {machine}: empty build dir and local ccache")
+                    seconds, _ = self.harness_make(arch, scratch / machine, "base", f"{arch.name}-remote-{machine}")
+                    f[f"remote_{machine}_s"].append(seconds)
+                stats = dict(line.split("\t") for line in ccache(scratch / "hit" / "ccache", "--print-stats").splitlines())
+                f["remote_hits"].append(int(stats["remote_storage_hit"]))
+                f["remote_misses"].append(int(stats["cache_miss"]))
+                self.say(f"{arch.name} remote: first machine {f['remote_fill_s'][-1]:.1f} s, second "
+                         f"{f['remote_hit_s'][-1]:.1f} s ({stats['remote_storage_hit']} remote hits, "
+                         f"{stats['cache_miss']} misses)")
+            finally:
+                if old is None:
+                    os.environ.pop(CCACHE_REMOTE_VAR, None)
+                else:
+                    os.environ[CCACHE_REMOTE_VAR] = old
+                server.terminate()
+                server.wait(30)
         return f
 
     def guest(self, arch, variant: str):
