@@ -4,7 +4,7 @@
  * no task of it outlives.
  *
  * Usage: fsnotify-group pin inotify|fanotify CGROUP_DIR [WATCH_DIR]
- *        fsnotify-group charge PARENT_DIR N
+ *        fsnotify-group charge inotify|fanotify PARENT_DIR N
  *
  * pin: keep the group alive after CGROUP_DIR has been left by every task,
  * so that the cgroup can be removed while the group still exists.
@@ -34,10 +34,12 @@
  * to x while x lives and uncharged when read; after x is removed, to
  * PARENT_DIR. A group made here, in the root cgroup, must not charge c for
  * the N events a task in c generates. Prints "kharness-metric NAME BYTES"
- * lines: the kmem counter's change per event.
+ * lines: the kmem counter's change per event. A fanotify group marks a
+ * directory of N files instead, each event a file opened for writing and
+ * closed (fanotify merges the events of one file).
  *
  * Built static for the guest's arch by the harness (scenarios inotify-pin,
- * fanotify-pin, fsnotify-charge).
+ * fanotify-pin, fsnotify-charge, fanotify-charge).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -49,6 +51,7 @@
 #include <sys/fanotify.h>
 #include <sys/inotify.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
@@ -141,17 +144,34 @@ static int wait_ok(pid_t pid)
 
 static int fanotify;	/* the group is a fanotify one, else inotify */
 static const char *const charge_files[] = { "fsnotify-charge-a", "fsnotify-charge-b" };
+#define CHARGE_DIR "fsnotify-charge.d"	/* fanotify: a file per event, so that none merges */
 
 static int charge_group(void)
 {
-	int fd = inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
+	int fd;
 
+	if (fanotify) {
+		fd = fanotify_init(FAN_CLASS_NOTIF | FAN_CLOEXEC | FAN_NONBLOCK, O_RDONLY);
+		if (fd < 0)
+			die("fanotify_init");
+		if (fanotify_mark(fd, FAN_MARK_ADD, FAN_CLOSE_WRITE | FAN_EVENT_ON_CHILD,
+				  AT_FDCWD, CHARGE_DIR) < 0)
+			die("fanotify_mark");
+		return fd;
+	}
+	fd = inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
 	if (fd < 0)
 		die("inotify_init1");
 	for (int i = 0; i < 2; i++)
 		if (inotify_add_watch(fd, charge_files[i], IN_MODIFY) < 0)
 			die("inotify_add_watch");
 	return fd;
+}
+
+/* fanotify's event file i: opened for writing and closed, one FAN_CLOSE_WRITE */
+static void charge_path(char *buf, size_t size, int i)
+{
+	snprintf(buf, size, CHARGE_DIR "/%d", i);
 }
 
 static void maker(int sock, const char *watch)
@@ -186,7 +206,11 @@ static int read_events(int fd)
 	int events = 0;
 	ssize_t len;
 
-	while ((len = read(fd, buf, sizeof(buf))) > 0) {
+	/*
+	 * A fanotify read opens a file for each event it returns: a buffer of at most 4096 bytes
+	 * (170 events) stays below the open-file limit, else the event whose open fails is lost.
+	 */
+	while ((len = read(fd, buf, fanotify ? 4096 : sizeof(buf))) > 0) {
 		char *p = buf;
 
 		while (p < buf + len) {
@@ -273,6 +297,17 @@ static void write_events(const char *cgroup, int n)
 
 		if (cgroup)
 			enter_cgroup(cgroup);
+		if (fanotify) {
+			char path[64];
+
+			for (int i = 0; i < n; i++) {
+				charge_path(path, sizeof(path), i);
+				if ((fds[0] = open(path, O_WRONLY)) < 0)
+					die(path);
+				close(fds[0]);
+			}
+			_exit(0);
+		}
 		for (int i = 0; i < 2; i++)
 			if ((fds[i] = open(charge_files[i], O_WRONLY)) < 0)
 				die(charge_files[i]);
@@ -307,6 +342,20 @@ static int charge(const char *parent, int n)
 		if (f < 0 || write(f, "x", 1) != 1)
 			die(charge_files[i]);
 		close(f);
+	}
+	if (fanotify) {	/* made here, before any group: their inodes are charged to nobody measured */
+		char path[64];
+
+		if (mkdir(CHARGE_DIR, 0755) && errno != EEXIST)
+			die(CHARGE_DIR);
+		for (int i = 0; i < n; i++) {
+			int f;
+
+			charge_path(path, sizeof(path), i);
+			if ((f = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644)) < 0)
+				die(path);
+			close(f);
+		}
 	}
 
 	fd = group_made_in(x, NULL);
@@ -350,15 +399,16 @@ int main(int argc, char **argv)
 	sigset_t set;
 	int sig;
 
-	if (argc == 4 && !strcmp(argv[1], "charge"))
-		return charge(argv[2], atoi(argv[3]));
-	if (argc < 4 || strcmp(argv[1], "pin") ||
-	    (strcmp(argv[2], "inotify") && strcmp(argv[2], "fanotify"))) {
+	if (argc < 4 || (strcmp(argv[1], "pin") && strcmp(argv[1], "charge")) ||
+	    (strcmp(argv[2], "inotify") && strcmp(argv[2], "fanotify")) ||
+	    (!strcmp(argv[1], "charge") && argc != 5)) {
 		fprintf(stderr, "usage: %s pin inotify|fanotify CGROUP_DIR [WATCH_DIR]\n"
-			"       %s charge PARENT_DIR N\n", argv[0], argv[0]);
+			"       %s charge inotify|fanotify PARENT_DIR N\n", argv[0], argv[0]);
 		return 2;
 	}
 	fanotify = !strcmp(argv[2], "fanotify");
+	if (!strcmp(argv[1], "charge"))
+		return charge(argv[3], atoi(argv[4]));
 
 	/* Block SIGUSR1 before anything, so that an early signal waits. */
 	sigemptyset(&set);
