@@ -3,7 +3,7 @@
  * fsnotify-group: an inotify or fanotify group made in a memory cgroup that
  * no task of it outlives.
  *
- * Usage: fsnotify-group pin inotify|fanotify CGROUP_DIR [WATCH_DIR]
+ * Usage: fsnotify-group pin inotify|fanotify|socket CGROUP_DIR [WATCH_DIR]
  *        fsnotify-group charge inotify|fanotify PARENT_DIR N
  *
  * pin: keep the group alive after CGROUP_DIR has been left by every task,
@@ -25,7 +25,9 @@
  * closes the fd, prints "CLOSED" and exits.
  *
  * On a kernel where an fsnotify group pins the memcg of its creator, the
- * removed cgroup stays dying until the fd is closed.
+ * removed cgroup stays dying until the fd is closed. pin socket makes a UDP
+ * socket instead (no events): a socket holds its creator's memcg on cgroup v2
+ * (mem_cgroup_sk_alloc), a pin neither series changes.
  *
  * charge: where the group's events are charged (cgroup v1 kmem counters,
  * PARENT_DIR with use_hierarchy and its children x and c, made by the
@@ -39,7 +41,7 @@
  * closed (fanotify merges the events of one file).
  *
  * Built static for the guest's arch by the harness (scenarios inotify-pin,
- * fanotify-pin, fsnotify-charge, fanotify-charge).
+ * fanotify-pin, fsnotify-charge, fanotify-charge, socket-pin).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -143,6 +145,7 @@ static int wait_ok(pid_t pid)
 }
 
 static int fanotify;	/* the group is a fanotify one, else inotify */
+static int sock;	/* pin socket: a UDP socket instead of a group (the audit's other pin) */
 static const char *const charge_files[] = { "fsnotify-charge-a", "fsnotify-charge-b" };
 #define CHARGE_DIR "fsnotify-charge.d"	/* fanotify: a file per event, so that none merges */
 
@@ -180,6 +183,10 @@ static void maker(int sock, const char *watch)
 
 	if (!watch) {
 		fd = charge_group();
+	} else if (sock) {
+		fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+		if (fd < 0)
+			die("socket");
 	} else if (fanotify) {
 		/* a notification group (CAP_SYS_ADMIN): files closed after writing in WATCH_DIR */
 		fd = fanotify_init(FAN_CLASS_NOTIF | FAN_CLOEXEC | FAN_NONBLOCK, O_RDONLY);
@@ -399,10 +406,11 @@ int main(int argc, char **argv)
 	sigset_t set;
 	int sig;
 
+	sock = argc > 2 && !strcmp(argv[1], "pin") && !strcmp(argv[2], "socket");
 	if (argc < 4 || (strcmp(argv[1], "pin") && strcmp(argv[1], "charge")) ||
-	    (strcmp(argv[2], "inotify") && strcmp(argv[2], "fanotify")) ||
+	    (strcmp(argv[2], "inotify") && strcmp(argv[2], "fanotify") && !sock) ||
 	    (!strcmp(argv[1], "charge") && argc != 5)) {
-		fprintf(stderr, "usage: %s pin inotify|fanotify CGROUP_DIR [WATCH_DIR]\n"
+		fprintf(stderr, "usage: %s pin inotify|fanotify|socket CGROUP_DIR [WATCH_DIR]\n"
 			"       %s charge inotify|fanotify PARENT_DIR N\n", argv[0], argv[0]);
 		return 2;
 	}
@@ -423,7 +431,7 @@ int main(int argc, char **argv)
 	if (sigwait(&set, &sig))
 		die("sigwait");
 
-	events = read_events(fd);
+	events = sock ? 0 : read_events(fd);
 	printf("EVENTS %d\n", events);
 	close(fd);
 	printf("CLOSED\n");
