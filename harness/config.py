@@ -355,6 +355,9 @@ class ScenarioConfig:
     cmdline: str = ""
     guest: str = "own"     # own: a freshly booted guest; shared: may run where others ran
     iterations: int = 500
+    # a profile's max_iterations caps this scenario's count (debug: forks are ~10x slower
+    # there); false where an iteration is cheap and the bounds need them all (events per byte)
+    capped: bool = True
     timeout: float = 600.0
     settle: float = 3.0
     metrics: tuple[str, ...] = ()

@@ -76,7 +76,8 @@ class Plan:
     def scenario_for(self, scenario: ScenarioConfig, profile: str) -> ScenarioConfig:
         """The scenario as the profile's kernels run it: iterations capped, timeout stretched."""
         p = self.profile(profile)
-        iterations = min(scenario.iterations, p.max_iterations or scenario.iterations)
+        cap = p.max_iterations if scenario.capped else None
+        iterations = min(scenario.iterations, cap or scenario.iterations)
         return replace(scenario, iterations=iterations, timeout=scenario.timeout * p.timeout_scale)
 
     def runs_on(self, scenario: ScenarioConfig, profile: str) -> bool:

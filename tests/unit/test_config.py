@@ -239,6 +239,13 @@ def test_a_profile_cap_is_validated_as_the_count_that_runs(monkeypatch):
     _plan(kernel="linux-5.10", scenarios=["dying-memcg"])   # 500 iterations: the same check passes
 
 
+def test_the_debug_cap_spares_scenarios_whose_iterations_are_cheap_events():
+    plan = _plan(kernel="linux-5.10", scenarios=["dying-memcg", "fsnotify-charge", "fanotify-charge"],
+                 profiles="debug")
+    assert [plan.scenario_for(s, "debug").iterations for s in plan.scenarios] == [100, 8000, 8000]
+    assert [plan.scenario_for(s, "debug").timeout for s in plan.scenarios] == [2400.0, 1200.0, 1200.0]
+
+
 def test_a_min_fraction_bound_at_no_iterations_is_vacuous():
     from dataclasses import replace
     from harness.config import load_scenario
