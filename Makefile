@@ -19,7 +19,7 @@ DEB_PACKAGES := qemu-system-x86 qemu-system-arm gcc make bc bison flex libelf-de
 
 VENV_STAMP := $(VENV)/.kharness-installed
 
-.PHONY: deps deps-system deps-python boot-test check-series test test-splats test-unit clean-venv bench
+.PHONY: deps deps-system deps-python boot-test check-series test test-splats test-extended test-unit clean-venv bench
 
 deps: deps-system deps-python
 
@@ -49,13 +49,18 @@ boot-test: deps
 # check-series`; its code runs in the unit layer on tests/fakelinux), the LKDTM splat tests (two
 # kernels of their own, ~15 min cold, and the fake fix that stops charging kernel stacks, an
 # incremental 5.10 build: `make test-splats`) and the cgroup selftests (3 runs of
-# each program per kernel, minutes of guest time per kernel: `make boot-test` runs them), so
-# that a cold run stays within CI's time limit.
+# each program per kernel, minutes of guest time per kernel: `make boot-test` runs them) and the
+# scenarios marked `extended` (`make test-extended`), so that a cold run stays within CI's limit.
 test: deps
-	$(VENV)/bin/python -m pytest -m "not check_series and not splats and not fake_fix and not cgroup_selftests" $(PYTEST_ARGS)
+	$(VENV)/bin/python -m pytest -m "not check_series and not splats and not fake_fix and not cgroup_selftests and not extended" $(PYTEST_ARGS)
 
 test-splats: deps
 	$(VENV)/bin/python -m pytest -m "splats or fake_fix" $(PYTEST_ARGS)
+
+# The scenarios marked `extended` (configs/scenarios/*.yaml: audit rows and variants of a guard),
+# which make boot-test runs and make test leaves out, as pytest cases on the same kernels.
+test-extended: deps
+	$(VENV)/bin/python -m pytest -m extended $(PYTEST_ARGS)
 
 test-unit: deps-python
 	$(VENV)/bin/python -m pytest -m "not boot" $(PYTEST_ARGS)

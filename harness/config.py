@@ -365,6 +365,7 @@ class ScenarioConfig:
     helpers: tuple[str, ...] = ()
     selftests: tuple[str, ...] = ()
     env: dict[str, str] = field(default_factory=dict)   # more environment for the script
+    markers: tuple[str, ...] = ()   # more pytest markers for its tests (make test leaves out `extended`)
     reproduced: tuple[Expectation, ...] = ()
     fixed: tuple[Expectation, ...] = ()
     holds: tuple[Expectation, ...] = ()
@@ -414,6 +415,9 @@ class ScenarioConfig:
         for name in self.show:
             if name not in known:
                 raise ConfigError(file, "show", f"{name!r} is not declared in metrics")
+        for m in self.markers:
+            if not re.fullmatch(r"[a-z][a-z0-9_]*", m):
+                raise ConfigError(file, "markers", f"expected a pytest marker name (a-z, 0-9, _), got {m!r}")
         for t in self.selftests:
             if not re.fullmatch(r"[\w-]+", t):
                 raise ConfigError(file, "selftests", f"expected a program name, got {t!r}")

@@ -16,7 +16,7 @@ import pytest
 
 from .arches import all_arches, arch_name
 from .cache import cache_root
-from .config import known
+from .config import known, load_scenario
 from .plan import VARIANTS, make_plan, names
 from .progress import Progress
 from .report import write
@@ -55,6 +55,8 @@ def pytest_configure(config: pytest.Config) -> None:
         config.addinivalue_line("markers", f"{variant}: runs the {variant} kernel")
     for name in _scenario_names():
         config.addinivalue_line("markers", f"{name.replace('-', '_')}: the {name} scenario")
+    for marker in sorted({m for name in _scenario_names() for m in load_scenario(name).markers}):
+        config.addinivalue_line("markers", f"{marker}: a scenario marker (configs/scenarios/*.yaml markers:)")
 
 
 def _selected_arches(config: pytest.Config) -> list[str]:
@@ -73,6 +75,7 @@ def _variants(config: pytest.Config) -> tuple[str, ...]:
 def _param(arch: str, variant: str, *extra: str) -> pytest.param:
     marks = [pytest.mark.boot, getattr(pytest.mark, arch), getattr(pytest.mark, variant)]
     marks += [getattr(pytest.mark, m.replace("-", "_")) for m in extra]
+    marks += [getattr(pytest.mark, m) for s in extra for m in load_scenario(s).markers]
     return pytest.param((arch, variant, *extra), marks=marks, id="-".join((arch, variant, *extra)))
 
 

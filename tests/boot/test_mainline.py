@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 from harness.cache import cache_root
-from harness.config import load_kernel
+from harness.config import load_kernel, load_scenario
 from harness.kinds import HOLDS, NOT_REPRODUCED, REPRODUCED
 from harness.plan import make_plan
 from harness.progress import Progress
@@ -20,7 +20,8 @@ from harness.session import Session
 # make test that is at its budget.
 EXPECTED = {"dying-memcg": NOT_REPRODUCED, "kmem-charge": HOLDS, "inotify-pin": REPRODUCED,
             "fanotify-pin": REPRODUCED, "fsnotify-charge": HOLDS, "dying-memcg-v2": NOT_REPRODUCED,
-            "kstack-charge-v2": HOLDS, "fanotify-charge": HOLDS, "socket-pin": HOLDS}
+            "kstack-charge-v2": HOLDS, "fanotify-charge": HOLDS, "socket-pin": HOLDS,
+            "kmem-pgtables": NOT_REPRODUCED, "kmem-pipes": NOT_REPRODUCED}
 pytestmark = [pytest.mark.boot, pytest.mark.x86_64, pytest.mark.base, pytest.mark.mainline]
 
 
@@ -38,7 +39,8 @@ def test_the_kernel_config_expects_what_this_test_asserts():
         s for s, v in EXPECTED.items() if v == NOT_REPRODUCED}
 
 
-@pytest.mark.parametrize("scenario", EXPECTED)
+@pytest.mark.parametrize("scenario", [pytest.param(s, marks=[getattr(pytest.mark, m) for m in load_scenario(s).markers])
+                                      for s in EXPECTED])
 def test_linux_7_2_base(mainline, scenario):
     plan_scenario = next(s for s in mainline.plan.scenarios if s.name == scenario)
     result = mainline.run_scenario(KernelId("x86_64", "base", "default"), plan_scenario)

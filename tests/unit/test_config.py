@@ -371,3 +371,12 @@ def test_a_scenario_script_outside_its_directories_is_refused(tmp_path, monkeypa
         load_scenario("x")
     with pytest.raises(ConfigError, match=r"no such scenario file: .*nope.yaml"):
         load_scenario("nope.yaml")
+
+
+def test_a_scenario_marker_must_be_a_pytest_marker_name(tmp_path):
+    from harness.config import ScenarioConfig
+    body = ("name: s\nscript: dying-memcg.sh\nreproduced: [{max: 1}]\nfixed: [{max: 0}]\n"
+            "markers: [Extended-Run]\n")
+    with pytest.raises(ConfigError, match=r"markers: expected a pytest marker name .* got 'Extended-Run'"):
+        load(ScenarioConfig, write(tmp_path, "scenarios", "s", body))
+    assert load_scenario("socket-pin").markers == ("extended",)
