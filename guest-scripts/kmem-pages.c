@@ -3,7 +3,7 @@
  * kmem-pages: kernel pages charged to a memory cgroup that outlive their
  * task's membership, freed the way the 5.10 review worried about.
  *
- * Usage: kmem-pages pgtables|pipes CGROUP_DIR OUTER_DIR N
+ * Usage: kmem-pages pgtables|pipes|forks CGROUP_DIR OUTER_DIR N
  *
  * The process moves itself into CGROUP_DIR and makes N kmem pages there:
  *   pgtables: an anonymous mapping of N x 2 MiB (2 MiB aligned), one byte
@@ -18,6 +18,11 @@
  * "READY", and waits for SIGUSR1: then it frees the pages, prints "FREED"
  * and exits. Meanwhile the caller removes CGROUP_DIR: on a kernel whose kmem
  * pages pin their memcg it stays dying until the pages are freed.
+ *
+ * forks: the charge-failure path instead. In CGROUP_DIR (which has a kmem
+ * limit) it forks children that wait, until fork fails or N are running;
+ * prints "FORKS <n> <errno name>", kills and reaps them, moves to OUTER_DIR
+ * and exits: everything the children were charged must be uncharged.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -28,6 +33,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #define SPAN (2UL << 20)	/* what one page table page maps (4 KiB pages) */
@@ -54,6 +60,36 @@ static void move(const char *dir)
 	close(fd);
 }
 
+static int forks(const char *cgroup, const char *outer, long n)
+{
+	pid_t *pids = calloc(n, sizeof(*pids));
+	int err = 0;
+	long i;
+
+	if (!pids)
+		die("calloc");
+	move(cgroup);
+	for (i = 0; i < n; i++) {
+		pids[i] = fork();
+		if (pids[i] < 0) {
+			err = errno;
+			break;
+		}
+		if (pids[i] == 0) {
+			pause();
+			_exit(0);
+		}
+	}
+	printf("FORKS %ld %s\n", i, err == ENOMEM ? "ENOMEM" : err ? strerror(err) : "none");
+	fflush(stdout);
+	for (long j = 0; j < i; j++)
+		kill(pids[j], SIGKILL);
+	for (long j = 0; j < i; j++)
+		waitpid(pids[j], NULL, 0);
+	move(outer);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	static char chunk[PIPE_PAGES * 4096];
@@ -63,11 +99,13 @@ int main(int argc, char **argv)
 	sigset_t set;
 	int sig;
 
-	if (argc != 5 || (strcmp(argv[1], "pgtables") && strcmp(argv[1], "pipes")) ||
+	if (argc != 5 || (strcmp(argv[1], "pgtables") && strcmp(argv[1], "pipes") && strcmp(argv[1], "forks")) ||
 	    (n = strtol(argv[4], NULL, 10)) < 1) {
-		fprintf(stderr, "usage: %s pgtables|pipes CGROUP_DIR OUTER_DIR N\n", argv[0]);
+		fprintf(stderr, "usage: %s pgtables|pipes|forks CGROUP_DIR OUTER_DIR N\n", argv[0]);
 		return 2;
 	}
+	if (!strcmp(argv[1], "forks"))
+		return forks(argv[2], argv[3], n);
 	pgtables = !strcmp(argv[1], "pgtables");
 	sigemptyset(&set);
 	sigaddset(&set, SIGUSR1);
