@@ -109,6 +109,24 @@ def _run(args: argparse.Namespace, plan: Plan) -> tuple[int, Plan, list, Path]:
     return (EXIT_OK if passed(table) else EXIT_FAIL), plan, records, run_dir
 
 
+def cmd_build(args: argparse.Namespace) -> int:
+    """The plan's kernels built (or found in the cache), nothing booted: a CI build job's part,
+    whose run directory `kharness export` then hands to the jobs that boot them."""
+    progress = Progress(verbosity=args.verbosity)
+    variants = tuple(VARIANTS if args.variant == "both" else names(args.variant, list(VARIANTS), "variant"))
+    plan = replace(_plan(args, variants), scenarios=())
+    run_dir = _run_dir(args.results)
+    progress.info(f"kharness: run directory {run_dir}")
+    meta, records = run_plan(plan, _cache(args), run_dir, progress, 1)
+    meta = replace(meta, command=shlex.join(sys.argv))
+    write(run_dir, meta, records)
+    for rec in records:
+        print(f"{rec.kernel.label}: " + (f"ERROR {rec.error}" if rec.error else
+                                         f"kernel {rec.kernel_key[:12]} ({'cached' if rec.build_cached else 'built'})"))
+    print(f"report: {run_dir / 'report.json'}")
+    return EXIT_ERROR if any(rec.error for rec in records) or not records else EXIT_OK
+
+
 def cmd_bisect(args: argparse.Namespace) -> int:
     """Every prefix of the series built, booted and judged against the base: the run's A/B
     table (the full series), then the matrix patch x scenario (bisect.txt, bisect.json)."""
@@ -313,6 +331,11 @@ def parser() -> argparse.ArgumentParser:
     _common(bis)
     _run_options(bis)
     bis.set_defaults(func=cmd_bisect)
+    bld = verb("build", "build the run's kernels (or find them in the cache), boot nothing")
+    _common(bld)
+    bld.add_argument("--variant", default="both", help="base, patched or both (default)")
+    bld.add_argument("--profile", default="default", help="kernel config profiles, a comma list")
+    bld.set_defaults(func=cmd_build)
     chk = verb("check-series", "build after every patch; checkpatch every patch")
     _common(chk)
     chk.add_argument("--profile",

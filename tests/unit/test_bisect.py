@@ -107,3 +107,23 @@ def test_each_prefix_kernel_builds_its_own_commit_under_the_key_check_series_use
     assert len({base.key, first.key, last.key}) == 3
     assert not s.unchanged(KernelId("x86_64", "patch-1"))
     assert (tmp_path / "run/x86_64-patch-1/build.log").is_file()
+
+
+def test_kharness_build_builds_the_plans_kernels_boots_nothing_and_its_run_exports(tmp_path, monkeypatch, capsys):
+    """A CI build job: `kharness build`, then `kharness export` of its run directory."""
+    import json
+
+    from harness import cli
+    plan = fake_plan(tmp_path, change_memcontrol("int memcg_charge = 2;"))
+    monkeypatch.setattr(cli, "_plan", lambda args, variants: plan)
+    monkeypatch.setenv("KHARNESS_CACHE", str(tmp_path / "cache"))
+    assert cli.main(["build", "--arch", "x86_64", "--results", str(tmp_path / "results")]) == 0
+    out = capsys.readouterr().out
+    assert "x86_64/base: kernel " in out and "x86_64/patched: kernel " in out and "(built)" in out
+    (run_dir,) = (tmp_path / "results").iterdir()
+    report = json.loads((run_dir / "report.json").read_text())
+    assert [r["variant"] for r in report["runs"]] == ["base", "patched"] and not report["table"]
+    assert all(r["kernel_key"] and not r["scenarios"] for r in report["runs"])
+    assert not any(run_dir.glob("*/console*.log")), "a build job booted a guest"
+    assert cli.main(["export", str(run_dir), "--to", str(tmp_path / "kernels")]) == 0
+    assert {p.name for p in (tmp_path / "kernels").iterdir()} == {r["kernel_key"] for r in report["runs"]}
