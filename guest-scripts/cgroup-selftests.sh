@@ -5,12 +5,8 @@
 # calls a test flaky, not failed, when its runs disagree), its TAP output each time between
 # "kharness-selftest NAME" and "kharness-selftest NAME exit N".
 set -u
-U=/sys/fs/cgroup/unified
-grep -qw memory $U/cgroup.controllers || {
-	echo "memory controller not on the v2 hierarchy at $U (boot with cgroup_no_v1=memory)" >&2
-	exit 1
-}
-echo +memory > $U/cgroup.subtree_control || exit 1
+. ./kharness-lib.sh
+need_v2_memory
 # Mount options the 5.10 tests assume: nsdelegate (test_cgcore_lesser_ns_open expects ENOENT)
 # and memory_localevents (test_memcg_oom_group_leaf_events expects the parent's oom_kill 0).
 mount -o remount,nsdelegate,memory_localevents $U || exit 1

@@ -6,10 +6,9 @@
 # the events. fsnotify-group does the measuring (guest-scripts/fsnotify-group.c); values are
 # bytes of kmem per event.
 set -eu
-M=/sys/fs/cgroup/memory
+. ./kharness-lib.sh
 P=$M/fsnotify-charge
-echo 1 > $M/memory.move_charge_at_immigrate 2> /dev/null ||
-	echo "kharness-note memory.move_charge_at_immigrate = 1 refused by this kernel: charges stay where they were made"
+move_charges
 mkdir $P
 echo 1 > $P/memory.use_hierarchy
 mkdir $P/x $P/c

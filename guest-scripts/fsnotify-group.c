@@ -145,7 +145,7 @@ static int wait_ok(pid_t pid)
 }
 
 static int fanotify;	/* the group is a fanotify one, else inotify */
-static int sock;	/* pin socket: a UDP socket instead of a group (the audit's other pin) */
+static int udp;	/* pin socket: a UDP socket instead of a group (the audit's other pin) */
 static const char *const charge_files[] = { "fsnotify-charge-a", "fsnotify-charge-b" };
 #define CHARGE_DIR "fsnotify-charge.d"	/* fanotify: a file per event, so that none merges */
 
@@ -183,7 +183,7 @@ static void maker(int sock, const char *watch)
 
 	if (!watch) {
 		fd = charge_group();
-	} else if (sock) {
+	} else if (udp) {
 		fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 		if (fd < 0)
 			die("socket");
@@ -406,9 +406,9 @@ int main(int argc, char **argv)
 	sigset_t set;
 	int sig;
 
-	sock = argc > 2 && !strcmp(argv[1], "pin") && !strcmp(argv[2], "socket");
+	udp = argc > 2 && !strcmp(argv[1], "pin") && !strcmp(argv[2], "socket");
 	if (argc < 4 || (strcmp(argv[1], "pin") && strcmp(argv[1], "charge")) ||
-	    (strcmp(argv[2], "inotify") && strcmp(argv[2], "fanotify") && !sock) ||
+	    (strcmp(argv[2], "inotify") && strcmp(argv[2], "fanotify") && !udp) ||
 	    (!strcmp(argv[1], "charge") && argc != 5)) {
 		fprintf(stderr, "usage: %s pin inotify|fanotify|socket CGROUP_DIR [WATCH_DIR]\n"
 			"       %s charge inotify|fanotify PARENT_DIR N\n", argv[0], argv[0]);
@@ -431,7 +431,7 @@ int main(int argc, char **argv)
 	if (sigwait(&set, &sig))
 		die("sigwait");
 
-	events = sock ? 0 : read_events(fd);
+	events = udp ? 0 : read_events(fd);
 	printf("EVENTS %d\n", events);
 	close(fd);
 	printf("CLOSED\n");

@@ -6,16 +6,12 @@
 # with the series, held by the dying C without it; when the sleeps exit, it is uncharged.
 # Values in units of one kernel stack, so "at least one stack per task" reads ">= ITERATIONS".
 set -eu
-M=/sys/fs/cgroup/memory
+. ./kharness-lib.sh
 P=$M/kmem-charge
 C=$P/child
 K=$ITERATIONS
-ncg() { awk '$1 == "memory" { print $3 }' /proc/cgroups; }
-kmem() { cat "$1/memory.kmem.usage_in_bytes"; }
 stack_kb() { awk '$1 == "KernelStack:" { print $2 }' /proc/meminfo; }
-# 7.x refuses any value but 0 (charge moving was deprecated in 6.x): the step is kept and its refusal said
-echo 1 > $M/memory.move_charge_at_immigrate 2> /dev/null ||
-	echo "kharness-note memory.move_charge_at_immigrate = 1 refused by this kernel: charges stay where they were made"
+move_charges
 before=$(ncg)
 mkdir $P
 echo 1 > $P/memory.use_hierarchy
@@ -33,8 +29,7 @@ c1=$(kmem $C)
 ks1=$(stack_kb)
 echo $$ > $M/cgroup.procs
 for p in "${pids[@]}"; do echo "$p" > $M/cgroup.procs; done
-left=$(wc -l < $C/cgroup.procs)
-[ "$left" = 0 ] || { echo "$left tasks still in $C" >&2; exit 1; }
+no_tasks $C
 rmdir $C
 sleep 1
 p1=$(kmem $P)

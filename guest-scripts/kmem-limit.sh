@@ -8,23 +8,12 @@
 # pages of usage that no memory.stat key names, and stays dying (kharness found it here; the
 # series' own rows, where the tasks live on, show the reparenting).
 set -eu
-M=/sys/fs/cgroup/memory
+. ./kharness-lib.sh
 P=$M/kmem-limit
 C=$P/child
 LIMIT=${LIMIT:-8M}
 LOG=kmem-limit.log
-ncg() { awk '$1 == "memory" { print $3 }' /proc/cgroups; }
-kmem() { cat "$1/memory.kmem.usage_in_bytes"; }
-settled() {
-	local last=-1 now same=0 i
-	for ((i = 0; i < 40 && same < 8; i++)); do
-		now=$("$@")
-		if [ "$now" = "$last" ]; then same=$((same + 1)); else same=0; last=$now; fi
-		sleep 0.25
-	done
-	echo "$now"
-}
-echo 1 > $M/memory.move_charge_at_immigrate
+move_charges
 before=$(ncg)
 mkdir $P
 echo 1 > $P/memory.use_hierarchy

@@ -7,25 +7,12 @@
 # and P's kmem after all against before (exactly back, else the difference); and whether C
 # stays dying while the pages live (base) or is reparented (the series).
 set -eu
+. ./kharness-lib.sh
 MODE=${MODE:?MODE=pgtables or pipes}
-M=/sys/fs/cgroup/memory
 P=$M/kmem-$MODE
 C=$P/child
 LOG=kmem-$MODE.log
-ncg() { awk '$1 == "memory" { print $3 }' /proc/cgroups; }
-kmem() { cat "$1/memory.kmem.usage_in_bytes"; }
-# the value once it stops moving (RCU-freed objects, workers): 2 s unchanged, at most 10 s
-settled() {
-	local last=-1 now same=0 i
-	for ((i = 0; i < 40 && same < 8; i++)); do
-		now=$("$@")
-		if [ "$now" = "$last" ]; then same=$((same + 1)); else same=0; last=$now; fi
-		sleep 0.25
-	done
-	echo "$now"
-}
-echo 1 > $M/memory.move_charge_at_immigrate 2> /dev/null ||
-	echo "kharness-note memory.move_charge_at_immigrate = 1 refused by this kernel: charges stay where they were made"
+move_charges
 before=$(ncg)
 mkdir $P
 echo 1 > $P/memory.use_hierarchy
@@ -34,15 +21,9 @@ p0=$(settled kmem $P)
 : > $LOG
 ./kmem-pages "$MODE" $C $M "$ITERATIONS" > $LOG 2>&1 < /dev/null &
 pid=$!
-for ((i = 0; i < 300; i++)); do
-	grep -q READY $LOG && break
-	kill -0 $pid 2> /dev/null || break
-	sleep 0.1
-done
-grep -q READY $LOG || { cat $LOG >&2; echo "kmem-pages $MODE did not get ready" >&2; exit 1; }
+wait_ready $LOG $pid "kmem-pages $MODE" 30
 c1=$(kmem $C)
-left=$(wc -l < $C/cgroup.procs)
-[ "$left" = 0 ] || { echo "$left tasks still in $C" >&2; exit 1; }
+no_tasks $C
 rmdir $C
 removed=$(settled ncg)
 p1=$(kmem $P)

@@ -6,12 +6,8 @@
 # KernelStack, not assumed. When the sleeps exit, C's kernel_stack falls back.
 # Values in units of one kernel stack, so "a stack per task" reads ">= ITERATIONS".
 set -eu
-U=/sys/fs/cgroup/unified
-grep -qw memory $U/cgroup.controllers || {
-	echo "memory controller not on the v2 hierarchy at $U (boot with cgroup_no_v1=memory)" >&2
-	exit 1
-}
-echo +memory > $U/cgroup.subtree_control
+. ./kharness-lib.sh
+need_v2_memory
 C=$U/kstack-charge
 K=$ITERATIONS
 kstack() { awk '$1 == "kernel_stack" { print $2 }' "$C/memory.stat"; }

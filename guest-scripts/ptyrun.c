@@ -150,12 +150,12 @@ int main(int argc, char **argv)
 		if (!done && waitpid(pid, &status, WNOHANG) == pid) {
 			done = 1;
 		} else if (!done && stall > 0 && now() - last >= stall) {
-			int n = kill_children(pid);
+			int killed = kill_children(pid);
 
-			if (!n)
+			if (!killed)
 				kill(pid, SIGKILL);
 			printf("kharness-note %s wrote nothing for %d s after \"%s\": killed %s\n", argv[1],
-			       stall, line, n ? "its children (the running test's workload)" : "it");
+			       stall, line, killed ? "its children (the running test's workload)" : "it");
 			fflush(stdout);
 			last = now();
 		}

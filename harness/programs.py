@@ -25,6 +25,9 @@ if TYPE_CHECKING:
 
 SELFTESTS = "tools/testing/selftests"
 COMPILE_TIMEOUT = 600
+# the helpers' flags, part of their cache key; -Wshadow: a global flag shadowed by a parameter
+# once made every inotify-pin group a socket
+CFLAGS = ("-O2", "-Wall", "-Wextra", "-Wshadow", "-Werror", "-static")
 
 
 def _compile(cmd: list[str], cwd: Path, log: Path, what: str) -> None:
@@ -45,14 +48,14 @@ def build_helpers(arch: Arch, sources: tuple[str | Path, ...], cache: Path, run_
         path = source if isinstance(source, Path) else REPO_ROOT / "guest-scripts" / source
         label = str(path.relative_to(REPO_ROOT)) if path.is_relative_to(REPO_ROOT) else str(path)
         name = path.stem
-        key = digest([arch.name, toolchain_id(arch.make_cross), sha256_file(path)])
+        key = digest([arch.name, toolchain_id(arch.make_cross), *CFLAGS, sha256_file(path)])
         final = cache / "programs" / arch.name / f"{name}-{key[:24]}"
         with locked(final.with_suffix(".lock")):
             if not final.exists():
                 progress.info(f"programs {arch.name}: compiling {label}")
                 run_dir.mkdir(parents=True, exist_ok=True)
                 with atomic_dir(final) as tmp:
-                    _compile([cc, "-O2", "-Wall", "-Werror", "-static", "-o", str(tmp / name), str(path)],
+                    _compile([cc, *CFLAGS, "-o", str(tmp / name), str(path)],
                              REPO_ROOT, run_dir / "programs.log", label)
         out[name] = (final / name).read_bytes()
     return out

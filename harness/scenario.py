@@ -16,12 +16,13 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .config import ScenarioConfig
+from .config import GUEST_SCRIPTS, ScenarioConfig
 from .errors import HarnessError
 from .progress import Progress
 from .ssh import Guest
 
 GUEST_DIR = "/tmp/kharness"
+LIB = GUEST_SCRIPTS / "kharness-lib.sh"
 V2_ROOT = "/sys/fs/cgroup/unified"   # where the guest's /init mounts cgroup2
 
 
@@ -192,6 +193,8 @@ def run_scenario(guest: Guest, scenario: ScenarioConfig, run_dir: Path, progress
     remote = f"{GUEST_DIR}/{scenario.script}"
     guest.check(f"mkdir -p {GUEST_DIR}")
     guest.put(script, remote, mode="0755")
+    # the functions every script may source (guest-scripts/kharness-lib.sh), next to it
+    guest.put(LIB.read_bytes(), f"{GUEST_DIR}/{LIB.name}")
     for program, data in (programs or {}).items():
         guest.put(data, f"{GUEST_DIR}/{program}", mode="0755")
     count = lambda: count_cgroups(guest, scenario)  # noqa: E731
