@@ -4,6 +4,7 @@
  * task's membership, freed the way the 5.10 review worried about.
  *
  * Usage: kmem-pages pgtables|pipes|forks CGROUP_DIR OUTER_DIR N
+ *        kmem-pages kpagecgroup CGROUP_DIR...
  *
  * The process moves itself into CGROUP_DIR and makes N kmem pages there:
  *   pgtables: an anonymous mapping of N x 2 MiB (2 MiB aligned), one byte
@@ -23,6 +24,11 @@
  * limit) it forks children that wait, until fork fails or N are running;
  * prints "FORKS <n> <errno name>", kills and reaps them, moves to OUTER_DIR
  * and exits: everything the children were charged must be uncharged.
+ *
+ * kpagecgroup: one read of all of /proc/kpagecgroup (the memory cgroup inode
+ * of every page frame, as page_cgroup_ino() finds it: for a kmem page, the
+ * nearest online memcg of its obj_cgroup); prints "PAGES <n>" per directory,
+ * the frames whose inode is that directory's.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -33,6 +39,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -90,6 +97,36 @@ static int forks(const char *cgroup, const char *outer, long n)
 	return 0;
 }
 
+static int kpagecgroup(int n, char **dirs)
+{
+	static uint64_t buf[8192];
+	unsigned long inos[16], pages[16] = { 0 };
+	struct stat st;
+	ssize_t len;
+	int fd;
+
+	if (n > 16)
+		n = 16;
+	for (int i = 0; i < n; i++) {
+		if (stat(dirs[i], &st))
+			die(dirs[i]);
+		inos[i] = st.st_ino;
+	}
+	fd = open("/proc/kpagecgroup", O_RDONLY);
+	if (fd < 0)
+		die("/proc/kpagecgroup");
+	while ((len = read(fd, buf, sizeof(buf))) > 0)
+		for (size_t k = 0; k < len / sizeof(buf[0]); k++)
+			for (int i = 0; i < n; i++)
+				pages[i] += buf[k] == inos[i];
+	if (len < 0)
+		die("read /proc/kpagecgroup");
+	close(fd);
+	for (int i = 0; i < n; i++)
+		printf("PAGES %lu %s\n", pages[i], dirs[i]);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	static char chunk[PIPE_PAGES * 4096];
@@ -99,9 +136,12 @@ int main(int argc, char **argv)
 	sigset_t set;
 	int sig;
 
+	if (argc > 2 && !strcmp(argv[1], "kpagecgroup"))
+		return kpagecgroup(argc - 2, argv + 2);
 	if (argc != 5 || (strcmp(argv[1], "pgtables") && strcmp(argv[1], "pipes") && strcmp(argv[1], "forks")) ||
 	    (n = strtol(argv[4], NULL, 10)) < 1) {
-		fprintf(stderr, "usage: %s pgtables|pipes|forks CGROUP_DIR OUTER_DIR N\n", argv[0]);
+		fprintf(stderr, "usage: %s pgtables|pipes|forks CGROUP_DIR OUTER_DIR N\n"
+			"       %s kpagecgroup CGROUP_DIR...\n", argv[0], argv[0]);
 		return 2;
 	}
 	if (!strcmp(argv[1], "forks"))

@@ -1,0 +1,68 @@
+#!/bin/bash
+# /proc/kpagecgroup, read again and again while memory cgroups come and go (cgroup v1): what
+# page_cgroup_ino() makes of kmem pages, whose memcg the series reaches through an obj_cgroup.
+# ITERATIONS sleeps are started in child C of P (use_hierarchy) and moved out: their kernel
+# stacks stay charged to C. kmem-pages counts the page frames /proc/kpagecgroup gives C's
+# inode; then, with a loop creating and removing cgroups (a sleep forked in each) running
+# beside it, /proc/kpagecgroup is read READS times; then C is removed with the sleeps alive
+# and its frames must show under P (base: C is offline and the walk goes up; the series: the
+# pages are reparented). A kernel that misreads a kmem page's memcg shows here (the debug
+# profile's KASAN reports it as an ERROR).
+set -eu
+. ./kharness-lib.sh
+P=$M/kpagecgroup
+C=$P/child
+K=$ITERATIONS
+READS=${READS:-20}
+move_charges
+mkdir $P
+echo 1 > $P/memory.use_hierarchy
+mkdir $C
+echo $$ > $C/cgroup.procs
+pids=()
+for ((i = 0; i < K; i++)); do
+	sleep 3600 < /dev/null > /dev/null 2>&1 &
+	pids+=($!)
+done
+echo $$ > $M/cgroup.procs
+for p in "${pids[@]}"; do echo "$p" > $M/cgroup.procs; done
+no_tasks $C
+pages() { ./kmem-pages kpagecgroup "$@" | awk '{ printf "%s ", $2 } END { print "" }'; }
+read -r c0 p0 <<< "$(pages $C $P)"
+# cgroups created and removed beside the reads, a sleep forked in each (killed at the end)
+churn() {
+	local i
+	for ((i = 0; ; i++)); do
+		mkdir $P/churn-$i
+		echo $BASHPID > $P/churn-$i/cgroup.procs
+		sleep 3600 < /dev/null > /dev/null 2>&1 &
+		echo $BASHPID > $P/cgroup.procs
+		echo $! > $P/cgroup.procs
+		echo $! >> churn.pids
+		rmdir $P/churn-$i
+	done
+}
+: > churn.pids
+churn &
+churner=$!
+for ((r = 0; r < READS; r++)); do ./kmem-pages kpagecgroup $C > /dev/null; done
+kill $churner; wait $churner 2> /dev/null || true
+churned=$(wc -l < churn.pids)
+for d in $P/churn-*; do   # the one the churner was killed in, if any
+	[ -d "$d" ] || continue
+	for t in $(cat $d/cgroup.procs); do echo $t > $M/cgroup.procs; echo $t >> churn.pids; done
+	rmdir $d
+done
+read -r c1 p1 <<< "$(pages $C $P)"
+rmdir $C
+read -r p2 <<< "$(pages $P)"
+kill "${pids[@]}" $(cat churn.pids) 2> /dev/null || true
+wait "${pids[@]}" 2> /dev/null || true
+sleep 1
+rmdir $P
+stack=$(( c0 / K ))
+echo "C: $c0 page frames with its $K sleeps' stacks (P: $p0); $READS reads while $churned cgroups came and went; then C $c1, P $p1; C removed: P $p2"
+echo "kharness-metric child_pages_per_task $stack"
+echo "kharness-metric reads $READS"
+echo "kharness-metric churned $churned"
+echo "kharness-metric moved_pct $(( (p2 - p1) * 100 / (c1 > 0 ? c1 : 1) ))"
