@@ -355,9 +355,6 @@ class ScenarioConfig:
     cmdline: str = ""
     guest: str = "own"     # own: a freshly booted guest; shared: may run where others ran
     iterations: int = 500
-    # a profile's max_iterations caps this scenario's count (debug: forks are ~10x slower
-    # there); false where an iteration is cheap and the bounds need them all (events per byte)
-    capped: bool = True
     timeout: float = 600.0
     settle: float = 3.0
     metrics: tuple[str, ...] = ()
@@ -366,6 +363,7 @@ class ScenarioConfig:
     selftests: tuple[str, ...] = ()
     env: dict[str, str] = field(default_factory=dict)   # more environment for the script
     markers: tuple[str, ...] = ()   # more pytest markers for its tests (make test leaves out `extended`)
+    not_on: tuple[str, ...] = ()    # profiles whose kernels do not run it (the YAML says why)
     reproduced: tuple[Expectation, ...] = ()
     fixed: tuple[Expectation, ...] = ()
     holds: tuple[Expectation, ...] = ()
@@ -406,15 +404,19 @@ class ScenarioConfig:
             raise ConfigError(file, "hierarchy", f"expected v1 or v2, got {self.hierarchy!r}")
         if self.iterations < 1:
             raise ConfigError(file, "iterations", "expected a positive integer")
-        known = (*BUILTIN_METRICS, *self.metrics)
+        declared = (*BUILTIN_METRICS, *self.metrics)
         for name in ("reproduced", "fixed", "holds"):
             for i, e in enumerate(getattr(self, name)):
-                if e.metric not in known:
+                if e.metric not in declared:
                     raise ConfigError(file, f"{name}[{i}].metric", f"{e.metric!r} is not declared "
-                                      f"in metrics (known: {', '.join(known)})")
+                                      f"in metrics (known: {', '.join(declared)})")
         for name in self.show:
-            if name not in known:
+            if name not in declared:
                 raise ConfigError(file, "show", f"{name!r} is not declared in metrics")
+        profiles = known("profiles")
+        for name in self.not_on:
+            if name not in profiles:
+                raise ConfigError(file, "not_on", f"no profile {name!r} (known: {', '.join(profiles)})")
         for m in self.markers:
             if not re.fullmatch(r"[a-z][a-z0-9_]*", m):
                 raise ConfigError(file, "markers", f"expected a pytest marker name (a-z, 0-9, _), got {m!r}")

@@ -76,12 +76,14 @@ class Plan:
     def scenario_for(self, scenario: ScenarioConfig, profile: str) -> ScenarioConfig:
         """The scenario as the profile's kernels run it: iterations capped, timeout stretched."""
         p = self.profile(profile)
-        cap = p.max_iterations if scenario.capped else None
-        iterations = min(scenario.iterations, cap or scenario.iterations)
+        iterations = min(scenario.iterations, p.max_iterations or scenario.iterations)
         return replace(scenario, iterations=iterations, timeout=scenario.timeout * p.timeout_scale)
 
     def runs_on(self, scenario: ScenarioConfig, profile: str) -> bool:
-        """Whether the profile's kernels run this scenario (the debug profile runs no selftests)."""
+        """Whether the profile's kernels run this scenario (the debug profile runs no selftests,
+        nor a scenario that says ``not_on: [debug]``)."""
+        if profile in scenario.not_on:
+            return False
         return scenario.kind != "selftests" or self.profile(profile).selftests
 
 

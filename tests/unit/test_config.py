@@ -239,11 +239,12 @@ def test_a_profile_cap_is_validated_as_the_count_that_runs(monkeypatch):
     _plan(kernel="linux-5.10", scenarios=["dying-memcg"])   # 500 iterations: the same check passes
 
 
-def test_the_debug_cap_spares_scenarios_whose_iterations_are_cheap_events():
-    plan = _plan(kernel="linux-5.10", scenarios=["dying-memcg", "fsnotify-charge", "fanotify-charge"],
-                 profiles="debug")
-    assert [plan.scenario_for(s, "debug").iterations for s in plan.scenarios] == [100, 8000, 8000]
-    assert [plan.scenario_for(s, "debug").timeout for s in plan.scenarios] == [2400.0, 1200.0, 1200.0]
+def test_a_scenario_may_skip_a_profile_and_the_debug_profile_skips_the_selftests():
+    plan = _plan(kernel="linux-5.10", scenarios=["dying-memcg", "fsnotify-charge", "fanotify-charge",
+                                                 "cgroup-selftests"], profiles="default,debug")
+    assert [plan.runs_on(s, "debug") for s in plan.scenarios] == [True, False, False, False]
+    assert all(plan.runs_on(s, "default") for s in plan.scenarios)
+    assert plan.scenario_for(plan.scenarios[0], "debug").iterations == 100
 
 
 def test_a_min_fraction_bound_at_no_iterations_is_vacuous():
@@ -380,3 +381,6 @@ def test_a_scenario_marker_must_be_a_pytest_marker_name(tmp_path):
     with pytest.raises(ConfigError, match=r"markers: expected a pytest marker name .* got 'Extended-Run'"):
         load(ScenarioConfig, write(tmp_path, "scenarios", "s", body))
     assert load_scenario("socket-pin").markers == ("extended",)
+    body = body.replace("markers: [Extended-Run]", "not_on: [kasan]")
+    with pytest.raises(ConfigError, match=r"not_on: no profile 'kasan' \(known: debug, default"):
+        load(ScenarioConfig, write(tmp_path, "scenarios", "s", body))
