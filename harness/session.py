@@ -314,7 +314,7 @@ class Session:
 
     def _check_cpus(self, arch: Arch, booted: Booted) -> None:
         """The guest runs every vCPU QEMU gave it, or the run says it did not: a report that
-        claims 2 vCPUs for a kernel that brought up 1 (x86_64 without ACPI) would be false."""
+        claims 2 vCPUs for a kernel that brought up 1 would be false (vm.smp() says how it can happen)."""
         try:
             online = booted.guest.check("cat /sys/devices/system/cpu/online", timeout=20).strip()
             n = online_cpus(online)

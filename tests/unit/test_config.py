@@ -279,7 +279,7 @@ def test_guest_options_shape_every_guest_of_the_plan(tmp_path):
     for arch in plan.arches:
         assert arch.accel == ("tcg",)
         cmd = qemu_command(arch, tmp_path / "image", tmp_path / "initrd", "tcg", 2222, "cgroup_no_v1=memory")
-        assert cmd[cmd.index("-smp") + 1] == "2" and cmd[cmd.index("-m") + 1] == "2G"
+        assert cmd[cmd.index("-smp") + 1] == "2,sockets=2" and cmd[cmd.index("-m") + 1] == "2G"
         assert cmd[cmd.index("-append") + 1].endswith(" loglevel=5 memcg_debug=1 cgroup_no_v1=memory")
     default = make_plan(kernel="linux-5.10", arches="x86_64", variants=("base",), cache=tmp_path,
                         progress=Progress(live=False))
