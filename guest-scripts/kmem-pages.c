@@ -16,8 +16,8 @@
  *             when both pipes are closed.
  * It then moves itself to OUTER_DIR (with move_charge_at_immigrate its user
  * pages go along; kernel pages stay charged where they were made), prints
- * "READY", and waits for SIGUSR1: then it frees the pages, prints "FREED"
- * and exits. Meanwhile the caller removes CGROUP_DIR: on a kernel whose kmem
+ * "READY", and waits for SIGUSR1: then it frees the pages, prints "FREED
+ * <n> us" (how long the munmap() or the closes took) and exits. Meanwhile the caller removes CGROUP_DIR: on a kernel whose kmem
  * pages pin their memcg it stays dying until the pages are freed.
  *
  * forks: the charge-failure path instead. In CGROUP_DIR (which has a kmem
@@ -41,6 +41,7 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #define SPAN (2UL << 20)	/* what one page table page maps (4 KiB pages) */
@@ -133,6 +134,7 @@ int main(int argc, char **argv)
 	int pgtables, *fds = NULL;
 	long n, pipes = 0;
 	char *map = NULL;
+	struct timespec t0, t1;
 	sigset_t set;
 	int sig;
 
@@ -186,6 +188,7 @@ int main(int argc, char **argv)
 
 	if (sigwait(&set, &sig))
 		die("sigwait");
+	clock_gettime(CLOCK_MONOTONIC, &t0);
 	if (pgtables) {
 		if (munmap(map, n * SPAN))
 			die("munmap");
@@ -193,7 +196,8 @@ int main(int argc, char **argv)
 		for (long i = 0; i < pipes * 4; i++)
 			close(fds[i]);
 	}
-	printf("FREED\n");
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	printf("FREED %ld us\n", (t1.tv_sec - t0.tv_sec) * 1000000L + (t1.tv_nsec - t0.tv_nsec) / 1000);
 	fflush(stdout);
 	return 0;
 }

@@ -4,8 +4,9 @@
 # pages with two references each) and moves out; C is removed while they live, then they are
 # freed (munmap: the mmu_gather batch and release_pages; close: the last pipe reference).
 # Reports, in pages: what C was charged, what P keeps with C removed, what freeing gives back
-# and P's kmem after all against before (exactly back, else the difference); and whether C
-# stays dying while the pages live (base) or is reparented (the series).
+# and P's kmem after all against before (exactly back, else the difference); whether C
+# stays dying while the pages live (base) or is reparented (the series); and how long the
+# munmap() or the closes that free them took (free_us, the cost of the uncharge path).
 set -eu
 . ./kharness-lib.sh
 MODE=${MODE:?MODE=pgtables or pipes}
@@ -29,6 +30,8 @@ removed=$(settled ncg)
 p1=$(kmem $P)
 kill -USR1 $pid
 wait $pid || { cat $LOG >&2; echo "kmem-pages $MODE failed" >&2; exit 1; }
+free_us=$(sed -n 's/^FREED \([0-9]*\) us$/\1/p' $LOG)
+[ -n "$free_us" ] || { cat $LOG >&2; echo "kmem-pages $MODE: no FREED line" >&2; exit 1; }
 p2=$(settled kmem $P)
 freed=$(settled ncg)
 rmdir $P
@@ -41,3 +44,4 @@ echo "kharness-metric freed $(((p1 - p2) / 4096))"
 echo "kharness-metric leak_kb $(((p2 - p0) / 1024))"
 echo "kharness-metric pinned $((removed - before - 1))"
 echo "kharness-metric after_free $((freed - before - 1))"
+echo "kharness-metric free_us $free_us"
