@@ -74,10 +74,13 @@ class Plan:
                 *kp.kconfig, *kp.arch_kconfig.get(arch.name, ()), *self.kconfig_add)
 
     def scenario_for(self, scenario: ScenarioConfig, profile: str) -> ScenarioConfig:
-        """The scenario as the profile's kernels run it: iterations capped, timeout stretched."""
+        """The scenario as the profile's kernels run it: iterations capped, timeout and settle
+        stretched (a KASAN kernel also frees a removed cgroup later: RCU and workqueues run
+        slower, and the quarantine holds the frees that release it)."""
         p = self.profile(profile)
         iterations = min(scenario.iterations, p.max_iterations or scenario.iterations)
-        return replace(scenario, iterations=iterations, timeout=scenario.timeout * p.timeout_scale)
+        return replace(scenario, iterations=iterations, timeout=scenario.timeout * p.timeout_scale,
+                       settle=scenario.settle * p.timeout_scale)
 
     def runs_on(self, scenario: ScenarioConfig, profile: str) -> bool:
         """Whether the profile's kernels run this scenario (the debug profile runs no selftests,

@@ -64,14 +64,14 @@ def test_first_errors_quotes_compiler_errors():
     assert first_errors(log).splitlines() == ["foo.c:3:1: error: expected ';'", "make[2]: *** [foo.o] Error 1"]
 
 
-def test_debug_profile_caps_iterations_and_stretches_timeouts():
+def test_debug_profile_caps_iterations_and_stretches_timeouts_and_settling():
     from harness.config import load_scenario
     plan = make_plan(kernel="linux-5.10", arches="x86_64", variants=("base",), profiles="all",
                      cache=cache_root(), progress=Quiet())
     seed = load_scenario("dying-memcg")
     assert plan.scenario_for(seed, "default") == seed
     debug = plan.scenario_for(seed, "debug")
-    assert (debug.iterations, debug.timeout) == (100, seed.timeout * 4)
+    assert (debug.iterations, debug.timeout, debug.settle) == (100, seed.timeout * 4, seed.settle * 4)
     selftests = load_scenario("cgroup-selftests")
     assert plan.scenario_for(selftests, "debug").iterations == selftests.iterations   # 3 runs stay 3
     assert not plan.runs_on(selftests, "debug") and plan.runs_on(selftests, "default")
