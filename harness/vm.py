@@ -82,13 +82,39 @@ def qemu_command(arch: Arch, kernel: Path, initramfs: Path, accel: str, port: in
     ]
 
 
-def find_splat(text: str, lines: int = 12) -> str | None:
-    """The first line of ``text`` that reports a splat, with the lines after it; or None."""
+# Where a report ends: a WARNING, BUG or Oops with "---[ end trace", a panic with "---[ end
+# Kernel panic", a KASAN, KFENCE or UBSAN report with the line of '=' that also opened it. A
+# lockdep report has no end line: its end is the console going quiet (Console.await_report).
+REPORT_END = re.compile(r"^.*---\[ end .*$|^={40,}[ \t]*$", re.M)
+REPORT_LINES = 80   # at most this much of a report is quoted (the console log has all of it)
+
+
+def _splat_at(text: str) -> int | None:
     m = SPLAT.search(text)
-    if not m:
+    return None if m is None else text.rfind("\n", 0, m.start()) + 1
+
+
+def _report_end(text: str, start: int) -> int | None:
+    """Where the report that starts at ``start`` ends (after its end line), or None."""
+    first = text.find("\n", start)
+    m = None if first < 0 else REPORT_END.search(text, first + 1)
+    return None if m is None else m.end()
+
+
+def find_splat(text: str, lines: int = REPORT_LINES) -> str | None:
+    """The first line of ``text`` that reports a splat, with the rest of its report (to its end
+    line, at most ``lines`` lines; what has arrived of it when it has not ended); or None."""
+    start = _splat_at(text)
+    if start is None:
         return None
-    start = text.rfind("\n", 0, m.start()) + 1
-    return "\n".join(text[start:].splitlines()[:lines])
+    end = _report_end(text, start)
+    return "\n".join(text[start:end].splitlines()[:lines])
+
+
+def report_ended(text: str) -> bool:
+    """Whether the first splat on ``text`` has printed its end line (False without a splat)."""
+    start = _splat_at(text)
+    return start is not None and _report_end(text, start) is not None
 
 
 class Console:
@@ -129,6 +155,22 @@ class Console:
         with self._lock:
             text = self.text
         return find_splat(text)
+
+    def await_report(self, quiet: float = 3.0, limit: float = 20.0) -> None:
+        """Wait for the report of a splat already seen to end: its end line, or the console
+        quiet for ``quiet`` seconds (the guest stopped printing), or QEMU gone, or ``limit``."""
+        deadline = time.monotonic() + limit
+        last, since = -1, time.monotonic()
+        while time.monotonic() < deadline and not self.eof:
+            with self._lock:
+                text = self.text
+            if report_ended(text):
+                return
+            if len(text) != last:
+                last, since = len(text), time.monotonic()
+            elif time.monotonic() - since >= quiet:
+                return
+            time.sleep(0.1)
 
     def tail(self, lines: int = 15) -> str:
         with self._lock:
@@ -208,6 +250,10 @@ class VM:
             self.console.drain(timeout=2.0)
         splat = self.console.splat()
         if splat:
+            # the guest goes on printing the report (the access, the stack, the object): stop it
+            # at the report's end, so the ERROR quotes all of it and the console log keeps it
+            self.console.await_report()
+            splat = self.console.splat() or splat
             first = splat.splitlines()[0].strip()
             raise KernelSplat("boot" if "panic" in first else "guest",
                               f"kernel reported: {first}", self.console_log, splat)
