@@ -382,6 +382,12 @@ class ScenarioConfig:
     def marker(self) -> str:
         return self.name.replace("-", "_")
 
+    @property
+    def signature(self) -> tuple[str, ...]:
+        """The metrics whose ``fixed`` bound is not also a ``reproduced`` one: what tells the bug
+        from its absence; the other bounds (the work was done, the memory came back) hold either way."""
+        return tuple(dict.fromkeys(e.metric for e in self.fixed if e not in self.reproduced))
+
     def expectations(self, variant: str) -> tuple[Expectation, ...]:
         """The bounds ``variant``'s result is judged by (the kind says which)."""
         return KINDS[self.kind].expectations(self, variant)

@@ -175,23 +175,32 @@ class Fix(Kind):
 
 class FixedUpstream(Kind):
     """A fix scenario on a base that already has the fix (the kernel config's ``fixed_upstream``):
-    every kernel is judged by the ``fixed`` bounds, and the bug showing anywhere is the finding."""
+    every kernel is judged by the ``fixed`` bounds, and the bug showing anywhere is the finding.
+
+    Only a bound of the bug's signature (``ScenarioResult.signature``: a ``fixed`` bound the
+    ``reproduced`` set does not share, e.g. ``pinned <= 0``) failing is REPRODUCED; a bound both
+    sets share failing (the pages were not all charged) says the scenario's premise broke, on a
+    kernel that may well have the fix: BROKEN, never a bug claimed on a fixed kernel."""
 
     name, needs = "fixed-upstream", ("fixed",)
     good = {BOTH: NOT_REPRODUCED, "base": NOT_REPRODUCED, "patched": NOT_REPRODUCED}
-    failures = (REPRODUCED, REGRESSED)
+    failures = (REPRODUCED, REGRESSED, BROKEN)
     declared = False
 
     def expectations(self, scenario: ScenarioConfig, variant: str) -> tuple[Expectation, ...]:
         return scenario.fixed
 
     def variant_verdict(self, result: ScenarioResult) -> str:
-        return NOT_REPRODUCED if result.held else REPRODUCED
+        if result.held:
+            return NOT_REPRODUCED
+        failed = {f.split(" ", 1)[0] for f in result.failed}
+        return REPRODUCED if not result.signature or failed & set(result.signature) else BROKEN
 
     def pair_verdict(self, base: ScenarioResult, patched: ScenarioResult) -> str:
-        """REPRODUCED when the base shows the bug after all, REGRESSED when only patched does."""
+        """REPRODUCED when the base shows the bug after all (BROKEN when a side bound failed
+        there), REGRESSED when only patched fails."""
         if not base.held:
-            return REPRODUCED
+            return self.variant_verdict(base)
         return NOT_REPRODUCED if patched.held else REGRESSED
 
 

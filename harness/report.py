@@ -157,7 +157,7 @@ def load(run_dir: Path) -> tuple[RunMeta, list[RunRecord]]:
                          f"this kharness reads {', '.join(map(str, READABLE_SCHEMAS))}")
     runs = []
     for run in data["runs"]:
-        scenarios = tuple(ScenarioResult(**{k: tuple(v) if k in ("failed", "show", "notes", "repeats") else v
+        scenarios = tuple(ScenarioResult(**{k: tuple(v) if k in ("failed", "show", "notes", "repeats", "signature") else v
                                             for k, v in _known(ScenarioResult, s).items()})
                           for s in run["scenarios"])
         runs.append(RunRecord(**{**_known(RunRecord, run), "scenarios": scenarios}))

@@ -71,6 +71,7 @@ class ScenarioResult:
     unchanged: bool = False   # patched, with the base's very image: not booted, nothing measured
     notes: tuple[str, ...] = ()                           # what the script said of this kernel
     relative: dict[str, float] = field(default_factory=dict)   # metric -> fraction of base's value
+    signature: tuple[str, ...] = ()   # the metrics that tell the bug (ScenarioConfig.signature)
     # --repeat N: every run's own result (each on a fresh boot); the fields above are then their
     # median, and held only when all N held: runs that disagree make the result FLAKY
     repeats: tuple[dict[str, Any], ...] = ()

@@ -359,7 +359,7 @@ class Session:
         expectations = scenario.expectations(kid.variant)
         common = dict(arch=kid.arch, variant=kid.variant, profile=kid.profile, scenario=scenario.name,
                       kind=scenario.kind, show=scenario.show, iterations=scenario.iterations,
-                      cmdline=scenario.cmdline,
+                      cmdline=scenario.cmdline, signature=scenario.signature,
                       expectation=describe_all(expectations, scenario.iterations),
                       relative={e.metric: e.min_base_fraction for e in expectations
                                 if e.min_base_fraction is not None})

@@ -33,6 +33,12 @@ def test_shipped_kernel_and_scenario_load():
     assert scenario.iterations == 500 and scenario.marker == "dying_memcg"
 
 
+def test_a_scenarios_signature_is_the_bounds_only_fixed_has():
+    """The metric that tells the bug (pinned), not the ones both sides bound alike (kept)."""
+    assert load_scenario("kmem-pgtables").signature == ("pinned",)
+    assert load_scenario("dying-memcg").signature == ("delta",)
+
+
 def test_unknown_field_is_named_with_its_file(tmp_path):
     p = write(tmp_path, "kernels", "k", "name: k\nversion: '5.10'\nsources: []\nflavour: x\n")
     with pytest.raises(ConfigError) as e:

@@ -128,6 +128,21 @@ def test_fixed_upstream_wants_the_bug_nowhere():
     assert not passed(rows([RunRecord("x86_64", "base", scenarios=(up("base", False),))]))
 
 
+def test_a_fixed_upstream_side_bound_failing_is_broken_not_the_bug():
+    """kmem-pgtables on a 7.2 debug kernel kept 98 of 100 pages, pinned 0: no bug shown, so
+    not REPRODUCED; but not a pass either. pinned failing is the bug, whatever else failed."""
+    def up(variant, failed):
+        return ScenarioResult(arch="x86_64", variant=variant, scenario="kmem-pgtables", iterations=100,
+                              expectation="", held=not failed, failed=failed, kind="fixed-upstream",
+                              signature=("pinned",))
+    side = up("base", ("kept >= 100 (got 98)",))
+    assert side.verdict == BROKEN and ab_verdict(side, up("patched", ())) == BROKEN
+    assert not passed(rows([RunRecord("x86_64", "base", scenarios=(side,))]))
+    bug = up("base", ("pinned <= 0 (got 1)", "kept >= 100 (got 98)"))
+    assert bug.verdict == REPRODUCED and ab_verdict(bug, up("patched", ())) == REPRODUCED
+    assert ab_verdict(up("base", ()), up("patched", ("kept >= 100 (got 98)",))) == REGRESSED
+
+
 def test_an_invariant_is_judged_against_the_base_value_too():
     def charge(variant, stacks):
         return ScenarioResult(arch="x86_64", variant=variant, scenario="kmem-charge", iterations=100,
