@@ -36,6 +36,11 @@ fi
 # later tests with it: after STALL seconds without output ptyrun kills the test's workload, the
 # test fails as a test, and says so in a kharness-note line.
 export PTYRUN_STALL=${STALL:-0}
+# The freezer's time tests (test_cgfreezer_time_*, 7.x) read frozen_usec, which needs a fine
+# clock: a guest whose clocksource the kernel gave up on (the watchdog marked it unstable and
+# it fell back to jiffies) fails them on any kernel. Which clock the runs had is in a note.
+clock() { cat /sys/devices/system/clocksource/clocksource0/current_clocksource 2>/dev/null || echo unknown; }
+clock0=$(clock)
 for ((run = 1; run <= ITERATIONS; run++)); do
 	for t in $SELFTESTS; do
 		echo "kharness-selftest $t"
@@ -46,4 +51,8 @@ for ((run = 1; run <= ITERATIONS; run++)); do
 		echo "kharness-selftest $t exit $?"
 	done
 done
+clock1=$(clock)
+if [ "$clock0" != "$clock1" ] || [ -z "${clock1##*jiffies*}" ]; then
+	echo "kharness-note clocksource $clock0 at the start, $clock1 at the end: time tests saw a coarse or changed clock"
+fi
 exit 0
