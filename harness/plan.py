@@ -17,7 +17,7 @@ from .errors import HarnessError
 from .kinds import bounds_problem
 from .lore import DEFAULT_LORE
 from .progress import Progress
-from .series import Series, load_series_config, resolve_series
+from .series import Series, load_series_config, names_config, resolve_series
 from .tree import from_tree
 
 VARIANTS = ("base", "patched")
@@ -150,7 +150,8 @@ def make_plan(*, series: str | None = None, kernel: str | None = None, arches: s
               base: str | None = None, dirty: bool = False, repeat: int = 1) -> Plan:
     """The plan a command line describes; what it leaves out comes from the series' config (its
     kernel, its scenarios), then from configs/defaults.yaml. A base-only run needs no series: it
-    must work before (and without) any patch, so the series is read only for a patched kernel."""
+    must work before (and without) any patch, so the series' patches are read only for a patched
+    kernel; its config (kernel, scenarios) is read for a base-only run too."""
     defaults = load_defaults()
     if repeat < 1:
         raise HarnessError("config", f"--repeat {repeat}: expected a positive number of runs")
@@ -171,6 +172,8 @@ def make_plan(*, series: str | None = None, kernel: str | None = None, arches: s
         if "patched" in variants:
             series_obj, config = resolve_series(series or defaults.series, cache, progress,
                                                 series_version, lore_base)
+        elif series is not None and names_config(series):   # base only: the series' kernel and
+            config = load_series_config(series)                # scenarios, none of its patches
         k = load_kernel(kernel or (config.kernel if config else None) or defaults.kernel)
     scenario_names = scenarios or list((config.scenarios if config else k.scenarios) or defaults.scenarios)
     chosen = []

@@ -174,12 +174,17 @@ def load_series(config: SeriesConfig, cache: Path | None = None, progress: Progr
     return load_patch_dir(config.path(config.patches or ""), config.name, config.title)
 
 
+def names_config(arg: str, config_dir: Path = CONFIG_DIR) -> bool:
+    """Whether a --series argument names a series config (configs/series/, or a YAML file)."""
+    return arg.endswith((".yaml", ".yml")) or (not is_path(arg) and arg in known("series", config_dir))
+
+
 def resolve_series(arg: str, cache: Path, progress: Progress, version: int | None = None,
                    lore_base: str = DEFAULT_LORE, config_dir: Path = CONFIG_DIR
                    ) -> tuple[Series, SeriesConfig | None]:
     """A series from whatever a kernel developer has at hand: a config name, a directory of
     patches, an mbox file, or a message-id/lore URL; with its config when it came from one."""
-    if arg.endswith((".yaml", ".yml")) or (not is_path(arg) and arg in known("series", config_dir)):
+    if names_config(arg, config_dir):
         config = load_series_config(arg, config_dir)
         return load_series(config, cache, progress, version, lore_base), config
     path = Path(arg).expanduser()

@@ -214,6 +214,15 @@ def _plan(**kw):
     return make_plan(variants=("base",), cache=cache_root(), progress=Quiet(), **kw)
 
 
+def test_a_base_only_run_of_a_series_config_runs_its_kernel_and_scenarios():
+    """--series fsnotify-objcg --variant base tested Linux 5.10 (the default kernel) with its
+    scenarios: the base of a 7.2 series is 7.2, with the series' scenarios."""
+    plan = _plan(series="fsnotify-objcg", arches="x86_64")
+    assert plan.kernel.name == "linux-7.2" and plan.series is None
+    assert [s.name for s in plan.scenarios][:2] == ["inotify-pin", "fanotify-pin"]
+    assert _plan(series="fsnotify-objcg", kernel="linux-5.10", arches="x86_64").kernel.name == "linux-5.10"
+
+
 @pytest.mark.parametrize("iterations, message", [
     (5, r"^config: dying-memcg: at 5 iterations one result \(delta 5\) satisfies both reproduced "
         r"\(delta >= 4.5\) and fixed \(delta <= 5\): a still-broken kernel would be FIXED"),
