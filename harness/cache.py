@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import glob
 import hashlib
 import os
 import shutil
@@ -104,13 +105,32 @@ def machine_lock(path: Path, waiting: Callable[[], None] | None = None) -> Itera
             fcntl.flock(f, fcntl.LOCK_UN)
 
 
+def sweep(final: Path) -> list[Path]:
+    """Remove the temporary siblings of ``final`` (``.<name>.*.tmp``) that a writer killed before
+    it could clean up (SIGKILL, a machine that went away) left behind: a kernel tree or build of
+    a gigabyte, never read. Only for a caller holding the lock that every writer of ``final``
+    takes: then no live writer owns one of them."""
+    swept = []
+    for p in final.parent.glob(f".{glob.escape(final.name)}.*.tmp"):
+        if p.is_dir() and not p.is_symlink():
+            shutil.rmtree(p, ignore_errors=True)
+        else:
+            p.unlink(missing_ok=True)
+        swept.append(p)
+    return swept
+
+
 @contextlib.contextmanager
-def atomic_dir(final: Path) -> Iterator[Path]:
+def atomic_dir(final: Path, owned: bool = False) -> Iterator[Path]:
     """Yield a fresh temporary directory beside ``final``; rename it to ``final`` on success.
 
     On any exception the temporary directory is removed and ``final`` is left untouched.
+    ``owned``: the caller holds the lock every writer of ``final`` takes, so the temporary
+    directories of earlier writers of it are stale and are swept first.
     """
     final.parent.mkdir(parents=True, exist_ok=True)
+    if owned:
+        sweep(final)
     tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent))
     try:
         yield tmp

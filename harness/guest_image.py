@@ -342,7 +342,7 @@ def build_guest_image(arch: Arch, cache: Path, progress: Progress) -> GuestImage
             progress.info(f"guest image {darch}: cached {final}")
             os.utime(final)  # most recently used, for `kharness clean`
         else:
-            with atomic_dir(final) as out, tempfile.TemporaryDirectory(prefix="kh-guest-") as tmp:
+            with atomic_dir(final, owned=True) as out, tempfile.TemporaryDirectory(prefix="kh-guest-") as tmp:
                 _build(apt, config, packages, Path(tmp), out, darch, progress)
             written = (final / config.initramfs_name).stat().st_size
             progress.info(f"guest image {darch}: written {human_size(written)} to {final}")

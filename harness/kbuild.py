@@ -243,7 +243,7 @@ def build_kernel(arch: Arch, tree: Checkout, fragments: tuple[str, ...], cache: 
         with machine_lock(build_lock_path(), lambda: progress.info(
                 f"build {name}: waiting for another kernel build on this machine ({build_lock_path()})")):
             objects = _make(arch, tree, out, cache, make_flags, log_path, progress, name)
-        with atomic_dir(final) as tmp:
+        with atomic_dir(final, owned=True) as tmp:
             shutil.copyfile(out / arch.image, tmp / "image")
             shutil.copyfile(out / ".config", tmp / "config")
             # what decode_stacktrace.sh and gdb need for this kernel's reports: the build

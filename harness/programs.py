@@ -54,7 +54,7 @@ def build_helpers(arch: Arch, sources: tuple[str | Path, ...], cache: Path, run_
             if not final.exists():
                 progress.info(f"programs {arch.name}: compiling {label}")
                 run_dir.mkdir(parents=True, exist_ok=True)
-                with atomic_dir(final) as tmp:
+                with atomic_dir(final, owned=True) as tmp:
                     _compile([cc, *CFLAGS, "-o", str(tmp / name), str(path)],
                              REPO_ROOT, run_dir / "programs.log", label)
         out[name] = (final / name).read_bytes()
@@ -72,7 +72,7 @@ def build_selftests(arch: Arch, workspace: Workspace, commit: str, programs: tup
         if not final.exists():
             progress.info(f"programs {arch.name}: building {SELFTESTS}/cgroup ({', '.join(programs)})")
             run_dir.mkdir(parents=True, exist_ok=True)
-            with atomic_dir(final) as tmp, tempfile.TemporaryDirectory(prefix="kharness-st-") as src:
+            with atomic_dir(final, owned=True) as tmp, tempfile.TemporaryDirectory(prefix="kharness-st-") as src:
                 workspace.export(commit, SELFTESTS, Path(src))
                 _compile(["make", "-C", str(Path(src) / SELFTESTS / "cgroup"), f"OUTPUT={tmp}",
                           f"CC={arch.make_cross}gcc", "LDFLAGS=-static",

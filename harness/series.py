@@ -18,7 +18,7 @@ from email.parser import HeaderParser
 from pathlib import Path
 
 from . import REPO_ROOT
-from .cache import atomic_dir, cache_root, digest, locked, sha256_file
+from .cache import atomic_dir, cache_root, digest, locked, sha256_file, sweep
 from .config import CONFIG_DIR, ConfigError, find, is_path, known, load
 from .errors import HarnessError
 from . import proc
@@ -229,7 +229,7 @@ def _mail_series(mail: MailSeries, cache: Path, progress: Progress, name: str, t
     final = cache / "series" / key
     with locked(cache / "series" / f"{key}.lock"):
         if not final.is_dir():
-            with atomic_dir(final) as tmp:
+            with atomic_dir(final, owned=True) as tmp:
                 for p in mail.patches:
                     (tmp / p.name).write_bytes(p.data)
     progress.info(f"series: v{mail.version} of '{mail.title}': {len(mail.patches)} patches, "
@@ -273,7 +273,7 @@ class Workspace:
         with locked(self.lock):
             if not (self.work / ".git").exists():
                 progress.info(f"series: committing Linux {self.tree.version} as the base (once)")
-                with atomic_dir(self.root) as tmp:
+                with atomic_dir(self.root, owned=True) as tmp:
                     work = tmp / "work"
                     shutil.copytree(self.tree.path, work, symlinks=True)
                     # gc.auto=0: an automatic repack of the ~70k fresh objects would run in the
@@ -291,6 +291,7 @@ class Workspace:
         if self._git("rev-parse", "--verify", "-q", ref, check=False).returncode == 0:
             return self._commits(base, ref, series, log)   # applied before: a read, no lock
         with locked(self.lock):
+            sweep(self.root)   # a copy of the base a killed run left (the lock is every writer's)
             known = self._git("rev-parse", "--verify", "-q", ref, check=False)
             if known.returncode != 0:
                 progress.info(f"series: applying {len(series.patches)} patches of {series.name} with git am -3")

@@ -334,7 +334,7 @@ def _extract(cache: Path, key: str, progress: Progress, label: str,
         if not final.is_dir():
             progress.info(f"source: extracting {label}")
             start = time.monotonic()
-            with atomic_dir(final) as tmp:
+            with atomic_dir(final, owned=True) as tmp:
                 untar(tmp)
                 _top_dir(tmp)
             progress.info(f"source: extracted {label} in {time.monotonic() - start:.0f} s")

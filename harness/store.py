@@ -70,7 +70,7 @@ def import_kernels(src: Path, cache: Path) -> list[str]:
             if (final / "image").is_file():
                 lines.append(f"{key[:12]} ({data.get('arch')}/{data.get('variant')}): already in the cache")
                 continue
-            with atomic_dir(final) as tmp:
+            with atomic_dir(final, owned=True) as tmp:
                 for name in files:
                     shutil.copyfile(entry / name, tmp / name)
         lines.append(f"imported {data.get('arch')}/{data.get('variant')} {key[:12]} into {final}")

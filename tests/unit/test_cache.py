@@ -1,0 +1,76 @@
+"""The cache's write rules: a writer killed with SIGKILL leaves its temporary directory, and the
+next writer of that key, holding the key's lock, sweeps it; nobody else's is touched."""
+
+from __future__ import annotations
+
+import fcntl
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from harness.cache import atomic_dir, locked, sweep
+
+WRITER = """
+import sys, time
+from pathlib import Path
+from harness.cache import atomic_dir, locked
+final = Path(sys.argv[1])
+with locked(final.parent / (final.name + ".lock")), atomic_dir(final, owned=True) as tmp:
+    (tmp / "half").write_text("x" * 4096)
+    print(tmp, flush=True)
+    time.sleep(600)
+"""
+
+
+def _writer(final: Path) -> tuple[subprocess.Popen, Path]:
+    proc = subprocess.Popen([sys.executable, "-c", WRITER, str(final)], stdout=subprocess.PIPE, text=True,
+                            cwd=Path(__file__).resolve().parents[2])
+    return proc, Path(proc.stdout.readline().strip())
+
+
+def test_a_killed_writers_directory_is_swept_by_the_next_owner_of_the_key(tmp_path):
+    final = tmp_path / "kernels" / "k1"
+    proc, tmp = _writer(final)
+    try:
+        assert tmp.parent == final.parent and tmp.name.startswith(".k1.") and (tmp / "half").is_file()
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        proc.kill()
+    assert tmp.is_dir() and not final.exists()   # what SIGKILL leaves: no handler ran
+    other = tmp_path / "kernels" / ".k10.abc.tmp"   # another key's (k10), not k1's
+    other.mkdir()
+    with locked(final.parent / "k1.lock"), atomic_dir(final, owned=True) as new:
+        assert not tmp.exists()
+        (new / "image").write_text("done")
+    assert (final / "image").read_text() == "done"
+    assert other.is_dir() and sorted(p.name for p in final.parent.iterdir()) == [".k10.abc.tmp", "k1", "k1.lock"]
+
+
+def test_a_live_writer_keeps_its_directory_while_another_key_is_written(tmp_path):
+    final = tmp_path / "kernels" / "k1"
+    proc, tmp = _writer(final)
+    try:
+        with atomic_dir(tmp_path / "kernels" / "k2", owned=True):
+            pass
+        with atomic_dir(final):   # not the key's owner: sweeps nothing
+            pass
+        assert (tmp / "half").is_file()
+        # and the next owner of k1 cannot take the key's lock while the writer lives
+        with open(final.parent / "k1.lock") as f:
+            with pytest.raises(BlockingIOError):
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    finally:
+        proc.kill()
+        proc.wait(timeout=30)
+
+
+def test_sweep_takes_files_and_directories_of_that_key_only(tmp_path):
+    final = tmp_path / "k"
+    for name in (".k.1.tmp", ".k.2.tmp", ".kk.3.tmp", ".k.4.part", "k"):
+        (tmp_path / name).mkdir() if name.endswith("1.tmp") else (tmp_path / name).write_text("")
+    assert sorted(p.name for p in sweep(final)) == [".k.1.tmp", ".k.2.tmp"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".k.4.part", ".kk.3.tmp", "k"]
