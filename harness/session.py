@@ -194,6 +194,7 @@ class Session:
         self._used: set[tuple[KernelId, str]] = set()   # guests a scenario has run on
         self._same: dict[KernelId, bool] = {}            # patched kernels with the base's image
         self._starting: dict[tuple[KernelId, str], VM] = {}  # guests booting now
+        self._accels_said: set[tuple[str, str]] = set()   # (arch, why): said once a run
         # Guests run on threads of their own (run_plan): what they share is made under this lock,
         # and once the run is cancelled no new guest starts.
         self._shared = threading.RLock()
@@ -300,7 +301,10 @@ class Session:
             with run.stage("accel", "accel"):
                 accel = choose_accel(arch, kernel.image, image.initramfs, self.cache, run.logs(),
                                      self.progress)
-        self.progress.info(f"boot {label}: {accel.reason}")
+                said = (arch.name, accel.reason) in self._accels_said
+                self._accels_said.add((arch.name, accel.reason))
+        if not said:   # every later guest of the arch: the same reason, in the report only
+            self.progress.info(f"boot {label}: {accel.reason}")
         run.update(accel=accel.name, accel_reason=accel.reason, vcpus=arch.cpus)
         with run.stage("boot" + (f" [{cmdline}]" if cmdline else ""), "boot"):
             try:
