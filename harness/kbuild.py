@@ -248,9 +248,9 @@ def build_kernel(arch: Arch, tree: Checkout, fragments: tuple[str, ...], cache: 
             shutil.copyfile(out / ".config", tmp / "config")
             # what decode_stacktrace.sh and gdb need for this kernel's reports: the build
             # directory is shared with the next kernel of this tree and .config, and moves on
-            for name in ("System.map", "vmlinux"):
-                if (out / name).exists():
-                    shutil.copyfile(out / name, tmp / name)
+            for extra in ("System.map", "vmlinux"):
+                if (out / extra).exists():
+                    shutil.copyfile(out / extra, tmp / extra)
             shutil.copyfile(log_path, tmp / "build.log")
     seconds = time.monotonic() - start
     progress.info(f"build {name}: done in {seconds:.0f} s, {objects} objects compiled")

@@ -82,6 +82,17 @@ def test_a_rerun_finds_the_kernel_by_the_key_the_build_stored_it_under_and_runs_
     assert "reused from the cache" in (tmp_path / "run2/x86_64-base/build.log").read_text()
 
 
+def test_a_builds_progress_names_its_kernel_to_the_last_line(tmp_path):
+    import io
+
+    from harness.progress import Progress
+    out = io.StringIO()
+    Session(fake_plan(tmp_path), tmp_path / "cache", tmp_path / "run", Progress(out, live=False)).kernel(BASE)
+    builds = [line.split("] ", 1)[1] for line in out.getvalue().splitlines() if "] build " in line]
+    assert builds and all(b.startswith("build x86_64/base") for b in builds), builds
+    assert builds[-1].startswith("build x86_64/base: done in "), builds
+
+
 def test_the_run_directory_has_the_config_and_the_record_says_where_vmlinux_and_each_log_are(tmp_path):
     plan, cache = fake_plan(tmp_path), tmp_path / "cache"
     s = session(plan, cache, tmp_path / "run")
