@@ -338,8 +338,8 @@ class ScenarioConfig:
     The harness reads /proc/cgroups itself before and after the script (``delta``); a script may
     report more values, each declared in ``metrics`` and printed as ``kharness-metric NAME INT``.
     ``helpers`` are C programs under guest-scripts/ built static for the guest's arch,
-    ``selftests`` programs of the tree's tools/testing/selftests/cgroup built the same way; both
-    are put in the guest next to the script. ``cmdline`` is added to the kernel command line
+    ``selftests`` programs of the tree's tools/testing/selftests/<selftests_dir> built the same
+    way; both are put in the guest next to the script. ``cmdline`` is added to the kernel command line
     (such scenarios get a guest of their own). Each scenario starts on a guest no other
     scenario ran on (``guest: own``, the default: a reproducer's 500 dying cgroups and their
     sleeps are not the next scenario's starting point) unless it says ``guest: shared``.
@@ -361,6 +361,10 @@ class ScenarioConfig:
     show: tuple[str, ...] = ("delta",)   # the values the A/B table shows
     helpers: tuple[str, ...] = ()
     selftests: tuple[str, ...] = ()
+    selftests_dir: str = "cgroup"          # where they are, under tools/testing/selftests
+    selftests_uapi: bool = False           # built with the tree's include/uapi before the toolchain's
+    selftests_libs: tuple[str, ...] = ()   # Debian -dev packages (the guest's arch) they link statically
+    since: str = ""     # the first release whose tree has what it runs: older bases leave it out
     env: dict[str, str] = field(default_factory=dict)   # more environment for the script
     markers: tuple[str, ...] = ()   # more pytest markers for its tests (make test leaves out `extended`)
     not_on: tuple[str, ...] = ()    # profiles whose kernels do not run it (the YAML says why)
@@ -387,6 +391,12 @@ class ScenarioConfig:
         """The metrics whose ``fixed`` bound is not also a ``reproduced`` one: what tells the bug
         from its absence; the other bounds (the work was done, the memory came back) hold either way."""
         return tuple(dict.fromkeys(e.metric for e in self.fixed if e not in self.reproduced))
+
+    def runs_on(self, version: str) -> bool:
+        """Whether a base of ``version`` (5.10, 7.2) has what this scenario runs (``since``)."""
+        def release(v: str) -> tuple[int, ...]:
+            return tuple(int(x) for x in re.findall(r"\d+", v)[:2])
+        return not self.since or release(version) >= release(self.since)
 
     def expectations(self, variant: str) -> tuple[Expectation, ...]:
         """The bounds ``variant``'s result is judged by (the kind says which)."""
@@ -429,6 +439,14 @@ class ScenarioConfig:
         for t in self.selftests:
             if not re.fullmatch(r"[\w-]+", t):
                 raise ConfigError(file, "selftests", f"expected a program name, got {t!r}")
+        if not re.fullmatch(r"\w[\w-]*(/\w[\w-]*)*", self.selftests_dir):
+            raise ConfigError(file, "selftests_dir", "expected a directory under tools/testing/selftests "
+                              f"(such as filesystems/mount-notify), got {self.selftests_dir!r}")
+        for lib in self.selftests_libs:
+            if not re.fullmatch(r"[a-z0-9][a-z0-9+.-]*-dev", lib):
+                raise ConfigError(file, "selftests_libs", f"expected a Debian -dev package name, got {lib!r}")
+        if self.since and not re.fullmatch(r"\d+\.\d+", self.since):
+            raise ConfigError(file, "since", f"expected a release such as 6.15, got {self.since!r}")
         for name in self.env:
             if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name) or name in ("ITERATIONS", "KHARNESS_DIR"):
                 raise ConfigError(file, f"env.{name}", "expected a variable name of its own "

@@ -9,6 +9,7 @@ compiles nothing.
 
 from __future__ import annotations
 
+import os
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -16,7 +17,9 @@ from typing import TYPE_CHECKING
 from . import REPO_ROOT, proc
 from .arches import Arch
 from .cache import atomic_dir, digest, locked, sha256_file
+from .debian import PrivateApt
 from .errors import HarnessError
+from .guest_image import load_guest_config, resolve_packages
 from .kbuild import toolchain_id
 from .progress import Progress
 
@@ -24,14 +27,15 @@ if TYPE_CHECKING:
     from .series import Workspace
 
 SELFTESTS = "tools/testing/selftests"
+UAPI_PATHS = ("include/uapi", "tools/include", "tools/arch")   # what KHDR/TOOLS_INCLUDES name
 COMPILE_TIMEOUT = 600
 # the helpers' flags, part of their cache key; -Wshadow: a global flag shadowed by a parameter
 # once made every inotify-pin group a socket
 CFLAGS = ("-O2", "-Wall", "-Wextra", "-Wshadow", "-Werror", "-static")
 
 
-def _compile(cmd: list[str], cwd: Path, log: Path, what: str) -> None:
-    rc = proc.run(cmd, "programs", COMPILE_TIMEOUT, cwd=cwd, log=log, check=False,
+def _compile(cmd: list[str], cwd: Path, log: Path, what: str, env: dict[str, str] | None = None) -> None:
+    rc = proc.run(cmd, "programs", COMPILE_TIMEOUT, cwd=cwd, log=log, check=False, env=env,
                   what=f"building {what}").returncode
     if rc != 0:
         errors = [line for line in log.read_text(errors="replace").splitlines() if "error:" in line]
@@ -62,24 +66,66 @@ def build_helpers(arch: Arch, sources: tuple[str | Path, ...], cache: Path, run_
 
 
 def build_selftests(arch: Arch, workspace: Workspace, commit: str, programs: tuple[str, ...],
-                    cache: Path, run_dir: Path, progress: Progress) -> dict[str, bytes]:
-    """The cgroup selftests of ``commit``, static for ``arch``, built from an export of its
-    tools/testing/selftests (all that lib.mk and the tests include), keyed by git's id of it."""
-    tree_id = workspace.tree_id(commit, SELFTESTS)
-    key = digest([arch.name, toolchain_id(arch.make_cross), tree_id, *programs])
+                    cache: Path, run_dir: Path, progress: Progress, directory: str = "cgroup",
+                    uapi: bool = False, libs: tuple[str, ...] = ()) -> dict[str, bytes]:
+    """Selftests of ``commit`` (tools/testing/selftests/<directory>), static for ``arch``, built
+    from an export of its tools/testing/selftests (all that lib.mk and the tests include), keyed
+    by git's id of it. ``uapi``: with the tree's include/uapi (and tools/include, tools/arch)
+    before the toolchain's headers, for tests of interfaces newer than the toolchain's (lib.mk's
+    KHDR_INCLUDES, which the kernel's `make headers` would fill; the uapi sources serve as they
+    are). ``libs``: Debian -dev packages of the guest's arch whose headers and static libraries
+    the tests link (guest_libs)."""
+    where = f"{SELFTESTS}/{directory}"
+    paths = (SELFTESTS, *(UAPI_PATHS if uapi else ()))
+    parts = [arch.name, toolchain_id(arch.make_cross), *(workspace.tree_id(commit, p) for p in paths),
+             *programs]
+    sysroot = guest_libs(arch, libs, cache, progress) if libs else None
+    if directory != "cgroup" or uapi or sysroot:
+        parts += [directory, str(uapi), str(sysroot)]
+    key = digest(parts)
     final = cache / "programs" / arch.name / f"selftests-{key[:24]}"
     with locked(final.with_suffix(".lock")):
         if not final.exists():
-            progress.info(f"programs {arch.name}: building {SELFTESTS}/cgroup ({', '.join(programs)})")
+            progress.info(f"programs {arch.name}: building {where} ({', '.join(programs)})")
             run_dir.mkdir(parents=True, exist_ok=True)
             with atomic_dir(final, owned=True) as tmp, tempfile.TemporaryDirectory(prefix="kharness-st-") as src:
-                workspace.export(commit, SELFTESTS, Path(src))
-                _compile(["make", "-C", str(Path(src) / SELFTESTS / "cgroup"), f"OUTPUT={tmp}",
-                          f"CC={arch.make_cross}gcc", "LDFLAGS=-static",
+                for p in paths:
+                    workspace.export(commit, p, Path(src))
+                flags, ldflags = [], ["-static"]
+                if uapi:   # the uapi sources, not installed headers: they say so unless told
+                    flags += ["-D__EXPORTED_HEADERS__"]
+                if sysroot:
+                    flags += [f"-I{sysroot}/usr/include"]
+                    ldflags += [f"-L{d}" for d in sorted((sysroot / "usr" / "lib").glob("*-linux-gnu*"))]
+                _compile(["make", "-C", str(Path(src) / where), f"OUTPUT={tmp}",
+                          f"CC={arch.make_cross}gcc", f"LDFLAGS={' '.join(ldflags)}",
+                          *([f"KHDR_INCLUDES=-isystem {src}/include/uapi"] if uapi else []),
                           *(str(tmp / p) for p in programs)],
-                         Path(src), run_dir / "programs.log", f"{SELFTESTS}/cgroup ({arch.name})")
+                         Path(src), run_dir / "programs.log", f"{where} ({arch.name})",
+                         # CFLAGS from the environment: the Makefiles' `CFLAGS +=` add to it
+                         env={**os.environ, "CFLAGS": " ".join(flags)} if flags else None)
                 for p in programs:
                     if not (tmp / p).is_file():
-                        raise HarnessError("programs", f"{SELFTESTS}/cgroup has no program {p}",
+                        raise HarnessError("programs", f"{where} has no program {p}",
                                            run_dir / "programs.log")
     return {p: (final / p).read_bytes() for p in programs}
+
+
+def guest_libs(arch: Arch, packages: tuple[str, ...], cache: Path, progress: Progress) -> Path:
+    """Debian -dev packages of the guest's arch (the guest image's suite) unpacked under the
+    cache, keyed by their versions: the headers and static libraries a selftest links that the
+    (cross) toolchain lacks, e.g. libcap for tools/testing/selftests/filesystems."""
+    config = load_guest_config()
+    darch = arch.debian_arch
+    apt = PrivateApt(cache, config.suite, architectures=(darch,))
+    apt.update()
+    resolved = resolve_packages(apt, darch, packages, cache)
+    final = cache / "programs" / arch.name / f"libs-{digest(resolved)[:24]}"
+    with locked(final.with_suffix(".lock")):
+        if not final.exists():
+            progress.info(f"programs {arch.name}: unpacking {', '.join(resolved)}")
+            with atomic_dir(final, owned=True) as tmp, tempfile.TemporaryDirectory(prefix="kharness-libs-") as debs:
+                for deb in apt.download(list(resolved), Path(debs)):
+                    proc.run(["dpkg-deb", "-x", str(deb), str(tmp)], "programs", 300,
+                             what=f"dpkg-deb -x {deb.name}")
+    return final

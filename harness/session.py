@@ -351,8 +351,10 @@ class Session:
             if scenario.selftests:
                 def make() -> dict[str, bytes]:
                     return build_selftests(arch, self.workspace(), self.commit(variant), scenario.selftests,
-                                           self.cache, self.run_dir, self.progress)
-                out.update(self._once(("selftests", arch.name, variant, scenario.selftests), make,
+                                           self.cache, self.run_dir, self.progress, scenario.selftests_dir,
+                                           scenario.selftests_uapi, scenario.selftests_libs)
+                out.update(self._once(("selftests", arch.name, variant, scenario.selftests_dir,
+                                       scenario.selftests), make,
                                       f"{arch.name}/{variant} selftests", "programs"))
             return out
 

@@ -123,6 +123,9 @@ def test_expectation_needs_exactly_one_bound(tmp_path):
     ("kind: invariant\nholds: [{max: 0}]\nhelpers: [dying-memcg.sh]\n", r"helpers: expected a C source"),
     ("kind: invariant\nholds: [{max: 0}]\nhelpers: [../x.c]\n", r"helpers: expected a file under guest-scripts/"),
     ("kind: selftests\nselftests: [../../bin/sh]\n", r"selftests: expected a program name"),
+    ("kind: selftests\nselftests: [t]\nselftests_dir: ../../usr\n", r"selftests_dir: expected a directory under"),
+    ("kind: selftests\nselftests: [t]\nselftests_libs: [libcap2]\n", r"selftests_libs: expected a Debian -dev"),
+    ("kind: selftests\nselftests: [t]\nsince: v6.15\n", r"since: expected a release such as 6.15, got 'v6.15'"),
     ("kind: invariant\nholds: [{max: 0}]\nhierarchy: v3\n", r"hierarchy: expected v1 or v2"),
     ("kind: invariant\nholds: [{max: 0}]\nguest: reused\n", r"guest: expected own or shared, got 'reused'"),
 ])
@@ -221,6 +224,20 @@ def test_a_base_only_run_of_a_series_config_runs_its_kernel_and_scenarios():
     assert plan.kernel.name == "linux-7.2" and plan.series is None
     assert [s.name for s in plan.scenarios][:2] == ["inotify-pin", "fanotify-pin"]
     assert _plan(series="fsnotify-objcg", kernel="linux-5.10", arches="x86_64").kernel.name == "linux-5.10"
+
+
+def test_a_scenario_newer_than_the_base_is_left_out_and_alone_is_an_error():
+    fs = load_scenario("fsnotify-selftests")
+    assert fs.since == "6.15" and fs.runs_on("7.2") and fs.runs_on("6.15") and not fs.runs_on("6.1")
+    assert not fs.runs_on("5.10") and load_scenario("cgroup-selftests").runs_on("5.10")
+    plan = _plan(kernel="linux-5.10", arches="x86_64", scenarios=["dying-memcg", "fsnotify-selftests"])
+    assert [s.name for s in plan.scenarios] == ["dying-memcg"]
+    assert [s.name for s in _plan(kernel="linux-7.2", arches="x86_64",
+                                  scenarios=["dying-memcg", "fsnotify-selftests"]).scenarios] == [
+        "dying-memcg", "fsnotify-selftests"]
+    with pytest.raises(HarnessError, match=r"^config: no scenario to run on linux-5.10 \(5.10\): "
+                                           r"fsnotify-selftests need a later base$"):
+        _plan(kernel="linux-5.10", arches="x86_64", scenarios=["fsnotify-selftests"])
 
 
 @pytest.mark.parametrize("iterations, message", [
