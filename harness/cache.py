@@ -12,6 +12,7 @@ import fcntl
 import glob
 import hashlib
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
@@ -112,12 +113,19 @@ def sweep(final: Path) -> list[Path]:
     takes: then no live writer owns one of them."""
     swept = []
     for p in final.parent.glob(f".{glob.escape(final.name)}.*.tmp"):
+        if not TEMP_NAME.fullmatch(p.name[len(final.name) + 1:]):
+            continue   # another key's (a name with a dot in it), not one of final's
         if p.is_dir() and not p.is_symlink():
             shutil.rmtree(p, ignore_errors=True)
         else:
-            p.unlink(missing_ok=True)
-        swept.append(p)
+            with contextlib.suppress(OSError):
+                p.unlink()
+        if not p.exists():
+            swept.append(p)
     return swept
+
+
+TEMP_NAME = re.compile(r"\.[a-z0-9_]{8}\.tmp")   # what follows .<name> in tempfile's names
 
 
 @contextlib.contextmanager

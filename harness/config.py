@@ -392,7 +392,7 @@ class ScenarioConfig:
         from its absence; the other bounds (the work was done, the memory came back) hold either way."""
         return tuple(dict.fromkeys(e.metric for e in self.fixed if e not in self.reproduced))
 
-    def runs_on(self, version: str) -> bool:
+    def in_release(self, version: str) -> bool:
         """Whether a base of ``version`` (5.10, 7.2) has what this scenario runs (``since``)."""
         def release(v: str) -> tuple[int, ...]:
             return tuple(int(x) for x in re.findall(r"\d+", v)[:2])

@@ -185,10 +185,10 @@ def make_plan(*, series: str | None = None, kernel: str | None = None, arches: s
             s = replace(s, iterations=iterations)
         chosen.append(s)
     chosen = [replace(s, kind="fixed-upstream") if s.name in k.fixed_upstream else s for s in chosen]
-    older = [s for s in chosen if not s.runs_on(k.version)]
+    older = [s for s in chosen if not s.in_release(k.version)]
     for s in older:
         progress.info(f"scenario {s.name}: needs Linux {s.since} or later ({k.name} is {k.version}): left out")
-    chosen = [s for s in chosen if s.runs_on(k.version)]
+    chosen = [s for s in chosen if s.in_release(k.version)]
     if older and not chosen:
         raise HarnessError("config", f"no scenario to run on {k.name} ({k.version}): "
                            f"{', '.join(s.name for s in older)} need a later base")

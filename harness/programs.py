@@ -28,6 +28,10 @@ if TYPE_CHECKING:
 
 SELFTESTS = "tools/testing/selftests"
 UAPI_PATHS = ("include/uapi", "tools/include", "tools/arch")   # what KHDR/TOOLS_INCLUDES name
+# how build_selftests builds a directory with uapi or libs (part of its key: change with the flags)
+SELFTESTS_RECIPE = "selftests-2: env CFLAGS -D__EXPORTED_HEADERS__ -I<libs>/usr/include; LDFLAGS -static -L<libs>"
+# make variables the caller's environment must not pass to a selftests build
+BUILD_VARIABLES = ("CFLAGS", "CPPFLAGS", "LDFLAGS", "LDLIBS", "KHDR_INCLUDES", "OUTPUT", "CROSS_COMPILE", "ARCH")
 COMPILE_TIMEOUT = 600
 # the helpers' flags, part of their cache key; -Wshadow: a global flag shadowed by a parameter
 # once made every inotify-pin group a socket
@@ -76,12 +80,15 @@ def build_selftests(arch: Arch, workspace: Workspace, commit: str, programs: tup
     are). ``libs``: Debian -dev packages of the guest's arch whose headers and static libraries
     the tests link (guest_libs)."""
     where = f"{SELFTESTS}/{directory}"
+    if not workspace.has(commit, where):
+        raise HarnessError("programs", f"{where} is not in the tree at {commit[:12]}: its selftests "
+                           "cannot be built (a scenario's `since` says which release has them)")
     paths = (SELFTESTS, *(UAPI_PATHS if uapi else ()))
     parts = [arch.name, toolchain_id(arch.make_cross), *(workspace.tree_id(commit, p) for p in paths),
              *programs]
-    sysroot = guest_libs(arch, libs, cache, progress) if libs else None
-    if directory != "cgroup" or uapi or sysroot:
-        parts += [directory, str(uapi), str(sysroot)]
+    sysroot, resolved = guest_libs(arch, libs, cache, progress) if libs else (None, ())
+    if directory != "cgroup" or uapi or libs:
+        parts += [SELFTESTS_RECIPE, directory, str(uapi), *resolved]
     key = digest(parts)
     final = cache / "programs" / arch.name / f"selftests-{key[:24]}"
     with locked(final.with_suffix(".lock")):
@@ -91,7 +98,7 @@ def build_selftests(arch: Arch, workspace: Workspace, commit: str, programs: tup
             with atomic_dir(final, owned=True) as tmp, tempfile.TemporaryDirectory(prefix="kharness-st-") as src:
                 for p in paths:
                     workspace.export(commit, p, Path(src))
-                flags, ldflags = [], ["-static"]
+                flags, ldflags = [], ["-static"]   # (SELFTESTS_RECIPE: change it with these)
                 if uapi:   # the uapi sources, not installed headers: they say so unless told
                     flags += ["-D__EXPORTED_HEADERS__"]
                 if sysroot:
@@ -102,8 +109,10 @@ def build_selftests(arch: Arch, workspace: Workspace, commit: str, programs: tup
                           *([f"KHDR_INCLUDES=-isystem {src}/include/uapi"] if uapi else []),
                           *(str(tmp / p) for p in programs)],
                          Path(src), run_dir / "programs.log", f"{where} ({arch.name})",
-                         # CFLAGS from the environment: the Makefiles' `CFLAGS +=` add to it
-                         env={**os.environ, "CFLAGS": " ".join(flags)} if flags else None)
+                         # CFLAGS from the environment, which the Makefiles' `CFLAGS +=` add to;
+                         # none of the caller's (CPPFLAGS, LDLIBS...): they are in no key
+                         env={**{k: v for k, v in os.environ.items() if k not in BUILD_VARIABLES},
+                              **({"CFLAGS": " ".join(flags)} if flags else {})})
                 for p in programs:
                     if not (tmp / p).is_file():
                         raise HarnessError("programs", f"{where} has no program {p}",
@@ -111,10 +120,12 @@ def build_selftests(arch: Arch, workspace: Workspace, commit: str, programs: tup
     return {p: (final / p).read_bytes() for p in programs}
 
 
-def guest_libs(arch: Arch, packages: tuple[str, ...], cache: Path, progress: Progress) -> Path:
+def guest_libs(arch: Arch, packages: tuple[str, ...], cache: Path,
+               progress: Progress) -> tuple[Path, tuple[str, ...]]:
     """Debian -dev packages of the guest's arch (the guest image's suite) unpacked under the
     cache, keyed by their versions: the headers and static libraries a selftest links that the
-    (cross) toolchain lacks, e.g. libcap for tools/testing/selftests/filesystems."""
+    (cross) toolchain lacks, e.g. libcap for tools/testing/selftests/filesystems. Returns the
+    directory and the packages as name:arch=version."""
     config = load_guest_config()
     darch = arch.debian_arch
     apt = PrivateApt(cache, config.suite, architectures=(darch,))
@@ -128,4 +139,4 @@ def guest_libs(arch: Arch, packages: tuple[str, ...], cache: Path, progress: Pro
                 for deb in apt.download(list(resolved), Path(debs)):
                     proc.run(["dpkg-deb", "-x", str(deb), str(tmp)], "programs", 300,
                              what=f"dpkg-deb -x {deb.name}")
-    return final
+    return final, resolved

@@ -141,8 +141,9 @@ def parse_selftests(text: str, programs: tuple[str, ...], script: str) -> dict[s
     unflushed stdout, so within a run a result line can appear more than once: identical
     repeats count once, conflicting ones are an error. A program may run several times: a
     test with the same result in every run has that result, one that passed in some runs and
-    not in others (or was missing from a run) is flaky. A program with no result line is an
-    error.
+    not in others (or was missing from a run) is flaky. A program with no result line, or
+    with no test that passed in any run (its fixture's setup failing on every test, as on a
+    kernel without the interface), is an error: its results would compare nothing.
     """
     runs: dict[str, list[dict[str, str]]] = {}
     current: dict[str, str] | None = None
@@ -178,6 +179,11 @@ def parse_selftests(text: str, programs: tuple[str, ...], script: str) -> dict[s
         if not any(runs.get(program, [])):
             raise HarnessError("scenario", f"selftest {program} reported no result "
                                f"(exit {exits[program][-1]})")
+        results = [v for run in runs[program] for v in run.values()]
+        if "pass" not in results:   # its setup failed (a missing interface): nothing to compare
+            raise HarnessError("scenario", f"selftest {program}: no test passed in any run "
+                               f"({results.count('fail')} fail, {results.count('skip')} skip, "
+                               f"exit {exits[program][-1]})")
         for key in dict.fromkeys(k for run in runs[program] for k in run):
             seen = {run.get(key, "fail") for run in runs[program]}
             tests[key] = seen.pop() if len(seen) == 1 else "flaky"

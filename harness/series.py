@@ -331,6 +331,10 @@ class Workspace:
         """git's id of ``path`` in ``commit``: what a build from that directory depends on."""
         return self._git("rev-parse", f"{commit}:{path}").stdout.strip()
 
+    def has(self, commit: str, path: str) -> bool:
+        """Whether ``path`` exists in ``commit``."""
+        return self._git("cat-file", "-e", f"{commit}:{path}", check=False).returncode == 0
+
     def export(self, commit: str, path: str, dest: Path) -> None:
         """Write ``path`` of ``commit`` under ``dest`` (same relative path), leaving the work
         tree alone: no lock, no wait for a build."""

@@ -354,6 +354,7 @@ class Session:
                                            self.cache, self.run_dir, self.progress, scenario.selftests_dir,
                                            scenario.selftests_uapi, scenario.selftests_libs)
                 out.update(self._once(("selftests", arch.name, variant, scenario.selftests_dir,
+                                       scenario.selftests_uapi, scenario.selftests_libs,
                                        scenario.selftests), make,
                                       f"{arch.name}/{variant} selftests", "programs"))
             return out

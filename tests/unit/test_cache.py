@@ -70,7 +70,9 @@ def test_a_live_writer_keeps_its_directory_while_another_key_is_written(tmp_path
 
 def test_sweep_takes_files_and_directories_of_that_key_only(tmp_path):
     final = tmp_path / "k"
-    for name in (".k.1.tmp", ".k.2.tmp", ".kk.3.tmp", ".k.4.part", "k"):
-        (tmp_path / name).mkdir() if name.endswith("1.tmp") else (tmp_path / name).write_text("")
-    assert sorted(p.name for p in sweep(final)) == [".k.1.tmp", ".k.2.tmp"]
-    assert sorted(p.name for p in tmp_path.iterdir()) == [".k.4.part", ".kk.3.tmp", "k"]
+    names = (".k.a1b2c3d4.tmp", ".k.x_9y8z7w.tmp", ".kk.a1b2c3d4.tmp", ".k.x.a1b2c3d4.tmp", ".k.a1b2c3d4.part", "k")
+    for name in names:   # the third and fourth: keys kk and k.x; the fifth: not a temporary name
+        (tmp_path / name).mkdir() if name.startswith(".k.a1") else (tmp_path / name).write_text("")
+    assert sorted(p.name for p in sweep(final)) == [".k.a1b2c3d4.tmp", ".k.x_9y8z7w.tmp"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".k.a1b2c3d4.part", ".k.x.a1b2c3d4.tmp",
+                                                          ".kk.a1b2c3d4.tmp", "k"]

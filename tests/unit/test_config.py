@@ -228,8 +228,8 @@ def test_a_base_only_run_of_a_series_config_runs_its_kernel_and_scenarios():
 
 def test_a_scenario_newer_than_the_base_is_left_out_and_alone_is_an_error():
     fs = load_scenario("fsnotify-selftests")
-    assert fs.since == "6.15" and fs.runs_on("7.2") and fs.runs_on("6.15") and not fs.runs_on("6.1")
-    assert not fs.runs_on("5.10") and load_scenario("cgroup-selftests").runs_on("5.10")
+    assert fs.since == "6.15" and fs.in_release("7.2") and fs.in_release("6.15") and not fs.in_release("6.1")
+    assert not fs.in_release("5.10") and load_scenario("cgroup-selftests").in_release("5.10")
     plan = _plan(kernel="linux-5.10", arches="x86_64", scenarios=["dying-memcg", "fsnotify-selftests"])
     assert [s.name for s in plan.scenarios] == ["dying-memcg"]
     assert [s.name for s in _plan(kernel="linux-7.2", arches="x86_64",

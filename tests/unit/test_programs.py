@@ -66,3 +66,74 @@ def test_ptyrun_kills_a_stalled_program_without_children_and_keeps_its_status(pt
                          capture_output=True, text=True, timeout=60)
     assert out.stdout.splitlines() == ['kharness-note sleep wrote nothing for 1 s after "": killed it']
     assert out.returncode == 128 + 9
+
+
+class _Tree:
+    """A kernel tree's files as Workspace shows them to build_selftests (the real make and gcc
+    build from its export)."""
+
+    def __init__(self, root):
+        self.root = root
+
+    def tree_id(self, commit, path):
+        from harness.cache import digest
+        return digest(f"{p.relative_to(self.root)} {p.read_bytes()!r}" for p in sorted((self.root / path).rglob("*"))
+                      if p.is_file())
+
+    def has(self, commit, path):
+        return (self.root / path).exists()
+
+    def export(self, commit, path, dest):
+        import shutil
+        shutil.copytree(self.root / path, dest / path, dirs_exist_ok=True)
+
+
+def _selftests_tree(tmp_path):
+    root = tmp_path / "linux"
+    files = {
+        "tools/testing/selftests/fake/Makefile":
+            "CFLAGS += -Wall $(KHDR_INCLUDES)\nLDLIBS += -lkh\n"
+            "$(OUTPUT)/t: t.c\n\t$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LDLIBS)\n",
+        "tools/testing/selftests/fake/t.c":
+            "#include <linux/kh_uapi.h>\n#include <kh.h>\n#ifdef BROKEN\n#error CPPFLAGS of the caller\n#endif\n"
+            "int main(void) { return KH_UAPI + kh(); }\n",
+        "include/uapi/linux/kh_uapi.h":
+            "#ifndef __EXPORTED_HEADERS__\n#error uapi sources used without saying so\n#endif\n#define KH_UAPI 0\n",
+        "tools/include/uapi/.keep": "", "tools/arch/.keep": "",
+    }
+    for name, text in files.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text(text)
+    libs = tmp_path / "libs"   # what guest_libs unpacks: a -dev package's header and static library
+    (libs / "usr/include").mkdir(parents=True)
+    (libs / "usr/include/kh.h").write_text("int kh(void);\n")
+    (lib := libs / "usr/lib/x86_64-linux-gnu").mkdir(parents=True)
+    (tmp_path / "kh.c").write_text("int kh(void) { return 0; }\n")
+    subprocess.run(["gcc", "-c", "-o", str(tmp_path / "kh.o"), str(tmp_path / "kh.c")], check=True)
+    subprocess.run(["ar", "rcs", str(lib / "libkh.a"), str(tmp_path / "kh.o")], check=True)
+    return _Tree(root), libs
+
+
+def test_selftests_of_a_directory_build_with_the_trees_uapi_and_a_packages_static_library(tmp_path, monkeypatch):
+    tree, libs = _selftests_tree(tmp_path)
+    version = ["libkh-dev:amd64=1.0"]
+    monkeypatch.setattr(programs, "guest_libs", lambda arch, packages, cache, progress: (libs, tuple(version)))
+    monkeypatch.setenv("CPPFLAGS", "-DBROKEN")   # the caller's build variables are not the build's
+    x86, cache, run = load_arch("x86_64"), tmp_path / "cache", tmp_path / "run"
+
+    def build():
+        return programs.build_selftests(x86, tree, "c0ffee", ("t",), cache, run, Progress(live=False),
+                                        "fake", uapi=True, libs=("libkh-dev",))
+    out = build()
+    (binary := tmp_path / "t").write_bytes(out["t"])
+    binary.chmod(0o755)
+    header = subprocess.run(["readelf", "-h", "-d", str(binary)], capture_output=True, text=True).stdout
+    assert "X86-64" in header and "NEEDED" not in header
+    assert subprocess.run([str(binary)]).returncode == 0
+    (log := run / "programs.log").unlink()
+    assert build() == out and not log.exists()          # cached
+    version[0] = "libkh-dev:amd64=1.1"                   # another version of the package: built anew
+    assert build() == out and log.exists()
+    with pytest.raises(HarnessError, match=r"^programs: tools/testing/selftests/nosuch is not in the tree "
+                                           r"at c0ffee: its selftests cannot be built"):
+        programs.build_selftests(x86, tree, "c0ffee", ("t",), cache, run, Progress(live=False), "nosuch")

@@ -125,6 +125,14 @@ def test_selftest_program_that_did_not_run_or_reported_nothing_is_an_error():
         parse_selftests(silent, ("test_core", "test_kmem", "test_memcontrol"), "s.sh")
 
 
+def test_a_selftest_program_of_which_no_test_passed_is_an_error_not_a_result():
+    setup_failed = TAP + ("kharness-selftest mount-notify_test\n1..2\nnot ok 1 fanotify.bind\n"
+                          "ok 2 fanotify.move # SKIP no mount namespace\nkharness-selftest mount-notify_test exit 1\n")
+    with pytest.raises(HarnessError, match=r"^scenario: selftest mount-notify_test: no test passed in any "
+                                           r"run \(1 fail, 1 skip, exit 1\)$"):
+        parse_selftests(setup_failed, ("test_core", "test_kmem", "mount-notify_test"), "s.sh")
+
+
 def test_selftest_runs_that_disagree_make_a_flaky_test():
     second = TAP.replace("ok 3 test_cgcore_threads # SKIP no threads\n", "").replace(
         "ok 1 test_cgcore_populated\nok 1", "not ok 1 test_cgcore_populated\nnot ok 1")
