@@ -12,7 +12,7 @@ import re
 from dataclasses import replace
 from pathlib import Path
 
-from .cache import atomic_dir
+from .cache import atomic_dir, locked
 from .config import KernelConfig, SourceSpec, known, load_kernel
 from .errors import HarnessError
 from .git import git, git_out
@@ -110,16 +110,17 @@ def from_tree(tree: Path, base: str | None, series_range: str | None, dirty: boo
                            "(--variant base runs the base alone)")
     key = hashlib.sha256(f"{base_commit} {head} {diff}".encode()).hexdigest()[:32]
     out = cache / "tree-series" / key
-    if not out.is_dir():
-        with atomic_dir(out) as tmp:
-            if count:
-                git("-C", str(tree), "format-patch", "-q", "--no-signature", "-o", str(tmp),
-                    f"{base_commit}..{head}", stage="tree")
-            if diff:
-                (tmp / f"{count + 1:04d}-work-tree.patch").write_text(
-                    "From 0000000000000000000000000000000000000000 Mon Sep 17 00:00:00 2001\n"
-                    "From: kharness <kharness@localhost>\nDate: Thu, 1 Jan 1970 00:00:00 +0000\n"
-                    "Subject: [PATCH] the work tree's uncommitted changes (--dirty)\n\n---\n" + diff)
+    with locked(cache / "tree-series" / f"{key}.lock"):
+        if not out.is_dir():
+            with atomic_dir(out, owned=True) as tmp:
+                if count:
+                    git("-C", str(tree), "format-patch", "-q", "--no-signature", "-o", str(tmp),
+                        f"{base_commit}..{head}", stage="tree")
+                if diff:
+                    (tmp / f"{count + 1:04d}-work-tree.patch").write_text(
+                        "From 0000000000000000000000000000000000000000 Mon Sep 17 00:00:00 2001\n"
+                        "From: kharness <kharness@localhost>\nDate: Thu, 1 Jan 1970 00:00:00 +0000\n"
+                        "Subject: [PATCH] the work tree's uncommitted changes (--dirty)\n\n---\n" + diff)
     branch = git("-C", str(tree), "symbolic-ref", "-q", "--short", "HEAD", stage="tree", check=False)
     name = (str(branch.stdout).strip() if branch.returncode == 0 and not end else head_rev).replace("/", "-")
     series = load_patch_dir(out, name, f"{base_name}..{head_rev}" + (" + work tree" if diff else ""))
