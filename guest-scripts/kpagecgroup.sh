@@ -63,13 +63,22 @@ for d in $P/churn-*; do   # the one the churner was killed in, if any
 done
 read -r c1 p1 <<< "$(pages $C $P)"
 rmdir $C
-read -r p2 <<< "$(pages $P)"
+# C goes offline after rmdir returns (an RCU grace period, then a work item): until then
+# page_cgroup_ino() still names C, after it walks up to P (base) or finds P (the series). On a
+# busy TCG host a read right after rmdir saw a third of them moved: read again while fewer than
+# 90 % have, a second apart, 5 reads at most (a kernel that never moves them fails all 5).
+for ((offline_reads = 1; ; offline_reads++)); do
+	read -r p2 <<< "$(pages $P)"
+	(( (p2 - p1) * 100 >= 90 * c1 || offline_reads == 5 )) && break
+	sleep 1
+done
 kill "${pids[@]}" $(cat churn.pids) 2> /dev/null || true
 wait "${pids[@]}" 2> /dev/null || true
 sleep 1
 rmdir $P
 stack=$(( c0 / K ))
-echo "C: $c0 page frames with its $K sleeps' stacks (P: $p0); $reads reads while $churned cgroups came and went; then C $c1, P $p1; C removed: P $p2"
+echo "C: $c0 page frames with its $K sleeps' stacks (P: $p0); $reads reads while $churned cgroups came and went; then C $c1, P $p1; C removed: P $p2 (read $offline_reads times)"
+((offline_reads == 1)) || echo "kharness-note C's frames reached P at read $offline_reads after rmdir (C's offline came later than the first read)"
 echo "kharness-metric child_pages_per_task $stack"
 echo "kharness-metric reads $reads"
 echo "kharness-metric churned $churned"
