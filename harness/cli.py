@@ -31,7 +31,7 @@ from .lore import DEFAULT_LORE
 from .pipeline import default_jobs, run_plan
 from .plan import VARIANTS, GuestOptions, Plan, check_profiles, make_plan, names
 from .progress import Progress
-from .render import junit, markdown, render, summary
+from .render import junit, markdown, record, render, summary
 from .tree import is_kernel_checkout
 from .report import load as report_load
 from .report import merge, passed, rows, write
@@ -186,6 +186,8 @@ def cmd_report(args: argparse.Namespace) -> int:
         print(markdown(meta, table, records), end="")
     elif args.format == "junit":
         print(junit(run_dir, meta, records, table), end="")
+    elif args.format == "ab":
+        print(record(meta, table), end="")
     else:
         print(summary(table, records, meta))
     if args.write:
@@ -344,9 +346,10 @@ def parser() -> argparse.ArgumentParser:
     chk.set_defaults(func=cmd_check_series)
     rep = verb("report", "print a run directory's summary, from its report.json")
     rep.add_argument("run_dir", metavar="RUN_DIR", help="a run directory (results/<timestamp>)")
-    rep.add_argument("--format", choices=("txt", "md", "junit"), default="txt",
+    rep.add_argument("--format", choices=("txt", "md", "junit", "ab"), default="txt",
                      help="txt: the plain-text summary (default; summary.txt), md: summary.md, "
-                          "junit: junit.xml")
+                          "junit: junit.xml, ab: the verdicts as JSON to keep beside the series "
+                          "(kernel-patches/NAME.ab.json)")
     rep.add_argument("--write", action="store_true",
                      help="also write summary.txt, summary.md and junit.xml anew (after an upgrade)")
     rep.set_defaults(func=cmd_report)

@@ -365,6 +365,9 @@ class ScenarioConfig:
     selftests_uapi: bool = False           # built with the tree's include/uapi before the toolchain's
     selftests_libs: tuple[str, ...] = ()   # Debian -dev packages (the guest's arch) they link statically
     since: str = ""     # the first release whose tree has what it runs: older bases leave it out
+    # selftests: runs of a program per kernel at most when base and patched differ on one of its
+    # tests by less than chance rules out (kinds.judge_test): more runs, ``iterations`` at a time
+    confirm_runs: int = 12
     env: dict[str, str] = field(default_factory=dict)   # more environment for the script
     markers: tuple[str, ...] = ()   # more pytest markers for its tests (make test leaves out `extended`)
     not_on: tuple[str, ...] = ()    # profiles whose kernels do not run it (the YAML says why)
@@ -420,6 +423,8 @@ class ScenarioConfig:
             raise ConfigError(file, "hierarchy", f"expected v1 or v2, got {self.hierarchy!r}")
         if self.iterations < 1:
             raise ConfigError(file, "iterations", "expected a positive integer")
+        if self.confirm_runs < 1:
+            raise ConfigError(file, "confirm_runs", "expected a positive integer")
         declared = (*BUILTIN_METRICS, *self.metrics)
         for name in ("reproduced", "fixed", "holds"):
             for i, e in enumerate(getattr(self, name)):

@@ -9,6 +9,7 @@ class here, registered in ``KINDS``; nothing else asks what kind a scenario is.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar
 
 if TYPE_CHECKING:
@@ -234,27 +235,95 @@ class Invariant(Kind):
         return text + " [" + "; ".join(result.failed) + "]" if result.failed else text
 
 
-TEST_RANK = {"pass": 2, "skip": 1, "fail": 0}   # a selftest's results, best first
+TEST_RANK = {"p": 2, "s": 1, "f": 0}   # a selftest's outcomes in a run, best first
+LEGACY_RUNS = {"pass": "p", "fail": "f", "skip": "s", "flaky": "pf"}   # a report.json without test_runs
+# A test that fails more often on patched than on base is a regression when so large a share of
+# the failures landing on patched is this unlikely by chance (one-sided Fisher exact test).
+ALPHA = 0.05
+
+
+def worse_by_chance(fp: int, np_: int, fb: int, nb: int) -> float:
+    """The one-sided Fisher exact test's p: the chance that, of the fp + fb failures seen in
+    np_ + nb runs, patched's np_ runs get fp or more when neither kernel fails more often."""
+    k, total = fp + fb, np_ + nb
+    return sum(math.comb(np_, x) * math.comb(nb, k - x) for x in range(fp, min(k, np_) + 1)) / math.comb(total, k)
+
+
+def test_runs(result: ScenarioResult, test: str) -> str | None:
+    """A test's outcome in each run of one kernel (``ScenarioResult.test_runs``), None when
+    the kernel did not report it."""
+    if test in result.test_runs:
+        return result.test_runs[test]
+    value = result.tests.get(test)
+    return LEGACY_RUNS[value] if value is not None else None
+
+
+def _runs_words(runs: str) -> str:
+    if len(set(runs)) == 1:
+        return {"p": "pass", "f": "fail", "s": "skip"}[runs[0]] + (f" in all {len(runs)} runs" if len(runs) > 1 else "")
+    return f"fail {runs.count('f')} of {len(runs)} runs"
+
+
+@dataclass(frozen=True)
+class TestJudgement:
+    """One selftest, base against patched: ``verdict`` same, regressed, flaky (both kernels fail
+    it some of the time, patched no more often than chance allows) or fixed (base fails it some
+    of the time, patched never); ``decided`` False when more runs could still show the
+    difference to be real or chance (the runs then say REGRESSED or FLAKY: never a pass)."""
+
+    test: str
+    verdict: str
+    decided: bool
+    words: str
+
+
+def judge_test(test: str, b: str | None, p: str | None) -> TestJudgement:
+    """A test that fails on patched more often than on base is a regression when the difference
+    is significant (``ALPHA``); an intermittent failure patched alone shows is a regression until
+    runs show otherwise, and one both kernels show is FLAKY."""
+    if b is None:   # only patched reports it (a test the series adds): it must not fail
+        verdict = "regressed" if p and "f" in p else "same"
+        return TestJudgement(test, verdict, True, f"{test}: missing on base, {_runs_words(p or '')} on patched")
+    if p is None:   # missing on patched: failed, if base ever passed it
+        verdict = "regressed" if "p" in b else "same"
+        return TestJudgement(test, verdict, True, f"{test}: {_runs_words(b)} on base, missing on patched")
+    words = f"{test}: {_runs_words(b)} on base, {_runs_words(p)} on patched"
+    if len(set(b)) == 1 and len(set(p)) == 1:   # each kernel always the same: its rank
+        verdict = "regressed" if TEST_RANK[p[0]] < TEST_RANK[b[0]] else "same"
+        return TestJudgement(test, verdict, True, words)
+    fb, fp = b.count("f"), p.count("f")
+    if fp * len(b) > fb * len(p):   # patched fails more often
+        chance = worse_by_chance(fp, len(p), fb, len(b))
+        words += f" (p = {chance:.3f})"
+        if chance <= ALPHA:
+            return TestJudgement(test, "regressed", True, words + ", intermittent" * (fp < len(p)))
+        # not significant yet: patched alone failing it is no pass; both failing it, flaky
+        return TestJudgement(test, "regressed" if fb == 0 else "flaky", False, words + ", not significant")
+    if fp == 0:
+        return TestJudgement(test, "fixed" if fb else "same", True, words)
+    return TestJudgement(test, "flaky", True, words)
+
+
+def judge_tests(base: ScenarioResult, patched: ScenarioResult) -> list[TestJudgement]:
+    """Every test either kernel reported, judged (``judge_test``)."""
+    return [judge_test(t, test_runs(base, t), test_runs(patched, t))
+            for t in sorted(base.tests.keys() | patched.tests.keys())]
 
 
 def selftest_regressions(base: ScenarioResult, patched: ScenarioResult) -> list[str]:
-    """The tests, of either kernel, patched does worse on than base in every run: a test
-    missing on patched counts as failed, one only patched reports regresses when it fails
-    there; a flaky test on either side is no regression but a note."""
-    out = []
-    for t in sorted(base.tests.keys() | patched.tests.keys()):
-        b, p = base.tests.get(t), patched.tests.get(t)
-        if "flaky" in (b, p):
-            continue
-        if (b is None and p == "fail") or (b is not None and TEST_RANK[p or "fail"] < TEST_RANK[b]):
-            out.append(f"{t}: {b or 'missing'} -> {p or 'missing'}")
-    return out
+    return [j.words for j in judge_tests(base, patched) if j.verdict == "regressed"]
+
+
+def undecided_programs(base: ScenarioResult, patched: ScenarioResult) -> tuple[str, ...]:
+    """The selftest programs with a test whose difference more runs could still settle."""
+    return tuple(dict.fromkeys(j.test.split(":", 1)[0] for j in judge_tests(base, patched) if not j.decided))
 
 
 def selftest_flaky(base: ScenarioResult, patched: ScenarioResult | None) -> list[str]:
+    """One kernel alone: the tests whose runs disagree."""
     both = [base] + ([patched] if patched else [])
     names = sorted({t for r in both for t, v in r.tests.items() if v == "flaky"})
-    return [f"{t}: " + ", ".join(f"{r.variant} {r.tests.get(t, 'missing')}" for r in both) for t in names]
+    return [f"{t}: " + ", ".join(f"{r.variant} {_runs_words(test_runs(r, t) or '')}" for r in both) for t in names]
 
 
 class Selftests(Kind):
@@ -267,7 +336,10 @@ class Selftests(Kind):
         return RAN
 
     def pair_verdict(self, base: ScenarioResult, patched: ScenarioResult) -> str:
-        return REGRESSED if selftest_regressions(base, patched) else NO_REGRESSION
+        """REGRESSED when a test regressed (``judge_test``), FLAKY when one fails on both
+        kernels some of the time (never a pass), else NO-REGRESSION."""
+        verdicts = {j.verdict for j in judge_tests(base, patched)}
+        return REGRESSED if "regressed" in verdicts else FLAKY if "flaky" in verdicts else NO_REGRESSION
 
     def cell(self, result: ScenarioResult) -> str:
         counts = {k: sum(v == k for v in result.tests.values()) for k in ("pass", "fail", "skip", "flaky")}
@@ -278,10 +350,9 @@ class Selftests(Kind):
               ok: bool) -> list[str]:
         out = []
         if base is not None and patched is not None:
-            out += [f"{where}: regressed {x}" for x in selftest_regressions(base, patched)]
-        first = base or patched
-        if first is not None:
-            out += [f"{where}: flaky {x}" for x in selftest_flaky(first, patched if base else None)]
+            out += [f"{where}: {j.verdict} {j.words}" for j in judge_tests(base, patched) if j.verdict != "same"]
+        elif base or patched:
+            out += [f"{where}: flaky {x}" for x in selftest_flaky(base or patched, None)]
         return out + failed_notes(where, base, patched, ok)
 
 

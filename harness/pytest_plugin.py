@@ -163,6 +163,18 @@ class Case:
             results[key] = self.session.run_scenario(kid, scenario)
         return results[key]
 
+    def pair(self) -> tuple[ScenarioResult, ScenarioResult]:
+        """Base's and patched's results, selftests run again where they differ by less than
+        chance rules out (``Session.confirm_selftests``): what the CLI's table judges."""
+        self.run("base"), self.run("patched")
+        profile = self.session.plan.profiles[0]
+        scenario = next(s for s in self.session.plan.scenarios if s.name == self.scenario)
+        self.session.confirm_selftests(self.arch, profile, scenario)
+        got = [self.session.run(KernelId(self.arch, v, profile)).result(self.scenario) for v in ("base", "patched")]
+        for v, r in zip(("base", "patched"), got):
+            self.results[(self.arch, v, self.scenario)] = r
+        return got[0], got[1]
+
 
 @pytest.fixture(scope="session")
 def kharness_results() -> dict:

@@ -3,11 +3,13 @@ terminal, a mail), summary.md (web UIs), junit.xml (CI dashboards)."""
 
 from __future__ import annotations
 
+import json
+
 import textwrap
 from pathlib import Path
 from xml.etree import ElementTree as ET
 
-from .kinds import ERROR, selftest_regressions
+from .kinds import ERROR, judge_tests
 from .report import Row, rows
 from .results import RunMeta, RunRecord, console_name
 
@@ -137,6 +139,21 @@ def summary(table: list[Row], runs: list[RunRecord], meta: RunMeta | None = None
     return "\n".join(out + [""] + _result(table))
 
 
+def record(meta: RunMeta, table: list[Row]) -> str:
+    """The A/B as a small JSON file to keep beside a series (kernel-patches/NAME.ab.json): which
+    patches (their sha256), which base, and every row's verdict and cells; the tests hold a
+    series whose patches changed since its last recorded A/B (tests/unit/test_recorded_ab.py)."""
+    s = meta.series
+    data = {"series": s.name if s else None, "sha256": s.sha256 if s else None,
+            "kernel": {"name": meta.kernel.name, "version": meta.kernel.version},
+            "kharness": meta.kharness, "started": meta.started, "command": meta.command,
+            "profiles": list(meta.profiles), "result": " ".join(_result(table)),
+            "rows": [{"arch": r.arch, "scenario": r.scenario, "profile": r.profile, "verdict": r.verdict,
+                      "ok": r.ok, "base": r.cell(r.base), "patched": r.cell(r.patched),
+                      "notes": r.notes()} for r in table]}
+    return json.dumps(data, indent=1) + "\n"
+
+
 def markdown(meta: RunMeta, table: list[Row], runs: list[RunRecord]) -> str:
     """The A/B table as Markdown, short enough to paste into a reply on the list."""
     head = ""
@@ -170,15 +187,17 @@ def _tail(path: Path, lines: int = 60) -> str:
 
 def _selftest_cases(parent: ET.Element, row: Row) -> None:
     """Each selftest of a selftests row as a testcase: a failure when patched does worse than
-    base (a regression), skipped when it fails or skips on the kernels that ran it alike."""
+    base (a regression) or both kernels fail it some of the time (flaky), skipped when it fails
+    or skips on the kernels that ran it alike."""
     results = [r for r in (row.base, row.patched) if r is not None and r.error is None]
-    regressed = {line.split(":")[0] + ":" + line.split(":")[1] for line in
-                 (selftest_regressions(row.base, row.patched) if len(results) == 2 else ())}
+    judged = ({j.test: j for j in judge_tests(row.base, row.patched)}
+              if len(results) == 2 and row.base and row.patched else {})
     for test in sorted({t for r in results for t in r.tests}):
         seen = ", ".join(f"{r.variant} {r.tests.get(test, 'missing')}" for r in results)
         case = ET.SubElement(parent, "testcase", classname=f"kharness.{row.arch}.{row.scenario}", name=test)
-        if test in regressed:
-            ET.SubElement(case, "failure", message=f"regressed: {seen}")
+        j = judged.get(test)
+        if j is not None and j.verdict in ("regressed", "flaky"):
+            ET.SubElement(case, "failure", message=f"{j.verdict}: {j.words}")
         elif all(r.tests.get(test) in ("fail", "skip", None) for r in results):
             ET.SubElement(case, "skipped", message=f"not a pass on any kernel: {seen}")
         elif any(r.tests.get(test) == "flaky" for r in results):

@@ -81,7 +81,7 @@ class Row:
                     for v in self.duplicates]
         if self.verdict == ERROR:
             return failed_notes(self.where, self.base, self.patched, self.ok) + self.script_notes()
-        if self.verdict == FLAKY:
+        if self.verdict == FLAKY and any(r.flaky for r in (self.base, self.patched) if r is not None):
             return [f"{self.where}: {r.variant} run {i}: {'held' if x['held'] else 'not held'}"
                     + f" ({', '.join([f'{k} {v}' for k, v in x['metrics'].items() if k in r.show] + x['failed'])})"
                     for r in (self.base, self.patched) if r is not None and r.flaky

@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 import shlex
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from .config import GUEST_SCRIPTS, ScenarioConfig
@@ -49,8 +49,9 @@ class Measurement:
     settle_seconds: float     # how long after the script the second reading was taken
     script_seconds: float
     metrics: dict[str, int]   # delta, before, after and the script's declared metrics
-    tests: dict[str, str]     # selftests: "program:test" -> pass, fail or skip
+    tests: dict[str, str]     # selftests: "program:test" -> pass, fail, skip or flaky
     notes: tuple[str, ...] = ()   # what the script says of this kernel (``kharness-note TEXT``)
+    test_runs: dict[str, str] = field(default_factory=dict)   # "program:test" -> "ppf": each run
 
     @property
     def delta(self) -> int:
@@ -133,17 +134,33 @@ def parse_notes(text: str) -> tuple[str, ...]:
                                if (m := NOTE_LINE.fullmatch(line.strip()))))
 
 
+# a selftest's outcome in one run, as ScenarioResult.test_runs spells it: one letter a run
+OUTCOME = {"pass": "p", "fail": "f", "skip": "s"}
+OUTCOME_NAME = {v: k for k, v in OUTCOME.items()}
+
+
+def summarize_runs(runs: dict[str, str]) -> dict[str, str]:
+    """Each test's outcome over its runs: pass, fail or skip when every run agrees, else flaky."""
+    return {t: OUTCOME_NAME[r[0]] if len(set(r)) == 1 else "flaky" for t, r in runs.items()}
+
+
 def parse_selftests(text: str, programs: tuple[str, ...], script: str) -> dict[str, str]:
-    """TAP results of each selftest program, "program:test" -> pass, fail, skip or flaky.
+    """TAP results of each selftest program, "program:test" -> pass, fail, skip or flaky
+    (``parse_selftest_runs``, summarized)."""
+    return summarize_runs(parse_selftest_runs(text, programs, script))
+
+
+def parse_selftest_runs(text: str, programs: tuple[str, ...], script: str) -> dict[str, str]:
+    """TAP results of each selftest program, run by run: "program:test" -> a letter a run
+    (p pass, f fail, s skip; ``OUTCOME``), in the order the runs came.
 
     A program's run is the TAP lines between the script's ``kharness-selftest NAME`` marker
     and its ``kharness-selftest NAME exit N`` line; a selftest's children inherit its
     unflushed stdout, so within a run a result line can appear more than once: identical
-    repeats count once, conflicting ones are an error. A program may run several times: a
-    test with the same result in every run has that result, one that passed in some runs and
-    not in others (or was missing from a run) is flaky. A program with no result line, or
-    with no test that passed in any run (its fixture's setup failing on every test, as on a
-    kernel without the interface), is an error: its results would compare nothing.
+    repeats count once, conflicting ones are an error. A test missing from a run of its
+    program counts as failed in that run. A program with no result line, or with no test
+    that passed in any run (its fixture's setup failing on every test, as on a kernel
+    without the interface), is an error: its results would compare nothing.
     """
     runs: dict[str, list[dict[str, str]]] = {}
     current: dict[str, str] | None = None
@@ -185,8 +202,7 @@ def parse_selftests(text: str, programs: tuple[str, ...], script: str) -> dict[s
                                f"({results.count('fail')} fail, {results.count('skip')} skip, "
                                f"exit {exits[program][-1]})")
         for key in dict.fromkeys(k for run in runs[program] for k in run):
-            seen = {run.get(key, "fail") for run in runs[program]}
-            tests[key] = seen.pop() if len(seen) == 1 else "flaky"
+            tests[key] = "".join(OUTCOME[run.get(key, "fail")] for run in runs[program])
     return tests
 
 
@@ -233,13 +249,13 @@ def run_scenario(guest: Guest, scenario: ScenarioConfig, run_dir: Path, progress
                            run_dir / f"{scenario.name}.err", tail)
     try:
         metrics = parse_metrics(stdout, scenario.metrics, scenario.script)
-        tests = parse_selftests(stdout, scenario.selftests, scenario.script) if scenario.selftests else {}
+        test_runs = parse_selftest_runs(stdout, scenario.selftests, scenario.script) if scenario.selftests else {}
     except HarnessError as e:
         raise HarnessError(e.stage, e.message, run_dir / f"{scenario.name}.out")
     after, waited = _settled_count(count, scenario.settle, before)
     m = Measurement(before, after, waited, result.seconds,
-                    {"before": before, "after": after, "delta": after - before, **metrics}, tests,
-                    parse_notes(stdout))
+                    {"before": before, "after": after, "delta": after - before, **metrics},
+                    summarize_runs(test_runs), parse_notes(stdout), test_runs)
     shown = "".join(f", {k} = {m.metrics[k]}" for k in scenario.show if k != "delta")
     progress.info(f"scenario {name}: after = {after} (settled {waited:.1f} s), delta = {m.delta}"
                   f"{shown}, script {result.seconds:.1f} s")

@@ -16,6 +16,7 @@ import statistics
 import threading
 import time
 from collections.abc import Callable, Hashable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -29,12 +30,12 @@ from .config import ScenarioConfig
 from .errors import HarnessError, KernelSplat, os_failure
 from .guest_image import GuestImage, build_guest_image
 from .kbuild import CCACHE_REMOTE_VAR, KernelBuild, build_kernel, cached_kernel, without_credentials
-from .kinds import describe_all, failed_expectations
+from .kinds import describe_all, failed_expectations, undecided_programs
 from .plan import Plan
 from .programs import build_helpers, build_selftests
 from .progress import Progress
 from .results import KernelId, KernelMeta, PatchMeta, RunMeta, RunRecord, ScenarioResult, SeriesMeta
-from .scenario import run_scenario
+from .scenario import run_scenario, summarize_runs
 from .series import Workspace
 from .source import fetch_source
 from .vm import VM, choose_accel
@@ -109,6 +110,14 @@ class KernelRun:
         with self._lock:
             self._record = replace(self._record, scenarios=(*self._record.scenarios, result))
 
+    def result(self, scenario: str) -> ScenarioResult | None:
+        return next((s for s in self._record.scenarios if s.scenario == scenario), None)
+
+    def replace_result(self, old: ScenarioResult, new: ScenarioResult) -> None:
+        with self._lock:
+            self._record = replace(self._record, scenarios=tuple(
+                new if s is old else s for s in self._record.scenarios))
+
     def boot_took(self, cmdline: str, seconds: float) -> None:
         with self._lock:
             self._record = replace(self._record, boots={**self._record.boots, cmdline or "-": round(seconds, 2)})
@@ -168,6 +177,40 @@ def combine(results: list[ScenarioResult]) -> ScenarioResult:
                    failed=tuple(dict.fromkeys(f for r in results for f in r.failed)),
                    notes=tuple(dict.fromkeys(n for r in results for n in r.notes)),
                    script_seconds=round(sum(r.script_seconds or 0 for r in results), 2), repeats=repeats)
+
+
+def combine_selftests(results: list[ScenarioResult]) -> ScenarioResult:
+    """N boots' selftest runs on one kernel as one result: each test's runs, boot after boot (a
+    test missing from a boot's runs failed there); an error when any boot had one."""
+    for i, r in enumerate(results, 1):
+        if r.error is not None:
+            return replace(r, error=f"boot {i} of {len(results)}: {r.error}")
+    runs: dict[str, str] = {}
+    for r in results:
+        width = len(next(iter(r.test_runs.values()), ""))
+        done = len(next(iter(runs.values()), ""))
+        for t in dict.fromkeys([*runs, *r.test_runs]):
+            runs[t] = runs.get(t, "f" * done) + r.test_runs.get(t, "f" * width)
+    return replace(results[0], test_runs=runs, tests=summarize_runs(runs),
+                   iterations=sum(r.iterations for r in results),
+                   notes=tuple(dict.fromkeys(n for r in results for n in r.notes)),
+                   script_seconds=round(sum(r.script_seconds or 0 for r in results), 2))
+
+
+def _with_runs(old: ScenarioResult, new: ScenarioResult, programs: tuple[str, ...],
+               more: int) -> ScenarioResult:
+    """``old`` with a narrowed rerun's runs of ``programs`` added (a test missing from the rerun
+    failed in it); a rerun's error is the result's."""
+    if new.error is not None:
+        return replace(old, error=f"confirming {', '.join(programs)}: {new.error}", log=new.log)
+    runs = dict(old.test_runs)
+    for t in dict.fromkeys([*old.test_runs, *new.test_runs]):
+        if t.split(":", 1)[0] in programs:
+            runs[t] = old.test_runs.get(t, "f" * len(next(iter(old.test_runs.values()), ""))) + \
+                new.test_runs.get(t, "f" * more)
+    note = f"{', '.join(programs)} ran {more} more times on a fresh boot to settle a difference with the other kernel"
+    return replace(old, test_runs=runs, tests=summarize_runs(runs), notes=(*old.notes, *new.notes, note),
+                   script_seconds=round((old.script_seconds or 0) + (new.script_seconds or 0), 2))
 
 
 def _splat_first(booted: Booted | None, e: HarnessError) -> HarnessError:
@@ -372,7 +415,10 @@ class Session:
                                 if e.min_base_fraction is not None})
         if self.unchanged(kid):   # the base's very image: what it shows is the base's
             result = ScenarioResult(**common, unchanged=True)
-        elif self.plan.repeat > 1 and scenario.kind != "selftests":   # those repeat in one boot
+        elif self.plan.repeat > 1 and scenario.kind == "selftests":   # every run of every boot
+            result = combine_selftests([self._run_once(kid, scenario, expectations, common, fresh=True)
+                                        for _ in range(self.plan.repeat)])
+        elif self.plan.repeat > 1:
             result = combine([self._run_once(kid, scenario, expectations, common, fresh=True)
                               for _ in range(self.plan.repeat)])
         else:
@@ -380,8 +426,47 @@ class Session:
         run.add(result)
         return result
 
+    def confirm_selftests(self, arch: str, profile: str, scenario: ScenarioConfig) -> None:
+        """Run again, on fresh boots of both kernels, the selftest programs with a test whose
+        difference between base and patched is not yet beyond chance (kinds.judge_test: patched
+        failing it more often, not significantly), ``iterations`` more runs at a time, until
+        every difference is decided or a program has run ``confirm_runs`` times on a kernel.
+        Each kernel's result then holds every run (``test_runs``) and says how many were added."""
+        kids = [KernelId(arch, v, profile) for v in ("base", "patched")]
+        if scenario.kind != "selftests" or any(k not in self._runs for k in kids):
+            return
+        scenario = self.plan.scenario_for(scenario, profile)
+        while True:
+            results = [self._runs[k].result(scenario.name) for k in kids]
+            if any(r is None or r.error is not None or r.unchanged for r in results):
+                return
+            base, patched = results
+            programs = undecided_programs(base, patched)
+            done = min(len(runs) for r in results for t, runs in r.test_runs.items()
+                       if t.split(":", 1)[0] in programs) if programs else 0
+            if not programs or done >= scenario.confirm_runs:
+                return
+            more = min(scenario.iterations, scenario.confirm_runs - done)
+            self.progress.info(f"confirm {arch} {scenario.name}: {', '.join(programs)} differ by less "
+                               f"than chance rules out after {done} runs: {more} more on each kernel")
+            narrowed = replace(scenario, selftests=programs, iterations=more)
+            with ThreadPoolExecutor(max_workers=2, thread_name_prefix="confirm") as pool:
+                again = list(pool.map(lambda k: self._confirm_once(k, scenario, narrowed), kids))
+            for kid, old, new in zip(kids, results, again):
+                self._runs[kid].replace_result(old, _with_runs(old, new, programs, more))
+
+    def _confirm_once(self, kid: KernelId, scenario: ScenarioConfig, narrowed: ScenarioConfig) -> ScenarioResult:
+        common = dict(arch=kid.arch, variant=kid.variant, profile=kid.profile, scenario=scenario.name,
+                      kind=scenario.kind, show=scenario.show, iterations=narrowed.iterations,
+                      cmdline=scenario.cmdline, expectation="")
+        try:
+            return self._run_once(kid, narrowed, (), common, fresh=True, programs_of=scenario)
+        finally:
+            self.release(kid, scenario.cmdline)
+
     def _run_once(self, kid: KernelId, scenario: ScenarioConfig, expectations: tuple,
-                  common: dict, fresh: bool = False) -> ScenarioResult:
+                  common: dict, fresh: bool = False,
+                  programs_of: ScenarioConfig | None = None) -> ScenarioResult:
         run, arch = self.run(kid), self._arch(kid.arch)
         booted, key, common = None, (kid, scenario.cmdline), dict(common)
         try:
@@ -391,7 +476,10 @@ class Session:
             fresh = key not in self._used
             self._used.add(key)
             common["fresh_guest"] = fresh
-            programs = self.programs(arch, kid.variant, scenario)
+            programs = self.programs(arch, kid.variant, programs_of or scenario)
+            if programs_of is not None:   # a narrowed rerun: the programs it runs, built as the whole
+                programs = {k: v for k, v in programs.items() if k not in programs_of.selftests
+                            or k in scenario.selftests}
             if self._cancelled.is_set():
                 raise HarnessError("scenario", "run interrupted before this scenario ran")
             with run.stage(f"scenario {scenario.name}", "scenario"):
@@ -400,7 +488,7 @@ class Session:
             failed = failed_expectations(expectations, m.metrics, scenario.iterations)
             result = ScenarioResult(
                 **common, before=m.before, after=m.after, delta=m.delta, held=not failed,
-                failed=tuple(failed), metrics=m.metrics, tests=m.tests, notes=m.notes,
+                failed=tuple(failed), metrics=m.metrics, tests=m.tests, test_runs=m.test_runs, notes=m.notes,
                 settle_seconds=round(m.settle_seconds, 2), script_seconds=round(m.script_seconds, 2))
         except HarnessError as e:
             e = _splat_first(booted, e)

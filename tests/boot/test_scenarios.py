@@ -21,7 +21,8 @@ def test_scenario(kharness_case):
         # the patched kernel is judged against the base, by the CLI table's own code: FIXED
         # needs the base to show the bug, an invariant's bounds relative to base (a fix that
         # charges less) and the selftests' comparison need the base's numbers
-        base = kharness_case.run("base")
+        base, result = kharness_case.pair()
         assert base.error is None, f"base: {base.error} (log: {base.log})"
+        assert result.error is None, f"{result.error} (log: {result.log})"
         row = Row(kharness_case.arch, kharness_case.scenario, base, result, result.profile)
         assert row.ok, f"{where}: {row.verdict} against the base: {'; '.join(row.notes())}"

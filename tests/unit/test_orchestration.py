@@ -268,3 +268,57 @@ def test_kernels_exported_by_one_machine_are_imported_verified_and_found_without
         found = booter.kernel(k)
         assert found.cached and found.key == b.key and found.image.read_bytes() == b.image.read_bytes()
     assert all(r.build_cached and r.objects_compiled == 0 for r in booter.records())   # no make ran
+
+
+def test_selftest_runs_of_several_boots_add_up_and_a_missing_test_failed():
+    from harness.results import ScenarioResult
+    from harness.session import _with_runs, combine_selftests
+
+    def st(runs, error=None):
+        from harness.scenario import summarize_runs
+        return ScenarioResult(arch="x86_64", variant="patched", scenario="cgroup-selftests", iterations=2,
+                              expectation="", kind="selftests", held=True, tests=summarize_runs(runs),
+                              test_runs=runs, error=error)
+    both = combine_selftests([st({"k:a": "pp", "k:b": "pf"}), st({"k:a": "fp"})])
+    assert both.test_runs == {"k:a": "ppfp", "k:b": "pfff"} and both.iterations == 4
+    assert both.tests == {"k:a": "flaky", "k:b": "flaky"}
+    assert combine_selftests([st({"k:a": "pp"}), st({}, error="boot: no SSH")]).error == "boot 2 of 2: boot: no SSH"
+    # a narrowed rerun adds to its programs' tests only
+    old = st({"k:a": "pf", "c:x": "pp"})
+    new = _with_runs(old, st({"k:a": "ppp"}), ("k",), 3)
+    assert new.test_runs == {"k:a": "pfppp", "c:x": "pp"} and "k ran 3 more times" in new.notes[-1]
+    assert _with_runs(old, st({}, error="ssh: gone"), ("k",), 3).error == "confirming k: ssh: gone"
+
+
+def test_selftests_that_differ_by_chance_run_again_until_decided_or_the_cap(tmp_path):
+    """Session.confirm_selftests: only the undecided programs run again, on both kernels,
+    ``iterations`` runs at a time, until the difference is significant or ``confirm_runs``."""
+    from harness.results import ScenarioResult
+    from harness.scenario import summarize_runs
+    scenario = replace(load_scenario("cgroup-selftests"), iterations=3, confirm_runs=9)
+    plan = replace(fake_plan(tmp_path), scenarios=(scenario,))
+
+    def st(variant, runs):
+        return ScenarioResult(arch="x86_64", variant=variant, scenario=scenario.name, iterations=3,
+                              expectation="", kind="selftests", held=True, tests=summarize_runs(runs),
+                              test_runs=runs)
+    s = Session(plan, tmp_path / "cache", tmp_path / "run", Quiet())
+    s.run(BASE).add(st("base", {"test_kmem:basic": "ppp", "test_core:x": "ppp"}))
+    s.run(PATCHED).add(st("patched", {"test_kmem:basic": "fpp", "test_core:x": "fff"}))
+    asked = []
+
+    def rerun(kid, narrowed, expectations, common, fresh=False, programs_of=None):
+        asked.append((kid.variant, narrowed.selftests, narrowed.iterations, fresh))
+        return st(kid.variant, {"test_kmem:basic": "ppp" if kid.variant == "base" else "fpf"})
+    s._run_once = rerun
+    s.confirm_selftests("x86_64", "default", scenario)
+    # 1 of 3, then 3 of 6 on patched: p = 0.09, not yet; 5 of 9 with base 0 of 9: p = 0.015
+    assert sorted(asked) == [("base", ("test_kmem",), 3, True)] * 2 + [("patched", ("test_kmem",), 3, True)] * 2
+    base, patched = (s.run(k).result(scenario.name) for k in (BASE, PATCHED))
+    assert patched.test_runs == {"test_kmem:basic": "fppfpffpf", "test_core:x": "fff"}
+    assert base.test_runs["test_kmem:basic"] == "p" * 9
+    from harness.report import rows
+    (row,) = rows(s.records())
+    assert row.verdict == "REGRESSED"
+    assert any("test_kmem:basic: pass in all 9 runs on base, fail 5 of 9 runs on patched (p = 0.015), "
+               "intermittent" in n for n in row.notes())

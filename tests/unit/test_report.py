@@ -2,6 +2,8 @@
 
 from dataclasses import replace
 
+import pytest
+
 from harness.kinds import (BROKEN, ERROR, FIXED, HOLDS, NO_REGRESSION, NOT_REPRODUCED, RAN,
                            REGRESSED, REPRODUCED, STILL_BROKEN)
 from harness.render import summary
@@ -88,10 +90,12 @@ def test_selftests_patched_no_worse_than_base():
                       RunRecord("x86_64", "patched", scenarios=(selftests("patched", worse),))])
         assert table[0].verdict == REGRESSED and not passed(table)
         assert "regressed t:" in summary(table, [])
+    # failing in some runs of patched only is no pass (test_selftest_judgement has the numbers)
     flaky = rows([RunRecord("x86_64", "base", scenarios=(selftests("base", base),)),
                   RunRecord("x86_64", "patched", scenarios=(selftests("patched", {**base, "t:a": "flaky"}),))])
-    assert flaky[0].verdict == NO_REGRESSION
-    assert "flaky t:a: base pass, patched flaky" in summary(flaky, [])
+    assert flaky[0].verdict == REGRESSED
+    assert ("x86_64 cgroup-selftests: regressed t:a: pass on base, fail 1 of 2 runs on patched "
+            "(p = 0.667), not significant") in flaky[0].notes()
     alone = rows([RunRecord("x86_64", "base", scenarios=(selftests("base", base),))])
     assert alone[0].verdict == RAN and passed(alone)
 
@@ -100,7 +104,7 @@ def test_a_test_only_patched_reports_is_compared_too():
     base = {"t:a": "pass"}
     table = rows([RunRecord("x86_64", "base", scenarios=(selftests("base", base),)),
                   RunRecord("x86_64", "patched", scenarios=(selftests("patched", {**base, "t:new": "fail"}),))])
-    assert table[0].verdict == REGRESSED and "regressed t:new: missing -> fail" in summary(table, [])
+    assert table[0].verdict == REGRESSED and "regressed t:new: missing on base, fail on patched" in summary(table, [])
     passing = rows([RunRecord("x86_64", "base", scenarios=(selftests("base", base),)),
                     RunRecord("x86_64", "patched", scenarios=(selftests("patched", {**base, "t:new": "pass"}),))])
     assert passing[0].verdict == NO_REGRESSION
@@ -252,3 +256,64 @@ def test_repeat_below_one_is_refused(tmp_path):
 def test_online_cpu_lists_are_counted():
     from harness.session import online_cpus
     assert [online_cpus(t) for t in ("0", "0-1", "0-3,6", "0,2-3\n")] == [1, 2, 5, 3]
+
+
+def runs_of(variant, runs):
+    """A selftests result from each test's outcome per run ("ppf": pass, pass, fail)."""
+    from harness.scenario import summarize_runs
+    return ScenarioResult(arch="x86_64", variant=variant, scenario="cgroup-selftests", iterations=len(
+        next(iter(runs.values()))), expectation="", kind="selftests", held=True,
+        tests=summarize_runs(runs), test_runs=runs)
+
+
+def verdict_of(base_runs, patched_runs):
+    return rows([RunRecord("x86_64", "base", scenarios=(runs_of("base", {"t:a": base_runs}),)),
+                 RunRecord("x86_64", "patched", scenarios=(runs_of("patched", {"t:a": patched_runs}),))])[0]
+
+
+def test_the_fisher_test_of_patched_failing_more_often():
+    from harness.kinds import worse_by_chance
+    assert worse_by_chance(3, 3, 0, 3) == pytest.approx(1 / 20)     # C(3,3) / C(6,3)
+    assert worse_by_chance(1, 3, 0, 3) == pytest.approx(0.5)        # one failure: either kernel's
+    assert worse_by_chance(4, 12, 0, 12) == pytest.approx(495 / 10626)
+    assert worse_by_chance(0, 3, 0, 3) == 1.0
+
+
+def test_a_test_that_patched_alone_fails_is_regressed_whether_or_not_significant():
+    from harness.kinds import judge_test
+    always = judge_test("t:a", "ppp", "fff")
+    assert (always.verdict, always.decided) == ("regressed", True)
+    sometimes = judge_test("t:a", "ppp", "fpp")     # 1 of 3: chance could do it; more runs decide
+    assert (sometimes.verdict, sometimes.decided) == ("regressed", False)
+    assert "not significant" in sometimes.words
+    confirmed = judge_test("t:a", "p" * 12, "fpfpppffpppp")
+    assert (confirmed.verdict, confirmed.decided) == ("regressed", True)
+    assert confirmed.words == ("t:a: pass in all 12 runs on base, fail 4 of 12 runs on patched "
+                               "(p = 0.047), intermittent")
+    row = verdict_of("ppp", "fpp")
+    assert row.verdict == REGRESSED and not row.ok
+
+
+def test_a_test_both_kernels_fail_sometimes_is_flaky_never_a_pass():
+    from harness.kinds import FLAKY, judge_test
+    assert judge_test("t:a", "pfp", "ppf").verdict == "flaky"
+    row = verdict_of("pfp", "pfp")
+    assert row.verdict == FLAKY and not row.ok
+    assert "flaky t:a: fail 1 of 3 runs on base, fail 1 of 3 runs on patched" in row.notes()[0]
+    # failing far more often on patched, significantly: a regression although base flakes too
+    assert judge_test("t:a", "f" + "p" * 11, "ffffffffffpp").verdict == "regressed"
+
+
+def test_a_test_only_base_fails_sometimes_is_fixed_intermittently_no_regression():
+    row = verdict_of("pfp", "ppp")
+    assert row.verdict == NO_REGRESSION and row.ok
+    assert row.notes() == ["x86_64 cgroup-selftests: fixed t:a: fail 1 of 3 runs on base, pass in all 3 runs on patched"]
+    from harness.kinds import judge_test
+    assert judge_test("t:a", "pfp", "ppp").verdict == "fixed"
+
+
+def test_the_programs_more_runs_could_decide():
+    from harness.kinds import undecided_programs
+    base = runs_of("base", {"a:x": "ppp", "b:y": "ppp", "c:z": "ppp"})
+    patched = runs_of("patched", {"a:x": "fpp", "b:y": "fff", "c:z": "ppp"})
+    assert undecided_programs(base, patched) == ("a",)
