@@ -15,6 +15,7 @@ import os
 import re
 import shutil
 import tempfile
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
@@ -76,33 +77,45 @@ def held_by_an_ancestor(path: Path) -> bool:
     return pid > 1
 
 
-_HELD: set[str] = set()   # machine locks this process holds (a nested take passes through)
+_HELD = threading.local()   # machine locks this thread holds (a nested take passes through)
+
+
+def _held() -> set[str]:
+    if not hasattr(_HELD, "paths"):
+        _HELD.paths = set()
+    return _HELD.paths
 
 
 @contextlib.contextmanager
-def machine_lock(path: Path, waiting: Callable[[], None] | None = None) -> Iterator[None]:
+def machine_lock(path: Path, waiting: Callable[[], None] | None = None,
+                 shared: bool = False) -> Iterator[None]:
     """Hold the flock on ``path`` (e.g. one that keeps two kernel builds off one machine), unless
-    this process or an ancestor holds it, as `flock PATH make test` does: waiting for it would
-    wait forever. ``waiting`` is called once if someone else holds it."""
-    if str(path) in _HELD or held_by_an_ancestor(path):
+    this thread or an ancestor process holds it, as `flock PATH make test` does: waiting for it
+    would wait forever. ``waiting`` is called once if someone else holds it. ``shared``: beside
+    other shared holders, never beside the exclusive one (a timing-sensitive guest keeps kernel
+    builds off the machine while it runs, and any number of such guests run together). Per
+    thread: a guest thread's shared hold and the build thread's exclusive one exclude each other
+    as two processes' would."""
+    if str(path) in _held() or held_by_an_ancestor(path):
         yield
         return
     try:
         f = open(path, "a")
     except PermissionError:  # someone else's file: a read-only descriptor can hold the lock too
         f = open(path)
+    mode = fcntl.LOCK_SH if shared else fcntl.LOCK_EX
     with f:
         try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(f, mode | fcntl.LOCK_NB)
         except BlockingIOError:
             if waiting is not None:
                 waiting()
-            fcntl.flock(f, fcntl.LOCK_EX)
-        _HELD.add(str(path))
+            fcntl.flock(f, mode)
+        _held().add(str(path))
         try:
             yield
         finally:
-            _HELD.discard(str(path))
+            _held().discard(str(path))
             fcntl.flock(f, fcntl.LOCK_UN)
 
 

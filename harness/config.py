@@ -368,6 +368,9 @@ class ScenarioConfig:
     # selftests: runs of a program per kernel at most when base and patched differ on one of its
     # tests by less than chance rules out (kinds.judge_test): more runs, ``iterations`` at a time
     confirm_runs: int = 12
+    # its script never runs beside a kernel build (the machine's build lock, held shared): what
+    # it times measures the host's load, not the kernel (test_kmem_basic's race with RCU frees)
+    quiet_host: bool = False
     env: dict[str, str] = field(default_factory=dict)   # more environment for the script
     markers: tuple[str, ...] = ()   # more pytest markers for its tests (make test leaves out `extended`)
     not_on: tuple[str, ...] = ()    # profiles whose kernels do not run it (the YAML says why)

@@ -24,12 +24,13 @@ from typing import Any
 from . import __version__
 from .arches import Arch
 from .bisect import prefix_of
-from .cache import sha256_file
+from .cache import machine_lock, sha256_file
 from .boot import Booted, boot
 from .config import ScenarioConfig
 from .errors import HarnessError, KernelSplat, os_failure
 from .guest_image import GuestImage, build_guest_image
-from .kbuild import CCACHE_REMOTE_VAR, KernelBuild, build_kernel, cached_kernel, without_credentials
+from .kbuild import (CCACHE_REMOTE_VAR, KernelBuild, build_kernel, build_lock_path, cached_kernel,
+                     without_credentials)
 from .kinds import describe_all, failed_expectations, undecided_programs
 from .plan import Plan
 from .programs import build_helpers, build_selftests
@@ -482,7 +483,7 @@ class Session:
                             or k in scenario.selftests}
             if self._cancelled.is_set():
                 raise HarnessError("scenario", "run interrupted before this scenario ran")
-            with run.stage(f"scenario {scenario.name}", "scenario"):
+            with run.stage(f"scenario {scenario.name}", "scenario"), self._quiet(kid, scenario):
                 m = run_scenario(booted.guest, scenario, run.logs(), self.progress, kid.label, programs)
             booted.vm.check()  # a splat during the scenario voids its numbers
             failed = failed_expectations(expectations, m.metrics, scenario.iterations)
@@ -496,6 +497,15 @@ class Session:
                 self.progress.info(f"ERROR {kid.label} {scenario.name}: {e}")
             result = ScenarioResult(**common, error=str(e), log=str(e.log) if e.log else None)
         return result
+
+    def _quiet(self, kid: KernelId, scenario: ScenarioConfig) -> contextlib.AbstractContextManager:
+        """A ``quiet_host`` scenario's script runs while no kernel build does (the build lock,
+        held shared: such scripts run side by side, builds wait for them)."""
+        if not scenario.quiet_host:
+            return contextlib.nullcontext()
+        return machine_lock(build_lock_path(), lambda: self.progress.info(
+            f"scenario {kid.label} {scenario.name}: waiting for the kernel build on this machine "
+            "to end (its timing tests must not measure the host's load)"), shared=True)
 
     def unchanged(self, kid: KernelId) -> bool:
         """A patched kernel (or a prefix of the series) whose image is byte-identical to its

@@ -322,3 +322,35 @@ def test_selftests_that_differ_by_chance_run_again_until_decided_or_the_cap(tmp_
     assert row.verdict == "REGRESSED"
     assert any("test_kmem:basic: pass in all 9 runs on base, fail 5 of 9 runs on patched (p = 0.015), "
                "intermittent" in n for n in row.notes())
+
+
+def test_a_timing_sensitive_guest_keeps_builds_off_the_machine_and_beside_its_peers(tmp_path):
+    """machine_lock(shared=True): shared holders run together (two threads), an exclusive
+    taker (a build) waits for them, and a shared taker waits for a build."""
+    import threading
+
+    from harness.cache import machine_lock
+    lock = tmp_path / "build.lock"
+    inside = threading.Barrier(2, timeout=5)
+
+    def guest():
+        with machine_lock(lock, shared=True):
+            inside.wait()              # both guests hold it at once
+            build_may_start.wait(5)
+    build_may_start = threading.Event()
+    guests = [threading.Thread(target=guest) for _ in range(2)]
+    for g in guests:
+        g.start()
+    said, built = [], threading.Event()
+
+    def build():
+        with machine_lock(lock, lambda: said.append("waiting")):
+            built.set()
+    b = threading.Thread(target=build)
+    time.sleep(0.2)
+    b.start()
+    assert not built.wait(0.5) and said == ["waiting"]   # the build waits for the guests
+    build_may_start.set()
+    for t in (*guests, b):
+        t.join(10)
+    assert built.is_set()
