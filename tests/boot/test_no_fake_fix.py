@@ -78,3 +78,30 @@ def test_a_series_that_changes_only_arm64_code_is_no_change_on_x86_64_and_booted
     assert results["patched"].unchanged and not (tmp_path / "x86_64-patched" / "console.log").exists()
     (row,) = rows(s.records())
     assert row.verdict == NO_CHANGE
+
+
+def test_a_kernel_that_reclaims_at_only_every_other_memory_high_write_regresses_test_kmem_basic(tmp_path):
+    """A throwaway patch (tests/boot/data/no-reclaim-every-other-high) leaves the cgroup's kernel
+    memory charged at every other memory.high write: the kernel's test_kmem_basic fails about
+    every other run on it and never on the base. Judged on all their runs (more on fresh boots
+    until the difference is beyond chance), the row is REGRESSED naming the test, never
+    NO-REGRESSION or FLAKY. An incremental build: only mm/memcontrol.c."""
+    from dataclasses import replace
+
+    from harness.kinds import REGRESSED
+    series = load_patch_dir(REPO_ROOT / "tests" / "boot" / "data" / "no-reclaim-every-other-high")
+    scenario = load_scenario("kmem-selftests")
+    plan = Plan(load_kernel("linux-5.10"), (load_arch("x86_64"),), ("base", "patched"), (scenario,), series=series)
+    s = Session(plan, cache_root(), tmp_path, Progress(live=False))
+    try:
+        for v in ("base", "patched"):
+            s.run_scenario(KernelId("x86_64", v), scenario)
+        s.confirm_selftests("x86_64", "default", scenario)
+    finally:
+        s.close()
+    (row,) = rows(s.records())
+    assert row.base.error is None and row.patched.error is None, (row.base.error, row.patched.error)
+    basic = "test_kmem:test_kmem_basic"
+    assert "p" in row.patched.test_runs[basic] and "f" in row.patched.test_runs[basic]   # intermittent
+    assert row.verdict == REGRESSED, row.notes()
+    assert any(f"regressed {basic}:" in n for n in row.notes()), row.notes()
