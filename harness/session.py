@@ -180,6 +180,18 @@ def combine(results: list[ScenarioResult]) -> ScenarioResult:
                    script_seconds=round(sum(r.script_seconds or 0 for r in results), 2), repeats=repeats)
 
 
+def _host_load_note(scenario: ScenarioConfig) -> tuple[str, ...]:
+    """A quiet_host scenario's note when the host was busy anyway (another kharness, say, whose
+    guests the build lock does not keep off): more runnable tasks than cores over the last
+    minute, so its timing tests may have measured the host."""
+    cores = os.cpu_count() or 1
+    load = os.getloadavg()[0]
+    if not scenario.quiet_host or load <= cores + 0.5:
+        return ()
+    return (f"host load average {load:.1f} on {cores} cores at its end: its timing tests may "
+            "have measured the host, not the kernel",)
+
+
 def combine_selftests(results: list[ScenarioResult]) -> ScenarioResult:
     """N boots' selftest runs on one kernel as one result: each test's runs, boot after boot (a
     test missing from a boot's runs failed there); an error when any boot had one."""
@@ -489,7 +501,8 @@ class Session:
             failed = failed_expectations(expectations, m.metrics, scenario.iterations)
             result = ScenarioResult(
                 **common, before=m.before, after=m.after, delta=m.delta, held=not failed,
-                failed=tuple(failed), metrics=m.metrics, tests=m.tests, test_runs=m.test_runs, notes=m.notes,
+                failed=tuple(failed), metrics=m.metrics, tests=m.tests, test_runs=m.test_runs,
+                notes=m.notes + _host_load_note(scenario),
                 settle_seconds=round(m.settle_seconds, 2), script_seconds=round(m.script_seconds, 2))
         except HarnessError as e:
             e = _splat_first(booted, e)
