@@ -8,15 +8,21 @@ anything two concurrent runs could both produce is made under a file lock.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import glob
 import hashlib
 import os
 import re
+import shlex
 import shutil
+import sys
 import tempfile
+import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
+
+from .errors import HarnessError
 
 
 def cache_root() -> Path:
@@ -58,15 +64,23 @@ def locked(path: Path) -> Iterator[None]:
             fcntl.flock(f, fcntl.LOCK_UN)
 
 
-def held_by_an_ancestor(path: Path) -> bool:
-    """Whether a process this one descends from holds the flock on ``path``."""
+def flock_holders(path: Path) -> set[int]:
+    """The pids /proc/locks says hold a flock on ``path``'s inode (empty when unknown)."""
     try:
-        st = os.stat(path)
+        st = os.stat(path, follow_symlinks=False)
         locks = Path("/proc/locks").read_text().splitlines()
     except OSError:
-        return False
+        return set()
     inode = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"
-    holders = {int(f[4]) for f in map(str.split, locks) if len(f) > 5 and f[1] == "FLOCK" and f[5] == inode}
+    return {int(f[4]) for f in map(str.split, locks) if len(f) > 5 and f[1] == "FLOCK" and f[5] == inode
+            and f[4].isdigit()}
+
+
+def held_by_an_ancestor(path: Path) -> bool:
+    """Whether a process this one descends from holds the flock on ``path``."""
+    holders = flock_holders(path)
+    if not holders:
+        return False
     pid = os.getppid()
     while pid > 1 and pid not in holders:
         try:
@@ -76,34 +90,82 @@ def held_by_an_ancestor(path: Path) -> bool:
     return pid > 1
 
 
+def lock_holder(path: Path, said: str = "") -> str:
+    """Who holds the lock on ``path``, in words: the pid and command line /proc/locks and /proc
+    give (a `flock PATH make test` writes nothing), else what the holder wrote into the file."""
+    for pid in sorted(flock_holders(path)):
+        try:
+            cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
+        except OSError:
+            cmd = ""
+        return f"pid {pid}" + (f" ({cmd[:120]})" if cmd else "")
+    return said.strip()[:160] or "another process"
+
+
 _HELD: set[str] = set()   # machine locks this process holds (a nested take passes through)
+LOCK_POLL = 1.0           # seconds between two tries of a machine lock another process holds
+
+
+def _open_lock(path: Path) -> int:
+    """The lock file, created 0600 if needed, never through a symlink (O_NOFOLLOW): a lock in a
+    directory others can write must not let them point it at a file of ours."""
+    flags = os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
+    try:
+        return os.open(path, os.O_RDWR | flags, 0o600)
+    except PermissionError:   # someone else's file: a read-only descriptor can hold the lock too
+        return os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError as e:
+        raise HarnessError("build", f"{path}: cannot open the lock ({e.strerror}"
+                           f"{'; a symlink there is refused' if e.errno == errno.ELOOP else ''})")
 
 
 @contextlib.contextmanager
-def machine_lock(path: Path, waiting: Callable[[], None] | None = None) -> Iterator[None]:
+def machine_lock(path: Path, waiting: Callable[[str], None] | None = None,
+                 timeout: float | None = None) -> Iterator[None]:
     """Hold the flock on ``path`` (e.g. one that keeps two kernel builds off one machine), unless
     this process or an ancestor holds it, as `flock PATH make test` does: waiting for it would
-    wait forever. ``waiting`` is called once if someone else holds it."""
+    wait forever. ``waiting`` is called once, with who holds it, if someone else does; after
+    ``timeout`` seconds of waiting (None: forever) it gives up with an error naming the holder.
+    The holder writes its pid and command line into the file, for the next one's message."""
     if str(path) in _HELD or held_by_an_ancestor(path):
         yield
         return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = _open_lock(path)
     try:
-        f = open(path, "a")
-    except PermissionError:  # someone else's file: a read-only descriptor can hold the lock too
-        f = open(path)
-    with f:
-        try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            if waiting is not None:
-                waiting()
-            fcntl.flock(f, fcntl.LOCK_EX)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        told = False
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                who = lock_holder(path, _read_small(fd))
+                if not told and waiting is not None:
+                    waiting(who)
+                told = True
+                if deadline is not None and time.monotonic() >= deadline:
+                    raise HarnessError("build", f"{path}: held by {who} for more than {timeout:g} s: "
+                                       "gave up waiting (stop it, or raise KHARNESS_BUILD_LOCK_WAIT)")
+                time.sleep(LOCK_POLL if deadline is None else max(0.0, min(LOCK_POLL, deadline - time.monotonic())))
+        with contextlib.suppress(OSError):   # for whoever waits next; read-only: nothing said
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()} {shlex.join(sys.argv)}\n".encode(), 0)
         _HELD.add(str(path))
         try:
             yield
         finally:
             _HELD.discard(str(path))
-            fcntl.flock(f, fcntl.LOCK_UN)
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
+
+
+def _read_small(fd: int) -> str:
+    try:
+        return os.pread(fd, 512, 0).decode(errors="replace")
+    except OSError:
+        return ""
 
 
 def sweep(final: Path) -> list[Path]:
