@@ -106,7 +106,7 @@ _HELD: set[str] = set()   # machine locks this process holds (a nested take pass
 LOCK_POLL = 1.0           # seconds between two tries of a machine lock another process holds
 
 
-def _open_lock(path: Path) -> int:
+def _open_lock(path: Path, stage: str = "build") -> int:
     """The lock file, created 0600 if needed, never through a symlink (O_NOFOLLOW): a lock in a
     directory others can write must not let them point it at a file of ours."""
     flags = os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -115,7 +115,7 @@ def _open_lock(path: Path) -> int:
     except PermissionError:   # someone else's file: a read-only descriptor can hold the lock too
         return os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
     except OSError as e:
-        raise HarnessError("build", f"{path}: cannot open the lock ({e.strerror}"
+        raise HarnessError(stage, f"{path}: cannot open the lock ({e.strerror}"
                            f"{'; a symlink there is refused' if e.errno == errno.ELOOP else ''})")
 
 
@@ -156,6 +156,26 @@ def machine_lock(path: Path, waiting: Callable[[str], None] | None = None,
             yield
         finally:
             _HELD.discard(str(path))
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def try_locked(path: Path, stage: str = "clean") -> Iterator[bool]:
+    """The lock ``locked`` takes on ``path`` if no one holds it now: yields whether it is held
+    here (for whoever must not wait, such as `kharness clean`, which skips what is in use)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = _open_lock(path, stage)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
             fcntl.flock(fd, fcntl.LOCK_UN)
     finally:
         os.close(fd)

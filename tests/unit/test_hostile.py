@@ -351,3 +351,57 @@ def test_a_crash_is_an_error_in_one_line_never_a_verdict(world, capsys, monkeypa
     code, err = run(["list"], capsys)
     assert code == 2 and err.count("\n") == 1, err
     assert "list: internal error: KeyError" in err and "Traceback" not in err
+
+
+# --- clean: never an entry in use -----------------------------------------------------------------
+
+def old_dir(path: Path) -> Path:
+    """A cache entry last used in 1970."""
+    path.mkdir(parents=True)
+    os.utime(path, (0, 0))
+    return path
+
+
+def test_clean_keeps_what_a_writer_holds_the_lock_of_and_removes_the_rest(tmp_path):
+    """A live import's temporary directory (its key's lock held) is not removed; a stale one
+    (no one holds the lock) and an unused entry are."""
+    import fcntl
+
+    from harness.doctor import clean
+    kernels = tmp_path / "kernels"
+    live = old_dir(kernels / f".{KEY}.abcd_123.tmp")
+    in_use = old_dir(kernels / ("cd" * 32))
+    stale = old_dir(kernels / f".{'ef' * 32}.zz99_zzz.tmp")
+    unused = old_dir(kernels / ("01" * 32))
+    image = old_dir(tmp_path / "images" / "img1")
+    (tmp_path / "images" / ".locks").mkdir()
+    held = []
+    for lock in (kernels / f"{KEY}.lock", kernels / f"{'cd' * 32}.lock", tmp_path / "images" / ".locks" / "img1"):
+        f = open(lock, "a")
+        fcntl.flock(f, fcntl.LOCK_EX)
+        held.append(f)
+    try:
+        lines = clean(tmp_path, older_than_days=1, max_bytes=None, dry_run=False)
+    finally:
+        for f in held:
+            f.close()
+    assert live.is_dir() and in_use.is_dir() and image.is_dir(), lines
+    assert not stale.exists() and not unused.exists(), lines
+    assert sum(line.startswith("kept ") and "in use" in line for line in lines) == 3, lines
+    assert (tmp_path / "images" / ".locks").is_dir()   # the locks themselves are never pruned
+
+
+def test_clean_keeps_the_build_directories_while_a_kernel_builds(tmp_path):
+    from harness.cache import machine_lock
+    from harness.doctor import clean
+    from harness.kbuild import build_lock_path
+    builds = old_dir(tmp_path / "builds" / "x86_64")
+    with machine_lock(build_lock_path()):
+        import threading   # another thread: this one's nested takes would pass through
+        lines = []
+        t = threading.Thread(target=lambda: lines.extend(clean(tmp_path, 1, None, False)))
+        t.start()
+        t.join(10)
+    assert builds.is_dir() and any(line.startswith(f"kept {builds}") for line in lines), lines
+    clean(tmp_path, 1, None, False)
+    assert not builds.exists()
