@@ -76,3 +76,8 @@ def test_sweep_takes_files_and_directories_of_that_key_only(tmp_path):
     assert sorted(p.name for p in sweep(final)) == [".k.a1b2c3d4.tmp", ".k.x_9y8z7w.tmp"]
     assert sorted(p.name for p in tmp_path.iterdir()) == [".k.a1b2c3d4.part", ".k.x.a1b2c3d4.tmp",
                                                           ".kk.a1b2c3d4.tmp", "k"]
+
+
+def test_each_unit_test_has_a_cache_of_its_own(tmp_path_factory):
+    from harness.cache import cache_root
+    assert cache_root().is_relative_to(tmp_path_factory.getbasetemp())
