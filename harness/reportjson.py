@@ -121,6 +121,11 @@ def _scenario(data: Any, where: str) -> ScenarioResult:
     for test, runs in values.get("test_runs", {}).items():
         if not re.fullmatch(r"[pfs]+", runs):
             raise Unfit(f"{where}.test_runs.{test}", f"expected letters p, f, s, got {_short(runs)}")
+    judged = values.get("error") is None and values.get("held") is not None
+    if judged and "delta" in values.get("show", ("delta",)):   # the table shows before -> after (delta)
+        for name in ("before", "after", "delta"):
+            if values.get(name) is None:
+                raise Unfit(f"{where}.{name}", "missing from a result that was judged and shows the delta")
     if "repeats" in values:
         values["repeats"] = tuple(_repeat(r, f"{where}.repeats[{i}]") for i, r in enumerate(values["repeats"]))
     return ScenarioResult(**values)
