@@ -210,6 +210,27 @@ def sweep(final: Path) -> list[Path]:
 TEMP_NAME = re.compile(r"\.[a-z0-9_]{8}\.tmp")   # what follows .<name> in tempfile's names
 
 
+def remove_entry(final: Path) -> None:
+    """Remove the cache entry ``final`` so that no one ever finds half of it under its name: it
+    is renamed to a temporary sibling first (what ``sweep`` removes, should this be killed
+    before the end), then deleted. Only for a caller holding the entry's lock."""
+    if final.is_symlink() or (final.exists() and not final.is_dir()):
+        final.unlink()
+        return
+    if not final.exists():
+        return
+    gone = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent))
+    os.rename(final, gone)   # onto the empty directory just made: one step, never half of it
+    shutil.rmtree(gone, ignore_errors=True)
+
+
+def complete(final: Path, files: Iterable[str]) -> bool:
+    """Whether the cache entry ``final`` holds each of ``files`` (what its readers open): an
+    entry without one (half deleted by an older `kharness clean` killed mid-way, or by hand) is
+    not trusted; its writer removes it and makes it again."""
+    return final.is_dir() and not final.is_symlink() and all((final / f).is_file() for f in files)
+
+
 @contextlib.contextmanager
 def atomic_dir(final: Path, owned: bool = False) -> Iterator[Path]:
     """Yield a fresh temporary directory beside ``final``; rename it to ``final`` on success.
@@ -224,8 +245,7 @@ def atomic_dir(final: Path, owned: bool = False) -> Iterator[Path]:
     tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent))
     try:
         yield tmp
-        if final.exists():
-            shutil.rmtree(final)
+        remove_entry(final)
         os.rename(tmp, final)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

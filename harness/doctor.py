@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 from .arches import all_arches, load_arch
-from .cache import TEMP_NAME, locked, try_locked
+from .cache import TEMP_NAME, locked, remove_entry, try_locked
 from .config import CONFIG_DIR, known, load_kernel, load_profile, load_scenario
 from .errors import HarnessError
 from .proc import first_line
@@ -177,9 +177,9 @@ def clean(cache: Path, older_than_days: float | None, max_bytes: int | None, dry
             removed.append(f"{'would remove' if dry_run else 'removed'} {p} ({human_size(sizes[p])})")
             total -= sizes[p]
             if not dry_run:
-                if p.is_dir() and not p.is_symlink():
-                    shutil.rmtree(p, ignore_errors=True)
+                if p.name.startswith(".") and p.is_dir() and not p.is_symlink():
+                    shutil.rmtree(p, ignore_errors=True)   # already a temporary name
                 else:
-                    p.unlink(missing_ok=True)
+                    remove_entry(p)   # renamed first: never half an entry under its key
     removed.append(f"cache now {human_size(total)} in {cache}")
     return removed

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from . import proc
 from .arches import Arch
-from .cache import atomic_dir, atomic_file, cache_root, digest, locked, machine_lock
+from .cache import atomic_dir, atomic_file, cache_root, complete, digest, locked, machine_lock, remove_entry
 from .config import CONFIG_DIR, kconfig_fragment
 from .errors import HarnessError
 from .progress import Progress
@@ -229,7 +229,11 @@ def build_kernel(arch: Arch, tree: Checkout, fragments: tuple[str, ...], cache: 
     final = cache / "kernels" / key
     name = label or arch.name
     with locked(cache / "kernels" / f"{key}.lock"):
-        if (final / "image").exists():
+        if final.exists() and not complete(final, KERNEL_FILES):
+            progress.info(f"build {name}: cached kernel {key[:12]} lacks one of "
+                          f"{', '.join(KERNEL_FILES)}: built again")
+            remove_entry(final)
+        if complete(final, KERNEL_FILES):
             progress.info(f"build {name}: cached kernel {key[:12]} (no make needed)")
             _append_cached_log(log_path, final)
             os.utime(final)  # most recently used, for `kharness clean`
@@ -258,6 +262,11 @@ def build_kernel(arch: Arch, tree: Checkout, fragments: tuple[str, ...], cache: 
     seconds = time.monotonic() - start
     progress.info(f"build {name}: done in {seconds:.0f} s, {objects} objects compiled")
     return _result(final, key, config_sha, tool, False, seconds, objects)
+
+
+# What a kernels/<key> entry holds whatever else it has (System.map, vmlinux): its readers open
+# them, so an entry without one is made again (cache.complete)
+KERNEL_FILES = ("image", "config", "build.log")
 
 
 def build_lock_path() -> Path:

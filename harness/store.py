@@ -13,7 +13,8 @@ import json
 import shutil
 from pathlib import Path
 
-from .cache import atomic_dir, locked, sha256_file
+from .cache import atomic_dir, complete, locked, sha256_file
+from .kbuild import KERNEL_FILES
 from .errors import HarnessError
 from .reportjson import KEY, read_json
 from .results import RunRecord
@@ -31,7 +32,7 @@ def export_kernels(runs: list[RunRecord], cache: Path, to: Path) -> list[str]:
             raise HarnessError("report", f"{run.kernel.label}: kernel_key {run.kernel_key[:70]!r} is not "
                                "a cache key (64 hex digits)")
         src = cache / "kernels" / run.kernel_key
-        if not (src / "image").is_file():
+        if not complete(src, KERNEL_FILES):
             raise HarnessError("report", f"{run.kernel.label}: kernel {run.kernel_key[:12]} is not in {cache}")
         dest = to / run.kernel_key
         if (dest / MANIFEST).is_file():
@@ -71,7 +72,7 @@ def import_kernels(src: Path, cache: Path) -> list[str]:
                                    "(sha256 differs): nothing imported from it")
         final = cache / "kernels" / key
         with locked(cache / "kernels" / f"{key}.lock"):
-            if (final / "image").is_file():
+            if complete(final, KERNEL_FILES):
                 lines.append(f"{key[:12]} ({data.get('arch')}/{data.get('variant')}): already in the cache")
                 continue
             with atomic_dir(final, owned=True) as tmp:

@@ -61,7 +61,8 @@ def world(tmp_path, monkeypatch):
         (job / "report.json").write_text(json.dumps({**data, "runs": runs}))
     kernel = tmp_path / "cache" / "kernels" / KEY
     kernel.mkdir(parents=True)
-    (kernel / "image").write_bytes(b"kernel")
+    for name in ("image", "config", "build.log"):
+        (kernel / name).write_bytes(name.encode())
     return tmp_path
 
 
