@@ -15,6 +15,7 @@ from .arches import all_arches, load_arch
 from .cache import TEMP_NAME, locked, remove_entry, try_locked
 from .config import CONFIG_DIR, known, load_kernel, load_profile, load_scenario
 from .errors import HarnessError
+from .kbuild import build_lock_path
 from .proc import first_line
 from .progress import human_size
 from .vm import kvm_precondition
@@ -137,7 +138,6 @@ def entry_lock(entry: Path) -> Path:
     """The lock every writer of the cache entry ``entry`` takes (cache.locked), so that clean
     removes nothing a run is making or using: a temporary ``.NAME.xxxxxxxx.tmp`` is NAME's; the
     build directories are the kernel build's (kbuild.build_lock_path)."""
-    from .kbuild import build_lock_path   # kbuild's lock, not a layer below this one
     name = entry.name
     if name.startswith(".") and name.endswith(".tmp"):
         stem = name[1:]

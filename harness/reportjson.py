@@ -165,8 +165,7 @@ def _meta(data: dict[str, Any]) -> RunMeta:
     if data.get("series") is not None and not isinstance(data["series"], dict):
         raise Unfit("series", f"expected a mapping, got {_short(data['series'])}")
     kernel = _typed(KernelMeta, data.get("kernel", {}), "kernel")
-    clean = {**{k: v for k, v in data.items() if k not in meta and k not in ("kernel", "series")},
-             **meta, "kernel": kernel, "profiles": list(meta.get("profiles", ()))}
+    clean = {**meta, "kernel": kernel, "profiles": list(meta.get("profiles", ()))}
     series = data.get("series")
     if series:
         s = _typed(SeriesMeta, {k: v for k, v in series.items() if k != "patches"}, "series")
