@@ -252,11 +252,23 @@ def atomic_dir(final: Path, owned: bool = False) -> Iterator[Path]:
         raise
 
 
+def _umask() -> int:
+    """This process's umask, read without setting it (os.umask would, for every thread)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0o022
+
+
 @contextlib.contextmanager
 def atomic_file(final: Path, mode: str = "wb") -> Iterator:
     """Open a temporary file beside ``final``; it replaces ``final`` only if the block succeeds."""
     final.parent.mkdir(parents=True, exist_ok=True)
     fd, name = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent)
+    os.fchmod(fd, 0o666 & ~_umask())   # the mode open() would give (mkstemp's is 0600)
     try:
         with os.fdopen(fd, mode) as f:
             yield f

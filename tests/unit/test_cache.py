@@ -139,3 +139,11 @@ def test_a_kernel_entry_missing_a_file_is_made_again_not_trusted(tmp_path):
     assert import_kernels(src, tmp_path / "cache")[0].startswith("imported")
     assert sorted(p.name for p in final.iterdir()) == ["build.log", "config", "image"]
     assert import_kernels(src, tmp_path / "cache")[0].endswith("already in the cache")
+
+
+def test_a_file_written_atomically_has_the_mode_a_plain_write_gives(tmp_path):
+    from harness.cache import atomic_file
+    (tmp_path / "plain").write_text("x")
+    with atomic_file(tmp_path / "atomic", "w") as f:
+        f.write("x")
+    assert (tmp_path / "atomic").stat().st_mode == (tmp_path / "plain").stat().st_mode
