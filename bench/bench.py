@@ -3,7 +3,7 @@ the harness itself costs shows as a ratio or a difference; the median of --runs 
 
 Cold, warm and patched builds use a throwaway cache (<cache>/bench-tmp: build dirs and ccache of
 its own; the real source and git workspace), removed afterwards. Whatever may compile holds
-/tmp/kharness-build.lock. Writes bench/results.json and bench/results.txt (also printed).
+the build lock (harness.kbuild.build_lock_path). Writes bench/results.json and bench/results.txt (also printed).
 """
 
 from __future__ import annotations
@@ -121,7 +121,7 @@ def table(results: dict) -> str:
 # --- measuring ------------------------------------------------------------------------------------
 
 def build_lock(progress: Progress):
-    """The lock other builds take with `flock /tmp/kharness-build.lock`: never two at once."""
+    """The lock every kharness build takes (kbuild.build_lock_path): never two at once."""
     return machine_lock(build_lock_path())
 
 

@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from .config import CONFIG_DIR, ConfigError, find, load
+from .config import CONFIG_DIR, ConfigError, check_name, find, load
 
 
 @dataclass(frozen=True)
@@ -39,6 +39,7 @@ class Arch:
     aliases: tuple[str, ...] = ()     # other names for it (Debian's, uname -m's)
 
     def validate(self, file: Path, where: str) -> None:
+        check_name(file, "name", self.name)
         bad = [a for a in self.accel if a not in ("kvm", "tcg")]
         if bad or not self.accel:
             raise ConfigError(file, "accel", f"expected a list of kvm, tcg; got {list(self.accel)}")

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import shlex
 import signal
 import sys
 import time
+import traceback
 from dataclasses import asdict, replace
 from pathlib import Path
 
@@ -22,7 +24,7 @@ from .cache import cache_root
 from .checkseries import check_series, series_matrix
 from .config import known
 from .doctor import clean, doctor, list_configs
-from .errors import HarnessError
+from .errors import HarnessError, os_failure
 from .kbuild import CCACHE_REMOTE_VAR
 from .kcidb import kcidb
 from .store import export_kernels, import_kernels
@@ -69,10 +71,19 @@ def _plan(args: argparse.Namespace, variants: tuple[str, ...]) -> Plan:
 
 
 def _cache(args: argparse.Namespace) -> Path:
-    return Path(args.cache) if getattr(args, "cache", None) else cache_root()
+    cache = Path(args.cache) if getattr(args, "cache", None) else cache_root()
+    return _directory(cache, "--cache" if getattr(args, "cache", None) else "the cache")
+
+
+def _directory(path: Path, what: str) -> Path:
+    """``path``, refused when it is something other than a directory (a file given by mistake)."""
+    if path.exists() and not path.is_dir():
+        raise HarnessError("config", f"{what} {path}: not a directory")
+    return path
 
 
 def _run_dir(results: str) -> Path:
+    _directory(Path(results), "--results")
     stamp = time.strftime("%Y%m%d-%H%M%S")
     run_dir, suffix = Path(results) / stamp, 0
     while run_dir.exists():
@@ -200,7 +211,6 @@ def cmd_report(args: argparse.Namespace) -> int:
 def cmd_merge(args: argparse.Namespace) -> int:
     """The runs of several jobs (an arch each, say) as one run directory and one table."""
     out = Path(args.out) if args.out else _run_dir(args.results)
-    out.mkdir(parents=True, exist_ok=True)
     meta, records = merge([Path(d) for d in args.run_dirs], out)
     table = write(out, meta, records)
     print(summary(table, records, meta))
@@ -281,17 +291,19 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
-    lines, ok = doctor(Path(args.cache) if args.cache else cache_root(), args.reprobe)
+    lines, ok = doctor(_cache(args), args.reprobe)
     print("\n".join(lines))
     return EXIT_OK if ok else EXIT_FAIL
 
 
 def cmd_clean(args: argparse.Namespace) -> int:
+    for flag, value in (("--older-than", args.older_than), ("--max-size", args.max_size)):
+        if value is not None and not (math.isfinite(value) and value >= 0):
+            raise HarnessError("clean", f"{flag} {value}: expected a number of 0 or more")
     max_bytes = int(args.max_size * (1 << 30)) if args.max_size is not None else None
     if args.older_than is None and max_bytes is None:
         raise HarnessError("clean", "say what to remove: --older-than DAYS and/or --max-size GIB")
-    print("\n".join(clean(Path(args.cache) if args.cache else cache_root(), args.older_than,
-                          max_bytes, args.dry_run)))
+    print("\n".join(clean(_cache(args), args.older_than, max_bytes, args.dry_run)))
     return EXIT_OK
 
 
@@ -400,6 +412,17 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("kharness: interrupted", file=sys.stderr)
         return 130
+    except OSError as e:   # a disk, a permission, a file where a directory was expected
+        print(f"kharness: {os_failure(args.verb, e)}", file=sys.stderr)
+        return EXIT_ERROR
+    except Exception as e:   # a bug, or an input nothing checked: an error, never a verdict (1)
+        if getattr(args, "verbosity", 1) >= 2:
+            traceback.print_exc()
+        said = " ".join(str(e).split())[:200]
+        where = "; -v shows where" if hasattr(args, "verbosity") else ""
+        print(f"kharness: {args.verb}: internal error: {type(e).__name__}: {said} "
+              f"(a bug in kharness{where})", file=sys.stderr)
+        return EXIT_ERROR
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ developer editing a config wants to know where to look, not read a traceback.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import re
 import types
@@ -25,14 +26,29 @@ T = TypeVar("T")
 
 CONFIG_DIR = REPO_ROOT / "configs"
 
+# A config's name becomes directory and file names (run directories, the cache) and words of the
+# guest's shell commands: lower-case letters, digits and . _ -, never a leading dot or dash.
+NAME = re.compile(r"[a-z0-9][a-z0-9._-]*")
+
+
+def check_name(file: Path, where: str, value: str) -> None:
+    """``value`` as a name (NAME), else an error naming the file and field."""
+    if not NAME.fullmatch(value):
+        raise ConfigError(file, where, f"expected a name of a-z, 0-9, '.', '_', '-' (not "
+                          f"starting with '.', '_' or '-'), got {value[:60]!r}")
+
 
 def load_yaml(path: Path) -> Any:
     try:
         text = path.read_text()
     except OSError as e:
         raise ConfigError(path, "", f"cannot read: {e.strerror}")
+    except UnicodeDecodeError as e:
+        raise ConfigError(path, "", f"not text (a byte {e.object[e.start]:#04x} at offset {e.start} is not UTF-8)")
     try:
         return yaml.safe_load(text)
+    except RecursionError:
+        raise ConfigError(path, "", "nested too deep")
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f"line {mark.line + 1}" if mark else ""
@@ -86,7 +102,11 @@ def _convert(tp: Any, value: Any, file: Path, where: str) -> Any:
     if dataclasses.is_dataclass(tp):
         return from_dict(tp, value, file, where)
     if tp is float and isinstance(value, int) and not isinstance(value, bool):
+        if abs(value) > 1e300:
+            raise ConfigError(file, where, f"expected a finite number, got {str(value)[:20]}...")
         return float(value)
+    if tp is float and isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(file, where, f"expected a finite number, got {value!r}")
     if tp is Any:
         return value
     if tp in (str, int, float, bool) and (type(value) is not tp):
@@ -238,6 +258,7 @@ class KernelConfig:
     scenarios: tuple[str, ...] = ()   # what a run on this base without a series runs by default
 
     def validate(self, file: Path, where: str) -> None:
+        check_name(file, "name", self.name)
         if not self.sources:
             raise ConfigError(file, "sources", "expected at least one source")
         fragments(file, "", self.kconfig, self.arch_kconfig)
@@ -274,6 +295,7 @@ class ProfileConfig:
     in_all: bool = True       # `--profile all` includes it (a profile for kharness's own tests does not)
 
     def validate(self, file: Path, where: str) -> None:
+        check_name(file, "name", self.name)
         fragments(file, "", self.kconfig, self.arch_kconfig)
         if self.max_iterations is not None and self.max_iterations < 1:
             raise ConfigError(file, "max_iterations", "expected a positive integer")
@@ -409,6 +431,11 @@ class ScenarioConfig:
         return KINDS[self.kind].expectations(self, variant)
 
     def validate(self, file: Path, where: str) -> None:
+        check_name(file, "name", self.name)   # its output files' names, in the guest and here
+        if self.timeout <= 0:
+            raise ConfigError(file, "timeout", f"expected a positive number of seconds, got {self.timeout:g}")
+        if self.settle < 0:
+            raise ConfigError(file, "settle", f"expected 0 or more seconds, got {self.settle:g}")
         if self.guest not in ("own", "shared"):
             raise ConfigError(file, "guest", f"expected own or shared, got {self.guest!r}")
         for name, value in (("script", self.script), *(("helpers", h) for h in self.helpers)):

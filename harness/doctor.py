@@ -12,9 +12,10 @@ import time
 from pathlib import Path
 
 from .arches import all_arches, load_arch
-from .cache import locked
+from .cache import TEMP_NAME, locked, remove_entry, try_locked
 from .config import CONFIG_DIR, known, load_kernel, load_profile, load_scenario
 from .errors import HarnessError
+from .kbuild import build_lock_path
 from .proc import first_line
 from .progress import human_size
 from .vm import kvm_precondition
@@ -133,6 +134,24 @@ def _size(path: Path) -> int:
     return sum(f.lstat().st_size for f in path.rglob("*") if not f.is_dir() or f.is_symlink())
 
 
+def entry_lock(entry: Path) -> Path:
+    """The lock every writer of the cache entry ``entry`` takes (cache.locked), so that clean
+    removes nothing a run is making or using: a temporary ``.NAME.xxxxxxxx.tmp`` is NAME's; the
+    build directories are the kernel build's (kbuild.build_lock_path)."""
+    name = entry.name
+    if name.startswith(".") and name.endswith(".tmp"):
+        stem = name[1:]
+        for i in range(len(stem)):
+            if stem[i] == "." and TEMP_NAME.fullmatch(stem[i:]):
+                name = stem[:i]
+                break
+    if entry.parent.name == "builds":
+        return build_lock_path()
+    if entry.parent.name == "images":
+        return entry.parent / ".locks" / name
+    return entry.parent / f"{name}.lock"
+
+
 def clean(cache: Path, older_than_days: float | None, max_bytes: int | None, dry_run: bool) -> list[str]:
     """Remove artifacts unused for longer than ``older_than_days``, then the least recently used
     ones until the cache is under ``max_bytes``. Nothing is removed when neither is given."""
@@ -140,7 +159,7 @@ def clean(cache: Path, older_than_days: float | None, max_bytes: int | None, dry
     for top in PRUNABLE:
         d = cache / top
         if d.is_dir():
-            entries += [p for p in d.iterdir() if not p.name.endswith(".lock")]
+            entries += [p for p in d.iterdir() if not p.name.endswith((".lock", ".locks"))]
     entries.sort(key=lambda p: p.lstat().st_mtime)
     sizes = {p: _size(p) for p in entries}
     total = sum(sizes.values())
@@ -151,12 +170,16 @@ def clean(cache: Path, older_than_days: float | None, max_bytes: int | None, dry
         big = max_bytes is not None and total > max_bytes
         if not (old or big):
             continue
-        removed.append(f"{'would remove' if dry_run else 'removed'} {p} ({human_size(sizes[p])})")
-        total -= sizes[p]
-        if not dry_run:
-            if p.is_dir() and not p.is_symlink():
-                shutil.rmtree(p, ignore_errors=True)
-            else:
-                p.unlink(missing_ok=True)
+        with try_locked(entry_lock(p)) as mine:   # a writer's lock: it is in use, or being made
+            if not mine:
+                removed.append(f"kept {p}: in use (its lock {entry_lock(p)} is held)")
+                continue
+            removed.append(f"{'would remove' if dry_run else 'removed'} {p} ({human_size(sizes[p])})")
+            total -= sizes[p]
+            if not dry_run:
+                if p.name.startswith(".") and p.is_dir() and not p.is_symlink():
+                    shutil.rmtree(p, ignore_errors=True)   # already a temporary name
+                else:
+                    remove_entry(p)   # renamed first: never half an entry under its key
     removed.append(f"cache now {human_size(total)} in {cache}")
     return removed

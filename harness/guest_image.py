@@ -27,7 +27,7 @@ from cryptography.hazmat.primitives.serialization import (Encoding, NoEncryption
 
 from . import proc
 from .arches import Arch
-from .cache import atomic_dir, atomic_file, digest, locked
+from .cache import atomic_dir, atomic_file, complete, digest, locked
 from .config import CONFIG_DIR, ConfigError, load
 from .debian import PrivateApt
 from .errors import HarnessError
@@ -338,7 +338,8 @@ def build_guest_image(arch: Arch, cache: Path, progress: Progress) -> GuestImage
                   json.dumps(config.binaries, sort_keys=True), str(config.gzip_level)])[:20]
     final = cache / "images" / key
     with locked(cache / "images" / ".locks" / key):
-        if final.is_dir():
+        # what a boot opens: an entry without one of them is made again (cache.complete)
+        if complete(final, (config.initramfs_name, "host_key.pub", "client_key")):
             progress.info(f"guest image {darch}: cached {final}")
             os.utime(final)  # most recently used, for `kharness clean`
         else:

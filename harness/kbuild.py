@@ -8,9 +8,11 @@ at all, and a build that is interrupted never leaves an image under its final ke
 from __future__ import annotations
 
 import functools
+import math
 import os
 import re
 import shutil
+import stat
 import tempfile
 import time
 from dataclasses import dataclass
@@ -18,7 +20,7 @@ from pathlib import Path
 
 from . import proc
 from .arches import Arch
-from .cache import atomic_dir, atomic_file, digest, locked, machine_lock
+from .cache import atomic_dir, atomic_file, cache_root, complete, digest, locked, machine_lock, remove_entry
 from .config import CONFIG_DIR, kconfig_fragment
 from .errors import HarnessError
 from .progress import Progress
@@ -227,7 +229,11 @@ def build_kernel(arch: Arch, tree: Checkout, fragments: tuple[str, ...], cache: 
     final = cache / "kernels" / key
     name = label or arch.name
     with locked(cache / "kernels" / f"{key}.lock"):
-        if (final / "image").exists():
+        if final.exists() and not complete(final, KERNEL_FILES):
+            progress.info(f"build {name}: cached kernel {key[:12]} lacks one of "
+                          f"{', '.join(KERNEL_FILES)}: built again")
+            remove_entry(final)
+        if complete(final, KERNEL_FILES):
             progress.info(f"build {name}: cached kernel {key[:12]} (no make needed)")
             _append_cached_log(log_path, final)
             os.utime(final)  # most recently used, for `kharness clean`
@@ -240,8 +246,9 @@ def build_kernel(arch: Arch, tree: Checkout, fragments: tuple[str, ...], cache: 
             shutil.copyfile(config, out / ".config")
         # one kernel build per machine, whichever kharness (or cache) it comes from: each takes
         # every core, and two at once take twice as long and skew every build time
-        with machine_lock(build_lock_path(), lambda: progress.info(
-                f"build {name}: waiting for another kernel build on this machine ({build_lock_path()})")):
+        with machine_lock(build_lock_path(), lambda who: progress.info(
+                f"build {name}: waiting for another kernel build ({who}; {build_lock_path()})"),
+                build_lock_wait()):
             objects = _make(arch, tree, out, cache, make_flags, log_path, progress, name)
         with atomic_dir(final, owned=True) as tmp:
             shutil.copyfile(out / arch.image, tmp / "image")
@@ -257,9 +264,46 @@ def build_kernel(arch: Arch, tree: Checkout, fragments: tuple[str, ...], cache: 
     return _result(final, key, config_sha, tool, False, seconds, objects)
 
 
+# What a kernels/<key> entry holds whatever else it has (System.map, vmlinux): its readers open
+# them, so an entry without one is made again (cache.complete)
+KERNEL_FILES = ("image", "config", "build.log")
+
+
 def build_lock_path() -> Path:
-    """The machine's kernel build lock (bench/bench.py and `flock` in scripts take the same)."""
-    return Path(os.environ.get("KHARNESS_BUILD_LOCK", "/tmp/kharness-build.lock"))
+    """The kernel build lock (bench/bench.py and `flock` in scripts take the same): one build at a
+    time for this user. ``$KHARNESS_BUILD_LOCK``, else in the user's runtime directory
+    (``$XDG_RUNTIME_DIR``, or /run/user/UID when it is this user's, as it is where logind made
+    it), else in the default cache: never a fixed name in a directory every user can write."""
+    explicit = os.environ.get("KHARNESS_BUILD_LOCK")
+    if explicit:
+        return Path(explicit)
+    for runtime in (os.environ.get("XDG_RUNTIME_DIR"), f"/run/user/{os.getuid()}"):
+        if runtime and _own_private_dir(Path(runtime)):
+            return Path(runtime) / "kharness-build.lock"
+    return cache_root() / "build.lock"
+
+
+def _own_private_dir(path: Path) -> bool:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return False
+    return stat.S_ISDIR(st.st_mode) and st.st_uid == os.getuid() and not st.st_mode & 0o022
+
+
+BUILD_LOCK_WAIT = 3 * 3600   # seconds: longer than any one build, or `make test` holding it throughout
+
+
+def build_lock_wait() -> float:
+    """How long a build waits for the build lock before it gives up (``$KHARNESS_BUILD_LOCK_WAIT``)."""
+    try:
+        wait = float(os.environ.get("KHARNESS_BUILD_LOCK_WAIT", BUILD_LOCK_WAIT))
+    except ValueError:
+        wait = -1.0
+    if not math.isfinite(wait) or wait < 0:
+        raise HarnessError("build", f"KHARNESS_BUILD_LOCK_WAIT={os.environ['KHARNESS_BUILD_LOCK_WAIT']}: "
+                           "expected a number of seconds")
+    return wait
 
 
 def _result(final: Path, key: str, config_sha: str, tool: str, cached: bool, seconds: float,

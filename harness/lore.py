@@ -139,6 +139,9 @@ def gunzip(data: bytes, label: str) -> bytes:
 # --- what the thread holds ----------------------------------------------------------------------
 
 
+MAX_PATCHES = 999   # git format-patch numbers NNNN-; no series on a list has had more
+
+
 def patch_tag(subject: str) -> tuple[int, int, int] | None:
     """(version, n, m) from ``[PATCH v2 3/5]``, ``[RFC PATCH net-next v2 03/10]``, ``[PATCHv2]``,
     ``[PATCH]``; None for a reply or anything else."""
@@ -149,8 +152,11 @@ def patch_tag(subject: str) -> tuple[int, int, int] | None:
         return None
     version = re.search(r"(?:\b|patch)v(\d+)\b", prefix.group(1), re.I)
     count = re.search(r"\b(\d+)/(\d+)\b", prefix.group(1))
-    return (int(version.group(1)) if version else 1,
-            *((int(count.group(1)), int(count.group(2))) if count else (1, 1)))
+    n, m = (int(count.group(1)), int(count.group(2))) if count else (1, 1)
+    if not 1 <= m <= MAX_PATCHES or n > m:   # the missing ones are listed: never 10**11 of them
+        raise HarnessError("series", f"{' '.join(subject.split())[:80]!r}: [{n}/{m}] is not a patch of "
+                                     f"a series of 1 to {MAX_PATCHES}")
+    return (int(version.group(1)) if version else 1, n, m)
 
 
 def untagged(subject: str) -> str:

@@ -28,6 +28,8 @@ def names(value: str | list[str] | tuple[str, ...], choices: list[str], what: st
     """A comma list (or several), or ``all``; each name once, each one known."""
     items = [value] if isinstance(value, str) else list(value)
     words = [w for item in items for w in item.split(",") if w]
+    if not words:
+        raise HarnessError("config", f"{what} {','.join(items)!r}: names no {what} (known: {', '.join(choices)}, all)")
     if words == ["all"]:
         return list(choices)
     out = list(dict.fromkeys(canonical(w) for w in words))
@@ -118,6 +120,10 @@ def kconfig_fragments(items: list[str], cache: Path) -> tuple[str, ...]:
     return tuple(files)
 
 
+# vCPUs of one guest at most: each is a host thread under TCG, and the boot tests run up to 4
+MAX_CPUS = 64
+
+
 @dataclass(frozen=True)
 class GuestOptions:
     """How the run's guests differ from their arch's defaults (--accel, --cpus, --memory, --append)."""
@@ -132,6 +138,8 @@ class GuestOptions:
             raise HarnessError("config", f"--accel {self.accel}: expected auto, kvm or tcg")
         if self.cpus is not None and self.cpus < 1:
             raise HarnessError("config", f"--cpus {self.cpus}: a guest needs at least 1 vCPU")
+        if self.cpus is not None and self.cpus > MAX_CPUS:
+            raise HarnessError("config", f"--cpus {self.cpus}: at most {MAX_CPUS} vCPUs a guest")
         if self.memory is not None and not re.fullmatch(r"[1-9][0-9]*[MG]", self.memory):
             raise HarnessError("config", f"--memory {self.memory}: expected a size such as 2G or 1536M")
 
@@ -176,6 +184,8 @@ def make_plan(*, series: str | None = None, kernel: str | None = None, arches: s
             config = load_series_config(series)                # scenarios, none of its patches
         k = load_kernel(kernel or (config.kernel if config else None) or defaults.kernel)
     scenario_names = scenarios or list((config.scenarios if config else k.scenarios) or defaults.scenarios)
+    if scenarios and not any(w for item in scenarios for w in item.split(",")):
+        raise HarnessError("config", f"--scenario {','.join(scenarios)!r}: names no scenario")
     chosen = []
     for name in dict.fromkeys(w for item in scenario_names for w in item.split(",") if w):
         s = load_scenario(name)   # an unknown one: an error naming configs/scenarios/

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from . import REPO_ROOT, proc
 from .arches import Arch
-from .cache import atomic_dir, digest, locked, sha256_file
+from .cache import atomic_dir, complete, digest, locked, sha256_file
 from .debian import PrivateApt
 from .errors import HarnessError
 from .guest_image import load_guest_config, resolve_packages
@@ -59,7 +59,7 @@ def build_helpers(arch: Arch, sources: tuple[str | Path, ...], cache: Path, run_
         key = digest([arch.name, toolchain_id(arch.make_cross), *CFLAGS, sha256_file(path)])
         final = cache / "programs" / arch.name / f"{name}-{key[:24]}"
         with locked(final.with_suffix(".lock")):
-            if not final.exists():
+            if not complete(final, (name,)):   # an entry without its binary: made again
                 progress.info(f"programs {arch.name}: compiling {label}")
                 run_dir.mkdir(parents=True, exist_ok=True)
                 with atomic_dir(final, owned=True) as tmp:
@@ -92,7 +92,7 @@ def build_selftests(arch: Arch, workspace: Workspace, commit: str, programs: tup
     key = digest(parts)
     final = cache / "programs" / arch.name / f"selftests-{key[:24]}"
     with locked(final.with_suffix(".lock")):
-        if not final.exists():
+        if not complete(final, programs):   # an entry without one of them: made again
             progress.info(f"programs {arch.name}: building {where} ({', '.join(programs)})")
             run_dir.mkdir(parents=True, exist_ok=True)
             with atomic_dir(final, owned=True) as tmp, tempfile.TemporaryDirectory(prefix="kharness-st-") as src:

@@ -9,6 +9,7 @@ import textwrap
 from pathlib import Path
 from xml.etree import ElementTree as ET
 
+from .cache import atomic_file
 from .kinds import ERROR, judge_tests
 from .report import Row, rows
 from .results import RunMeta, RunRecord, console_name
@@ -261,7 +262,9 @@ def junit(run_dir: Path, meta: RunMeta | None, runs: list[RunRecord], table: lis
 def render(run_dir: Path, meta: RunMeta, runs: list[RunRecord]) -> list[Row]:
     """summary.txt, summary.md and junit.xml, all from the same records as report.json."""
     table = rows(runs)
-    (run_dir / "summary.txt").write_text(summary(table, runs, meta) + "\n")
-    (run_dir / "summary.md").write_text(markdown(meta, table, runs))
-    (run_dir / "junit.xml").write_text(junit(run_dir, meta, runs, table))
+    for name, text in (("summary.txt", summary(table, runs, meta) + "\n"),
+                       ("summary.md", markdown(meta, table, runs)),
+                       ("junit.xml", junit(run_dir, meta, runs, table))):
+        with atomic_file(run_dir / name, "w") as f:   # replaces a symlink there, never follows it
+            f.write(text)
     return table

@@ -4,11 +4,14 @@ scenario's kind, and the run's records serialised as they are."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
-from dataclasses import asdict, dataclass, fields, replace
+import stat
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from . import reportjson
 from .cache import atomic_file
 from .errors import HarnessError
 from .kinds import BOTH, ERROR, FLAKY, NO_CHANGE, failed_notes, kind
@@ -144,24 +147,10 @@ def write(run_dir: Path, meta: RunMeta, runs: list[RunRecord]) -> list[Row]:
     return render(run_dir, meta, runs)
 
 
-def _known(cls, data: dict[str, Any]) -> dict[str, Any]:
-    names = {f.name for f in fields(cls)}
-    return {k: v for k, v in data.items() if k in names}
-
-
 def load(run_dir: Path) -> tuple[RunMeta, list[RunRecord]]:
-    """The metadata and records of a report.json (to render its reports again)."""
-    data = json.loads((run_dir / "report.json").read_text())
-    if data.get("schema") not in READABLE_SCHEMAS:
-        raise ValueError(f"{run_dir / 'report.json'}: schema {data.get('schema')}, "
-                         f"this kharness reads {', '.join(map(str, READABLE_SCHEMAS))}")
-    runs = []
-    for run in data["runs"]:
-        scenarios = tuple(ScenarioResult(**{k: tuple(v) if k in ("failed", "show", "notes", "repeats", "signature") else v
-                                            for k, v in _known(ScenarioResult, s).items()})
-                          for s in run["scenarios"])
-        runs.append(RunRecord(**{**_known(RunRecord, run), "scenarios": scenarios}))
-    return RunMeta.from_json(data), runs
+    """The metadata and records of a report.json (to render its reports again), every field
+    checked first: it may come from another machine (reportjson)."""
+    return reportjson.load(run_dir / "report.json", READABLE_SCHEMAS)
 
 
 def merge(run_dirs: list[Path], out: Path) -> tuple[RunMeta, list[RunRecord]]:
@@ -171,12 +160,11 @@ def merge(run_dirs: list[Path], out: Path) -> tuple[RunMeta, list[RunRecord]]:
     kernel is a conflict, an error naming both (never one silently kept)."""
     if len(run_dirs) < 2:
         raise HarnessError("report", "merge needs two run directories or more")
-    loaded = []
-    for d in run_dirs:
-        try:
-            loaded.append((d, *load(d)))
-        except (OSError, ValueError, TypeError, KeyError) as e:
-            raise HarnessError("report", f"cannot read {d / 'report.json'}: {e}")
+    for d in run_dirs:   # merge makes a new run: it never writes over one it reads
+        if out.resolve().is_relative_to(d.resolve()) or d.resolve().is_relative_to(out.resolve()):
+            raise HarnessError("report", f"--out {out} is {d}, or inside it, or holds it: "
+                               "the merged run goes to a directory of its own")
+    loaded = [(d, *load(d)) for d in run_dirs]
     first_dir, first, _ = loaded[0]
 
     def what(meta: RunMeta) -> tuple:
@@ -223,18 +211,51 @@ def merge(run_dirs: list[Path], out: Path) -> tuple[RunMeta, list[RunRecord]]:
 
 def _copy_logs(src: Path, run: RunRecord, out: Path) -> dict[str, str]:
     """The kernel's log files into the merged run directory (where its reports look for them);
-    a name another run already brought (its console.log) is kept as NAME-<run dir>."""
+    a name another run already brought (its console.log) is kept as NAME-<run dir>. The run
+    directory may come from elsewhere (a CI artifact): a log is read only as a regular file
+    reached through no symlink, and written as a new file in ``out`` (temp + rename)."""
     logs = {}
-    for name, rel in run.logs.items():
+    for name, rel in run.logs.items():   # each a relative path without `..` (reportjson)
         source, target = src / rel, out / rel
+        if not _plain_path(src, rel):
+            raise HarnessError("report", f"{source}: a symlink, or reached through one: not copied "
+                               "(a run directory holds its logs as files)")
+        if not source.is_file():
+            continue
+        if not _plain_path(out, rel):
+            raise HarnessError("report", f"{target}: a symlink, or reached through one: not written")
         if target.exists() and target.read_bytes() != source.read_bytes():
             target = target.with_name(f"{target.stem}-{src.name}{target.suffix}")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if source.is_file():
-            shutil.copyfile(source, target)
-            logs[target.name] = str(target.relative_to(out))
-    for p in (src / run.kernel.dir_name).glob("*") if (src / run.kernel.dir_name).is_dir() and not run.logs else ():
-        (out / run.kernel.dir_name).mkdir(parents=True, exist_ok=True)   # a report without `logs`
-        if p.is_file() and not (out / run.kernel.dir_name / p.name).exists():
-            shutil.copyfile(p, out / run.kernel.dir_name / p.name)
+        _copy_file(source, target)
+        logs[target.name] = str(target.relative_to(out))
+    here = run.kernel.dir_name   # a report without `logs`: the kernel's directory, as names made it
+    if not run.logs and (src / here).exists():
+        if not _plain_path(src, here):
+            raise HarnessError("report", f"{src / here}: a symlink: not copied (a run directory "
+                               "holds its logs as files)")
+        if not _plain_path(out, here):
+            raise HarnessError("report", f"{out / here}: a symlink, or reached through one: not written")
+        for p in sorted((src / here).iterdir()) if (src / here).is_dir() else ():
+            if p.is_file() and not p.is_symlink() and not (out / here / p.name).exists():
+                _copy_file(p, out / here / p.name)
     return logs
+
+
+def _plain_path(top: Path, rel: str) -> bool:
+    """No part of ``top/rel`` below ``top`` is a symlink (a part that does not exist is none)."""
+    p = top
+    for part in Path(rel).parts:
+        p = p / part
+        if p.is_symlink():
+            return False
+    return True
+
+
+def _copy_file(source: Path, target: Path) -> None:
+    """A regular file's bytes to ``target``, never following a symlink at either end."""
+    fd = os.open(source, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    with os.fdopen(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+            raise HarnessError("report", f"{source}: not a regular file: not copied")
+        with atomic_file(target) as g:
+            shutil.copyfileobj(f, g)

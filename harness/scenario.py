@@ -213,7 +213,7 @@ def run_scenario(guest: Guest, scenario: ScenarioConfig, run_dir: Path, progress
     name = label or scenario.name
     script = scenario.guest_path(scenario.script).read_bytes()
     remote = f"{GUEST_DIR}/{scenario.script}"
-    guest.check(f"mkdir -p {GUEST_DIR}")
+    guest.check(f"mkdir -p {shlex.quote(GUEST_DIR)}")
     guest.put(script, remote, mode="0755")
     # the functions every script may source (guest-scripts/kharness-lib.sh), next to it
     guest.put(LIB.read_bytes(), f"{GUEST_DIR}/{LIB.name}")
@@ -232,8 +232,9 @@ def run_scenario(guest: Guest, scenario: ScenarioConfig, run_dir: Path, progress
     env = {**scenario.env, **({"SELFTESTS": " ".join(scenario.selftests)} if scenario.selftests else {})}
     assigns = "".join(f"{k}={shlex.quote(v)} " for k, v in env.items())
     pidfile = f"{GUEST_DIR}/{scenario.name}.pid"
-    job = f'exec > /dev/null 2>&1; set -m; "$@" > {out} 2> {err} < /dev/null & echo $! > {pidfile}; wait $!'
-    command = (f"cd {GUEST_DIR} && ITERATIONS={scenario.iterations} KHARNESS_DIR={GUEST_DIR} {assigns}"
+    q = shlex.quote   # names are checked at load (config.NAME); quoted all the same
+    job = f'exec > /dev/null 2>&1; set -m; "$@" > {q(out)} 2> {q(err)} < /dev/null & echo $! > {q(pidfile)}; wait $!'
+    command = (f"cd {q(GUEST_DIR)} && ITERATIONS={int(scenario.iterations)} KHARNESS_DIR={q(GUEST_DIR)} {assigns}"
                f"bash -c {shlex.quote(job)} - {shlex.quote(scenario.interpreter)} {shlex.quote(remote)}")
     try:
         result = guest.run(command, timeout=scenario.timeout)
@@ -282,7 +283,7 @@ def _unfinished(guest: Guest, scenario: ScenarioConfig, e: HarnessError, pidfile
                             run_dir / f"{scenario.name}.err", tail)
     # stopped, with every process it started, so that it cannot disturb what runs next here
     try:
-        stopped = guest.run(f"bash -c {shlex.quote(f'kill -9 -- -$(cat {pidfile})')}", timeout=5)
+        stopped = guest.run(f"bash -c {shlex.quote(f'kill -9 -- -$(cat {shlex.quote(pidfile)})')}", timeout=5)
         problem = (stopped.stderr.strip() or f"exit {stopped.status}") if stopped.status else None
     except HarnessError as again:
         problem = again.message

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from . import REPO_ROOT
 from .cache import atomic_dir, cache_root, digest, locked, sha256_file, sweep
-from .config import CONFIG_DIR, ConfigError, find, is_path, known, load
+from .config import CONFIG_DIR, ConfigError, check_name, find, is_path, known, load
 from .errors import HarnessError
 from . import proc
 from .git import IDENTITY, git, git_out
@@ -53,6 +53,7 @@ class SeriesConfig:
         return Path(self.base or REPO_ROOT) / value
 
     def validate(self, file: Path, where: str) -> None:
+        check_name(file, "name", self.name)
         given = [f for f in ("patches", "mbox", "lore") if getattr(self, f) is not None]
         if len(given) != 1:
             raise ConfigError(file, "patches", "expected exactly one of patches (a directory), mbox"
@@ -143,8 +144,9 @@ def load_patch_dir(directory: Path, name: str = "", title: str = "") -> Series:
     a patch lost on the way is an error, as in a mail thread, never a shorter series."""
     if not directory.is_dir():
         raise HarnessError("series", f"{directory}: no such directory")
-    stray = sorted(p.name for p in directory.iterdir()
-                   if p.is_file() and p.suffix not in (".patch", ".diff") and not p.name.startswith("."))
+    stray = sorted(p.name + ("/" if p.is_dir() else "") for p in directory.iterdir()
+                   if not p.name.startswith(".") and (p.suffix not in (".patch", ".diff") or not p.is_file())
+                   and (p.is_file() or p.suffix in (".patch", ".diff")))
     if stray:
         raise HarnessError("series", f"{directory}: not a patch: {', '.join(stray)} "
                                      "(a series directory holds NNNN-*.patch files only)")

@@ -516,9 +516,9 @@ class Session:
         held shared: such scripts run side by side, builds wait for them)."""
         if not scenario.quiet_host:
             return contextlib.nullcontext()
-        return machine_lock(build_lock_path(), lambda: self.progress.info(
+        return machine_lock(build_lock_path(), lambda who: self.progress.info(
             f"scenario {kid.label} {scenario.name}: waiting for the kernel build on this machine "
-            "to end (its timing tests must not measure the host's load)"), shared=True)
+            f"to end ({who}): its timing tests must not measure the host's load"), shared=True)
 
     def unchanged(self, kid: KernelId) -> bool:
         """A patched kernel (or a prefix of the series) whose image is byte-identical to its

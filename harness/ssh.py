@@ -152,7 +152,7 @@ class Guest:
 
     def put(self, data: bytes, path: str, mode: str = "0644") -> None:
         q = shlex.quote(path)
-        self.check(f"cat > {q} && chmod {mode} {q}", stdin=data)
+        self.check(f"cat > {q} && chmod {shlex.quote(mode)} {q}", stdin=data)
 
     def read(self, path: str, timeout: float = 60.0) -> str:
         """A file's text. Reading is idempotent: a connection that drops is retried once."""

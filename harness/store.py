@@ -10,12 +10,13 @@ enters the cache, and enters it atomically: a damaged or partial artifact change
 from __future__ import annotations
 
 import json
-import re
 import shutil
 from pathlib import Path
 
-from .cache import atomic_dir, locked, sha256_file
+from .cache import atomic_dir, complete, locked, sha256_file
+from .kbuild import KERNEL_FILES
 from .errors import HarnessError
+from .reportjson import KEY, read_json
 from .results import RunRecord
 
 MANIFEST = "MANIFEST.json"
@@ -27,8 +28,11 @@ def export_kernels(runs: list[RunRecord], cache: Path, to: Path) -> list[str]:
     for run in runs:
         if not run.kernel_key:
             continue
+        if not KEY.fullmatch(run.kernel_key):   # it names a directory here and there: never a path
+            raise HarnessError("report", f"{run.kernel.label}: kernel_key {run.kernel_key[:70]!r} is not "
+                               "a cache key (64 hex digits)")
         src = cache / "kernels" / run.kernel_key
-        if not (src / "image").is_file():
+        if not complete(src, KERNEL_FILES):
             raise HarnessError("report", f"{run.kernel.label}: kernel {run.kernel_key[:12]} is not in {cache}")
         dest = to / run.kernel_key
         if (dest / MANIFEST).is_file():
@@ -54,20 +58,21 @@ def import_kernels(src: Path, cache: Path) -> list[str]:
     lines = []
     for m in manifests:
         entry = m.parent
-        try:
-            data = json.loads(m.read_text())
-            key, files = data["key"], data["files"]
-        except (ValueError, KeyError, TypeError) as e:
-            raise HarnessError("report", f"{m}: not a kernel manifest ({e})")
-        if key != entry.name or not re.fullmatch(r"[0-9a-f]{64}", key) or "image" not in files:
+        data = read_json(m)
+        if not isinstance(data, dict) or not isinstance(data.get("files"), dict) or not all(
+                isinstance(k, str) and isinstance(v, str) for k, v in data["files"].items()):
+            raise HarnessError("report", f"{m}: files: expected a mapping of file name to sha256 "
+                               "(not a kernel manifest)")
+        key, files = data.get("key"), data["files"]
+        if key != entry.name or not isinstance(key, str) or not KEY.fullmatch(key) or "image" not in files:
             raise HarnessError("report", f"{m}: key {key!r} does not name its directory {entry.name}")
         for name, sha in files.items():
-            if Path(name).name != name or not (entry / name).is_file() or sha256_file(entry / name) != sha:
+            if Path(name).name != name or (entry / name).is_symlink() or not (entry / name).is_file() or sha256_file(entry / name) != sha:
                 raise HarnessError("report", f"{entry / name}: missing or not the file its manifest names "
                                    "(sha256 differs): nothing imported from it")
         final = cache / "kernels" / key
         with locked(cache / "kernels" / f"{key}.lock"):
-            if (final / "image").is_file():
+            if complete(final, KERNEL_FILES):
                 lines.append(f"{key[:12]} ({data.get('arch')}/{data.get('variant')}): already in the cache")
                 continue
             with atomic_dir(final, owned=True) as tmp:

@@ -28,6 +28,7 @@ from harness import REPO_ROOT
 from harness.arches import Arch, load_arch
 from harness.cache import cache_root, machine_lock
 from harness.config import load_kernel, load_scenario
+from harness.kbuild import build_lock_path
 from harness.boot import Booted
 from harness.plan import Plan
 from harness.results import KernelId
@@ -36,13 +37,10 @@ from harness.progress import Progress
 
 RUN_MARK = uuid.uuid4().hex[:12]
 
-# Another engineer's builds share this 2-core machine: two kernel builds must never overlap.
-BUILD_LOCK = Path("/tmp/kharness-build.lock")
-
-
 def build_lock():
-    """Hold the machine-wide build lock (what `flock /tmp/kharness-build.lock` takes)."""
-    return machine_lock(BUILD_LOCK)
+    """Hold the build lock every kharness build takes (kbuild.build_lock_path): another
+    engineer's builds share this 2-core machine, and two kernel builds must never overlap."""
+    return machine_lock(build_lock_path())
 
 
 @pytest.fixture(scope="session")

@@ -17,7 +17,7 @@ import pytest
 
 from harness.results import KernelId
 
-from harness.cache import cache_root
+from harness.cache import cache_root, locked
 from harness.config import load_scenario
 from harness.kinds import ERROR, STILL_BROKEN
 from harness.series import load_patch_dir
@@ -116,7 +116,8 @@ def test_build_interrupted_by_sigterm_leaves_no_make_and_no_kernel_then_builds_c
         assert (cache / "kernels" / record["kernel_key"] / "image").is_file()
     finally:  # the kernel is this test's own: the next suite run must build it again
         if record.get("kernel_key") and f"kernels/{record['kernel_key']}" not in before:
-            shutil.rmtree(cache / "kernels" / record["kernel_key"], ignore_errors=True)
+            with locked(cache / "kernels" / f"{record['kernel_key']}.lock"):   # as every writer
+                shutil.rmtree(cache / "kernels" / record["kernel_key"], ignore_errors=True)
 
 
 def _argv0(pid: int) -> str:

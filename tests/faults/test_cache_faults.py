@@ -26,7 +26,7 @@ from dataclasses import replace
 import pytest
 import yaml
 
-from harness.cache import cache_root
+from harness.cache import cache_root, locked
 from harness.config import KernelConfig, SourceSpec
 from harness.errors import HarnessError
 from harness.results import KernelId
@@ -168,4 +168,9 @@ def test_patch_that_does_not_apply_to_the_kernel_names_the_patch_and_the_hunk(tm
     assert result.error == ("series: patch 0001 'mm: memcontrol: a hunk whose context is not there' "
                             f"does not apply (at mm/memcontrol.c:3094) (see {log})")
     assert "Patch failed at 0001" in log.read_text()
-    assert not (cache_root() / "git").joinpath("x").exists()
+    # the workspace is left as it was: git am aborted, no ref for the series (it asserted on
+    # git/x before, a path nothing creates); under each workspace's lock, as its writers take it
+    for work in (cache_root() / "git").glob("*/work"):
+        with locked(work.parent.parent / f"{work.parent.name}.lock"):
+            assert not (work / ".git" / "rebase-apply").exists(), work
+            assert not (work / ".git" / "refs" / "kharness" / "series" / series.digest[:32]).exists()

@@ -76,3 +76,74 @@ def test_sweep_takes_files_and_directories_of_that_key_only(tmp_path):
     assert sorted(p.name for p in sweep(final)) == [".k.a1b2c3d4.tmp", ".k.x_9y8z7w.tmp"]
     assert sorted(p.name for p in tmp_path.iterdir()) == [".k.a1b2c3d4.part", ".k.x.a1b2c3d4.tmp",
                                                           ".kk.a1b2c3d4.tmp", "k"]
+
+
+def test_each_unit_test_has_a_cache_of_its_own(tmp_path_factory):
+    from harness.cache import cache_root
+    assert cache_root().is_relative_to(tmp_path_factory.getbasetemp())
+
+
+CLEANER = """
+import os, shutil, signal, sys
+from pathlib import Path
+import harness.cache
+from harness.doctor import clean
+real = shutil.rmtree
+def rmtree_then_die(path, *a, **k):   # one file gone, then SIGKILL: no handler, no finally
+    first = sorted(Path(path).rglob("*"))[0]
+    first.unlink()
+    print(path, flush=True)
+    os.kill(os.getpid(), signal.SIGKILL)
+harness.cache.shutil.rmtree = rmtree_then_die
+clean(Path(sys.argv[1]), 0, None, False)
+"""
+
+
+def _exported_kernel(tmp_path: Path) -> tuple[Path, str]:
+    """An export directory holding one kernel, as `kharness export` writes it."""
+    import json
+
+    from harness.cache import sha256_file
+    key = "ab" * 32
+    entry = tmp_path / "export" / key
+    entry.mkdir(parents=True)
+    for name in ("image", "config", "build.log"):
+        (entry / name).write_text(name)
+    files = {name: sha256_file(entry / name) for name in ("image", "config", "build.log")}
+    (entry / "MANIFEST.json").write_text(json.dumps({"key": key, "files": files}))
+    return tmp_path / "export", key
+
+
+def test_a_clean_killed_mid_way_never_leaves_half_an_entry_under_its_key(tmp_path):
+    from harness.store import import_kernels
+    src, key = _exported_kernel(tmp_path)
+    cache = tmp_path / "cache"
+    import_kernels(src, cache)
+    final = cache / "kernels" / key
+    proc = subprocess.run([sys.executable, "-c", CLEANER, str(cache)], capture_output=True, text=True,
+                          cwd=Path(__file__).resolve().parents[2], timeout=60)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    half = Path(proc.stdout.strip())
+    assert not final.exists()   # renamed away whole before the first file went
+    assert half.parent == final.parent and half.name.startswith(f".{key}.") and half.is_dir()
+    assert import_kernels(src, cache)[0].startswith("imported")   # made again; the half swept
+    assert not half.exists() and sorted(p.name for p in final.iterdir()) == ["build.log", "config", "image"]
+
+
+def test_a_kernel_entry_missing_a_file_is_made_again_not_trusted(tmp_path):
+    from harness.store import import_kernels
+    src, key = _exported_kernel(tmp_path)
+    final = tmp_path / "cache" / "kernels" / key
+    final.mkdir(parents=True)
+    (final / "image").write_text("image")   # half deleted by hand, or by an older clean
+    assert import_kernels(src, tmp_path / "cache")[0].startswith("imported")
+    assert sorted(p.name for p in final.iterdir()) == ["build.log", "config", "image"]
+    assert import_kernels(src, tmp_path / "cache")[0].endswith("already in the cache")
+
+
+def test_a_file_written_atomically_has_the_mode_a_plain_write_gives(tmp_path):
+    from harness.cache import atomic_file
+    (tmp_path / "plain").write_text("x")
+    with atomic_file(tmp_path / "atomic", "w") as f:
+        f.write("x")
+    assert (tmp_path / "atomic").stat().st_mode == (tmp_path / "plain").stat().st_mode

@@ -171,21 +171,6 @@ def test_init_prints_its_start_marker_before_doing_anything_else():
     assert lines[1] == 'echo "kharness-init: start"'
 
 
-@pytest.mark.parametrize("line", [
-    "mount -t proc proc /proc",
-    "mount -t sysfs sysfs /sys",
-    "mount -t devtmpfs devtmpfs /dev",
-    "mount -t tmpfs tmpfs /tmp",
-    "mount -t tmpfs cgroup /sys/fs/cgroup",
-    "*) mount -t cgroup -o memory memory /sys/fs/cgroup/memory ;;",
-    "mount -t cgroup2 cgroup2 /sys/fs/cgroup/unified",
-    "ip addr add 10.0.2.15/24 dev eth0",
-    "ip route add default via 10.0.2.2",
-])
-def test_init_sets_up_what_the_guest_needs(line):
-    assert line in INIT_SCRIPT.splitlines()
-
-
 def test_init_starts_dropbear_first_and_says_ready_after_every_mount():
     lines = INIT_SCRIPT.splitlines()
     (dropbear,) = [i for i, l in enumerate(lines) if l.startswith("dropbear ")]
@@ -199,8 +184,49 @@ def test_init_starts_dropbear_first_and_says_ready_after_every_mount():
     assert max(i for i, l in enumerate(lines) if l.startswith("ip ")) < dropbear  # it can answer
 
 
-def test_init_never_exits():
-    assert INIT_SCRIPT.splitlines()[-1] == "while :; do sleep 86400; done"
+# /init itself run by the host's sh, every command it calls a shell function that logs its
+# arguments (functions come before PATH; its PATH line points nowhere, so that a command not
+# stubbed is an error, never the host's own): what it does, not what its text says.
+STUBS = """
+log() { echo "$*" >> "$TRACE"; }
+mount() { log mount "$@"; }
+ip() { log ip "$@"; }
+mkdir() { log mkdir "$@"; }
+rmdir() { log rmdir "$@"; }
+dropbear() { log dropbear "$@"; }
+cat() { echo "$CMDLINE"; }
+sleep() { log sleep "$@"; n=$((${n:-0} + 1)); [ "$n" -lt 3 ] || exit 0; }
+"""
+
+
+def run_init(tmp_path, cmdline: str) -> list[str]:
+    import subprocess
+    path = "export PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root"
+    assert path in INIT_SCRIPT.splitlines()   # kept from the host: a command not stubbed fails
+    (tmp_path / "init").write_text(INIT_SCRIPT.replace(path, "export PATH=/nonexistent HOME=/nonexistent"))
+    trace = tmp_path / "trace"
+    out = subprocess.run(["/bin/sh", "-c", STUBS + '. "$1"', "sh", str(tmp_path / "init")], capture_output=True,
+                         text=True, timeout=30, env={"TRACE": str(trace), "CMDLINE": cmdline, "PATH": "/nonexistent"})
+    assert out.returncode == 0 and out.stderr == "", out.stderr
+    assert out.stdout.splitlines() == ["kharness-init: start", f"{READY_MARK}"]
+    return [line for line in trace.read_text().splitlines() if not line.startswith("dropbear ")]
+
+
+@pytest.mark.parametrize("cmdline, memory", [
+    ("console=ttyS0", "mount -t cgroup -o memory memory /sys/fs/cgroup/memory"),
+    ("console=ttyS0 cgroup_no_v1=memory", "rmdir /sys/fs/cgroup/memory")])
+def test_init_run_mounts_what_the_guest_needs_and_the_v1_memory_hierarchy_unless_told(tmp_path, cmdline, memory):
+    trace = run_init(tmp_path, cmdline)
+    mounts = [line.split()[-1] for line in trace if line.startswith("mount ")]
+    assert mounts[:3] == ["/dev", "/proc", "/tmp"]   # what dropbear needs first
+    assert {"/sys", "/dev/pts", "/sys/fs/cgroup", "/sys/fs/cgroup/unified"} <= set(mounts)
+    assert memory in trace and ("/sys/fs/cgroup/memory" in mounts) == ("cgroup_no_v1" not in cmdline)
+    for line in ("mount -t proc proc /proc", "mount -t sysfs sysfs /sys", "mount -t devtmpfs devtmpfs /dev",
+                 "mount -t tmpfs tmpfs /tmp", "mount -t tmpfs cgroup /sys/fs/cgroup",
+                 "mount -t cgroup2 cgroup2 /sys/fs/cgroup/unified", "ip addr add 10.0.2.15/24 dev eth0",
+                 "ip route add default via 10.0.2.2"):
+        assert line in trace
+    assert trace[-3:] == ["sleep 86400"] * 3   # after ready, it sleeps for ever: never exits
 
 
 def test_candidate_versions_are_read_from_apt_cache_policy():

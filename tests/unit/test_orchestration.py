@@ -235,14 +235,15 @@ def test_a_kernel_build_waits_for_another_one_on_the_machine_and_says_so(tmp_pat
         got = threading.Event()
 
         def build():
-            with machine_lock(lock, lambda: said.append("waiting")):
+            with machine_lock(lock, lambda who: said.append(f"waiting for {who}")):
                 got.set()
                 with machine_lock(lock):   # nested in the same process: passes through
                     pass
 
         t = threading.Thread(target=build)
         t.start()
-        assert not got.wait(0.5) and said == ["waiting"]
+        assert not got.wait(0.5) and len(said) == 1, said
+        assert said[0].startswith(f"waiting for pid {os.getpid()} ("), said   # who holds it
         fcntl.flock(other, fcntl.LOCK_UN)
         t.join(10)
     assert got.is_set()
@@ -344,7 +345,7 @@ def test_a_timing_sensitive_guest_keeps_builds_off_the_machine_and_beside_its_pe
     said, built = [], threading.Event()
 
     def build():
-        with machine_lock(lock, lambda: said.append("waiting")):
+        with machine_lock(lock, lambda who: said.append("waiting")):
             built.set()
     b = threading.Thread(target=build)
     time.sleep(0.2)

@@ -305,7 +305,8 @@ def test_hostile_member_is_refused_and_leaves_nothing_under_the_final_key(case, 
         fetch(path_source(bad))
     assert repr(HOSTILE[case][-1][0].name) in e.value.message or case == "symlink-chain"
     assert under_final_keys(cache) == []
-    assert not (tmp_path / "evil").exists() and not Path("/tmp/kharness-evil").exists()
+    # TOP/../evil would land beside the tree, in the cache (sources/evil), not in tmp_path itself
+    assert list(tmp_path.rglob("evil")) == [] and not Path("/tmp/kharness-evil").exists()
 
 
 # --- path and git -------------------------------------------------------------------------------
