@@ -238,6 +238,27 @@ class KernelProfile:
 
 
 @dataclass(frozen=True)
+class KnownFlaky:
+    """A selftest known to fail some runs on this base with no kernel change (a timing test
+    under emulation): it still runs and is shown, and both kernels failing it some of the time
+    is no failure of the row; patched failing it significantly more often still is REGRESSED."""
+
+    test: str                       # "program:test", as the selftests rows name it
+    reason: str
+    seen: str                       # the date it was last seen failing on the base (YYYY-MM-DD)
+    arches: tuple[str, ...] = ()    # empty: every arch
+    link: str = ""
+
+    def validate(self, file: Path, where: str) -> None:
+        if ":" not in self.test:
+            raise ConfigError(file, f"{where}test", f"expected program:test, got {self.test!r}")
+        if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", self.seen):
+            raise ConfigError(file, f"{where}seen", f"expected a date YYYY-MM-DD, got {self.seen!r}")
+        if not self.reason.strip():
+            raise ConfigError(file, f"{where}reason", "say why it is known to flake")
+
+
+@dataclass(frozen=True)
 class KernelConfig:
     """A base kernel: a name, the version series it belongs to, where to get it, and what its
     kernels need: kconfig fragments on top of tinyconfig (the guest's, the memcg facts of this
@@ -256,9 +277,12 @@ class KernelConfig:
     # base they are judged by their `fixed` bounds on every kernel (kinds.FixedUpstream)
     fixed_upstream: dict[str, str] = field(default_factory=dict)
     scenarios: tuple[str, ...] = ()   # what a run on this base without a series runs by default
+    known_flaky: tuple[KnownFlaky, ...] = ()   # selftests that flake on this base: shown, not failed
 
     def validate(self, file: Path, where: str) -> None:
         check_name(file, "name", self.name)
+        for i, k in enumerate(self.known_flaky):
+            k.validate(file, f"known_flaky[{i}].")
         if not self.sources:
             raise ConfigError(file, "sources", "expected at least one source")
         fragments(file, "", self.kconfig, self.arch_kconfig)
@@ -388,8 +412,10 @@ class ScenarioConfig:
     selftests_libs: tuple[str, ...] = ()   # Debian -dev packages (the guest's arch) they link statically
     since: str = ""     # the first release whose tree has what it runs: older bases leave it out
     # selftests: runs of a program per kernel at most when base and patched differ on one of its
-    # tests by less than chance rules out (kinds.judge_test): more runs, ``iterations`` at a time
-    confirm_runs: int = 12
+    # tests by less than chance rules out (kinds.judge_test): more runs, ``iterations`` at a
+    # time, for at most ``confirm_seconds`` of script time per kernel
+    confirm_runs: int = 30
+    confirm_seconds: float = 900.0
     # its script never runs beside a kernel build (the machine's build lock, held shared): what
     # it times measures the host's load, not the kernel (test_kmem_basic's race with RCU frees)
     quiet_host: bool = False

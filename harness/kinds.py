@@ -267,8 +267,9 @@ def _runs_words(runs: str) -> str:
 @dataclass(frozen=True)
 class TestJudgement:
     """One selftest, base against patched: ``verdict`` same, regressed, flaky (both kernels fail
-    it some of the time, patched no more often than chance allows) or fixed (base fails it some
-    of the time, patched never); ``decided`` False when more runs could still show the
+    it some of the time, patched no more often than chance allows), known (either of those,
+    for a test known to flake on this base) or fixed (base fails it some of the time, patched
+    never); ``decided`` False when more runs could still show the
     difference to be real or chance (the runs then say REGRESSED or FLAKY: never a pass)."""
 
     test: str
@@ -277,10 +278,19 @@ class TestJudgement:
     words: str
 
 
-def judge_test(test: str, b: str | None, p: str | None) -> TestJudgement:
+def judge_test(test: str, b: str | None, p: str | None, known: bool = False) -> TestJudgement:
     """A test that fails on patched more often than on base is a regression when the difference
     is significant (``ALPHA``); an intermittent failure patched alone shows is a regression until
-    runs show otherwise, and one both kernels show is FLAKY."""
+    runs show otherwise, and one both kernels show is FLAKY. A test ``known`` to flake on this
+    base (the kernel config's ``known_flaky``) is then "known": shown, no failure of the row;
+    only a significant difference makes it REGRESSED."""
+    j = _judge_test(test, b, p)
+    if known and j.verdict in ("flaky", "regressed") and not (j.verdict == "regressed" and j.decided):
+        return TestJudgement(test, "known", j.decided, j.words + ", known to flake on this base")
+    return j
+
+
+def _judge_test(test: str, b: str | None, p: str | None) -> TestJudgement:
     if b is None:   # only patched reports it (a test the series adds): it must not fail
         verdict = "regressed" if p and "f" in p else "same"
         return TestJudgement(test, verdict, True, f"{test}: missing on base, {_runs_words(p or '')} on patched")
@@ -306,7 +316,8 @@ def judge_test(test: str, b: str | None, p: str | None) -> TestJudgement:
 
 def judge_tests(base: ScenarioResult, patched: ScenarioResult) -> list[TestJudgement]:
     """Every test either kernel reported, judged (``judge_test``)."""
-    return [judge_test(t, test_runs(base, t), test_runs(patched, t))
+    known = set(base.known_flaky) | set(patched.known_flaky)
+    return [judge_test(t, test_runs(base, t), test_runs(patched, t), t in known)
             for t in sorted(base.tests.keys() | patched.tests.keys())]
 
 

@@ -423,6 +423,7 @@ class Session:
         common = dict(arch=kid.arch, variant=kid.variant, profile=kid.profile, scenario=scenario.name,
                       kind=scenario.kind, show=scenario.show, iterations=scenario.iterations,
                       cmdline=scenario.cmdline, signature=scenario.signature,
+                      known_flaky=self._known_flaky(kid, scenario),
                       expectation=describe_all(expectations, scenario.iterations),
                       relative={e.metric: e.min_base_fraction for e in expectations
                                 if e.min_base_fraction is not None})
@@ -439,16 +440,23 @@ class Session:
         run.add(result)
         return result
 
+    def _known_flaky(self, kid: KernelId, scenario: ScenarioConfig) -> tuple[str, ...]:
+        if not scenario.selftests:
+            return ()
+        return tuple(k.test for k in self.plan.kernel.known_flaky if not k.arches or kid.arch in k.arches)
+
     def confirm_selftests(self, arch: str, profile: str, scenario: ScenarioConfig) -> None:
         """Run again, on fresh boots of both kernels, the selftest programs with a test whose
         difference between base and patched is not yet beyond chance (kinds.judge_test: patched
         failing it more often, not significantly), ``iterations`` more runs at a time, until
-        every difference is decided or a program has run ``confirm_runs`` times on a kernel.
+        every difference is decided, a program has run ``confirm_runs`` times on a kernel, or the
+        reruns have taken ``confirm_seconds`` of script time.
         Each kernel's result then holds every run (``test_runs``) and says how many were added."""
         kids = [KernelId(arch, v, profile) for v in ("base", "patched")]
         if scenario.kind != "selftests" or any(k not in self._runs for k in kids):
             return
         scenario = self.plan.scenario_for(scenario, profile)
+        spent = 0.0   # script seconds of the reruns, the slower kernel's
         while True:
             results = [self._runs[k].result(scenario.name) for k in kids]
             if any(r is None or r.error is not None or r.unchanged for r in results):
@@ -457,7 +465,7 @@ class Session:
             programs = undecided_programs(base, patched)
             done = min(len(runs) for r in results for t, runs in r.test_runs.items()
                        if t.split(":", 1)[0] in programs) if programs else 0
-            if not programs or done >= scenario.confirm_runs:
+            if not programs or done >= scenario.confirm_runs or spent >= scenario.confirm_seconds:
                 return
             more = min(scenario.iterations, scenario.confirm_runs - done)
             self.progress.info(f"confirm {arch} {scenario.name}: {', '.join(programs)} differ by less "
@@ -467,11 +475,12 @@ class Session:
                 again = list(pool.map(lambda k: self._confirm_once(k, scenario, narrowed), kids))
             for kid, old, new in zip(kids, results, again):
                 self._runs[kid].replace_result(old, _with_runs(old, new, programs, more))
+            spent += max(r.script_seconds or 0.0 for r in again)
 
     def _confirm_once(self, kid: KernelId, scenario: ScenarioConfig, narrowed: ScenarioConfig) -> ScenarioResult:
         common = dict(arch=kid.arch, variant=kid.variant, profile=kid.profile, scenario=scenario.name,
                       kind=scenario.kind, show=scenario.show, iterations=narrowed.iterations,
-                      cmdline=scenario.cmdline, expectation="")
+                      cmdline=scenario.cmdline, expectation="", known_flaky=self._known_flaky(kid, scenario))
         try:
             return self._run_once(kid, narrowed, (), common, fresh=True, programs_of=scenario)
         finally:

@@ -4,7 +4,7 @@ from dataclasses import replace
 
 import pytest
 
-from harness.kinds import (BROKEN, ERROR, FIXED, HOLDS, NO_REGRESSION, NOT_REPRODUCED, RAN,
+from harness.kinds import (BROKEN, ERROR, FIXED, FLAKY, HOLDS, NO_REGRESSION, NOT_REPRODUCED, RAN,
                            REGRESSED, REPRODUCED, STILL_BROKEN)
 from harness.render import summary
 from harness.report import Row, passed, rows
@@ -295,7 +295,7 @@ def test_a_test_that_patched_alone_fails_is_regressed_whether_or_not_significant
 
 
 def test_a_test_both_kernels_fail_sometimes_is_flaky_never_a_pass():
-    from harness.kinds import FLAKY, judge_test
+    from harness.kinds import judge_test
     assert judge_test("t:a", "pfp", "ppf").verdict == "flaky"
     row = verdict_of("pfp", "pfp")
     assert row.verdict == FLAKY and not row.ok
@@ -317,3 +317,27 @@ def test_the_programs_more_runs_could_decide():
     base = runs_of("base", {"a:x": "ppp", "b:y": "ppp", "c:z": "ppp"})
     patched = runs_of("patched", {"a:x": "fpp", "b:y": "fff", "c:z": "ppp"})
     assert undecided_programs(base, patched) == ("a",)
+
+
+def test_a_test_known_to_flake_on_the_base_is_shown_not_failed_unless_significantly_worse():
+    from dataclasses import replace as with_
+
+    from harness.kinds import judge_test
+    assert judge_test("t:a", "ppfpp", "pfppp", known=True).verdict == "known"      # both flake
+    assert judge_test("t:a", "ppppp", "pfppp", known=True).verdict == "known"      # not significant
+    assert judge_test("t:a", "ppp", "fff", known=True).verdict == "regressed"      # p = 0.05
+    row = verdict_of("ppfpp", "pfppp")
+    assert row.verdict == FLAKY
+    base, patched = (with_(r, known_flaky=("t:a",)) for r in (row.base, row.patched))
+    known = Row(row.arch, row.scenario, base, patched)
+    assert known.verdict == NO_REGRESSION and known.ok
+    assert "known to flake on this base" in known.notes()[0]
+
+
+def test_a_known_flaky_entry_names_a_test_a_reason_and_a_date(tmp_path):
+    from harness.config import ConfigError, KnownFlaky
+    KnownFlaky("test_kmem:test_kmem_basic", "a race with RCU", "2026-12-05").validate(tmp_path, "")
+    for bad, field in ((KnownFlaky("test_kmem_basic", "r", "2026-12-05"), "test"),
+                       (KnownFlaky("p:t", "r", "yesterday"), "seen"), (KnownFlaky("p:t", " ", "2026-12-05"), "reason")):
+        with pytest.raises(ConfigError, match=field):
+            bad.validate(tmp_path, "")
