@@ -26,9 +26,8 @@ import pytest
 
 from harness import REPO_ROOT
 from harness.arches import Arch, load_arch
-from harness.cache import cache_root, machine_lock
+from harness.cache import cache_root
 from harness.config import load_kernel, load_scenario
-from harness.kbuild import build_lock_path
 from harness.boot import Booted
 from harness.plan import Plan
 from harness.results import KernelId
@@ -37,19 +36,14 @@ from harness.progress import Progress
 
 RUN_MARK = uuid.uuid4().hex[:12]
 
-def build_lock():
-    """Hold the build lock every kharness build takes (kbuild.build_lock_path): another
-    engineer's builds share this 2-core machine, and two kernel builds must never overlap."""
-    return machine_lock(build_lock_path())
-
-
 @pytest.fixture(scope="session")
 def build_slot() -> Iterator[None]:
-    """The build lock, from the first test that may build to the end of the session: with the
-    cache warm those tests only boot, but a changed config or tree would start make, and so do
-    the build rows. Held once, so that the suite waits for other builds once, not at every boot."""
-    with build_lock():
-        yield
+    """Formerly the build lock, held from the first test that may build to the end of the
+    session. Not any more: a kharness build takes its tree's workspace lock and then the build
+    lock, and a session holding the build lock while its tests take workspace locks deadlocked
+    against another kharness building on the machine (each held what the other waited for).
+    Every build the tests start takes the build lock itself, in kharness's order."""
+    yield
 
 
 # --- processes ------------------------------------------------------------------------------------
@@ -206,7 +200,7 @@ def session_for(arch: Arch, run_dir: Path, series=None, variants=("base",)) -> I
 
 
 def boot(session: Session, arch: Arch, variant: str = "base") -> Booted:
-    """Build (a cache hit with the cache warm) and boot: under ``build_slot``."""
+    """Build (a cache hit with the cache warm) and boot."""
     return session.booted(KernelId(arch.name, variant))
 
 

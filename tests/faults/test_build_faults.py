@@ -2,7 +2,7 @@
 
 Each uses a one-line patch to mm/memcontrol.c, so the build in the shared build directory
 recompiles that file (and what the work tree's previous checkout left different) and links:
-seconds, not a kernel build from scratch. They hold the machine's build lock (``build_slot``).
+seconds, not a kernel build from scratch, each under the machine's build lock as any build.
 """
 
 from __future__ import annotations

@@ -2,8 +2,8 @@
 interrupted by SIGINT or SIGTERM while QEMU boots, two runs at once on one cache, an A/B run whose
 two guests run side by side (--jobs 2), completed and interrupted.
 
-They hold the machine's build lock (``build_slot``): with the cache warm no make runs, but
-a changed config would start a build, and two builds must never overlap on this machine.
+With the cache warm no make runs; a changed config would start a build, which takes the
+machine's build lock as any build does.
 """
 
 from __future__ import annotations
