@@ -285,7 +285,7 @@ def judge_test(test: str, b: str | None, p: str | None, known: bool = False) -> 
     base (the kernel config's ``known_flaky``) is then "known": shown, no failure of the row;
     only a significant difference makes it REGRESSED."""
     j = _judge_test(test, b, p)
-    if known and j.verdict in ("flaky", "regressed") and not (j.verdict == "regressed" and j.decided):
+    if known and j.verdict == "flaky":   # a failure only patched shows stays REGRESSED
         return TestJudgement(test, "known", j.decided, j.words + ", known to flake on this base")
     return j
 
@@ -302,6 +302,8 @@ def _judge_test(test: str, b: str | None, p: str | None) -> TestJudgement:
         verdict = "regressed" if TEST_RANK[p[0]] < TEST_RANK[b[0]] else "same"
         return TestJudgement(test, verdict, True, words)
     fb, fp = b.count("f"), p.count("f")
+    if set(b) == {"p"}:   # base always passed: a skip on patched is no pass either
+        fp = len(p) - p.count("p")
     if fp * len(b) > fb * len(p):   # patched fails more often
         chance = worse_by_chance(fp, len(p), fb, len(b))
         words += f" (p = {chance:.3f})"

@@ -219,7 +219,9 @@ def _with_runs(old: ScenarioResult, new: ScenarioResult, programs: tuple[str, ..
     runs = dict(old.test_runs)
     for t in dict.fromkeys([*old.test_runs, *new.test_runs]):
         if t.split(":", 1)[0] in programs:
-            runs[t] = old.test_runs.get(t, "f" * len(next(iter(old.test_runs.values()), ""))) + \
+            prog = t.split(":", 1)[0]
+            done = max((len(r) for k, r in old.test_runs.items() if k.split(":", 1)[0] == prog), default=0)
+            runs[t] = old.test_runs.get(t, "f" * done) + \
                 new.test_runs.get(t, "f" * more)
     note = f"{', '.join(programs)} ran {more} more times on a fresh boot to settle a difference with the other kernel"
     return replace(old, test_runs=runs, tests=summarize_runs(runs), notes=(*old.notes, *new.notes, note),

@@ -324,7 +324,7 @@ def test_a_test_known_to_flake_on_the_base_is_shown_not_failed_unless_significan
 
     from harness.kinds import judge_test
     assert judge_test("t:a", "ppfpp", "pfppp", known=True).verdict == "known"      # both flake
-    assert judge_test("t:a", "ppppp", "pfppp", known=True).verdict == "known"      # not significant
+    assert judge_test("t:a", "ppppp", "pfppp", known=True).verdict == "regressed"  # only patched fails
     assert judge_test("t:a", "ppp", "fff", known=True).verdict == "regressed"      # p = 0.05
     row = verdict_of("ppfpp", "pfppp")
     assert row.verdict == FLAKY
