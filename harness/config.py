@@ -422,6 +422,9 @@ class ScenarioConfig:
     env: dict[str, str] = field(default_factory=dict)   # more environment for the script
     markers: tuple[str, ...] = ()   # more pytest markers for its tests (make test leaves out `extended`)
     not_on: tuple[str, ...] = ()    # profiles whose kernels do not run it (the YAML says why)
+    # iterations on a profile's kernels, instead of the profile's cap (max_iterations): what a
+    # debug kernel can bear when the cap's count is too few to measure (the YAML says why)
+    iterations_on: dict[str, int] = field(default_factory=dict)
     reproduced: tuple[Expectation, ...] = ()
     fixed: tuple[Expectation, ...] = ()
     holds: tuple[Expectation, ...] = ()
@@ -494,6 +497,11 @@ class ScenarioConfig:
         for name in self.not_on:
             if name not in profiles:
                 raise ConfigError(file, "not_on", f"no profile {name!r} (known: {', '.join(profiles)})")
+        for name, count in self.iterations_on.items():
+            if name not in profiles:
+                raise ConfigError(file, f"iterations_on.{name}", f"no profile {name!r} (known: {', '.join(profiles)})")
+            if not isinstance(count, int) or isinstance(count, bool) or count < 1:
+                raise ConfigError(file, f"iterations_on.{name}", f"expected a positive integer, got {count!r}")
         for m in self.markers:
             if not re.fullmatch(r"[a-z][a-z0-9_]*", m):
                 raise ConfigError(file, "markers", f"expected a pytest marker name (a-z, 0-9, _), got {m!r}")

@@ -76,11 +76,13 @@ class Plan:
                 *kp.kconfig, *kp.arch_kconfig.get(arch.name, ()), *self.kconfig_add)
 
     def scenario_for(self, scenario: ScenarioConfig, profile: str) -> ScenarioConfig:
-        """The scenario as the profile's kernels run it: iterations capped, timeout and settle
+        """The scenario as the profile's kernels run it: iterations capped (or as the scenario's
+        ``iterations_on`` says for this profile), timeout and settle
         stretched (a KASAN kernel also frees a removed cgroup later: RCU and workqueues run
         slower, and the quarantine holds the frees that release it)."""
         p = self.profile(profile)
         iterations = min(scenario.iterations, p.max_iterations or scenario.iterations)
+        iterations = scenario.iterations_on.get(profile, iterations)
         return replace(scenario, iterations=iterations, timeout=scenario.timeout * p.timeout_scale,
                        settle=scenario.settle * p.timeout_scale)
 

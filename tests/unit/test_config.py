@@ -272,11 +272,37 @@ def test_a_profile_cap_is_validated_as_the_count_that_runs(monkeypatch):
 
 
 def test_a_scenario_may_skip_a_profile_and_the_debug_profile_skips_the_selftests():
-    plan = _plan(kernel="linux-5.10", scenarios=["dying-memcg", "fsnotify-charge", "fanotify-charge",
-                                                 "cgroup-selftests"], profiles="default,debug")
-    assert [plan.runs_on(s, "debug") for s in plan.scenarios] == [True, False, False, False]
+    plan = _plan(kernel="linux-5.10", scenarios=["dying-memcg", "kmem-high", "cgroup-selftests"],
+                 profiles="default,debug")
+    assert [plan.runs_on(s, "debug") for s in plan.scenarios] == [True, False, False]
     assert all(plan.runs_on(s, "default") for s in plan.scenarios)
     assert plan.scenario_for(plan.scenarios[0], "debug").iterations == 100
+
+
+def test_a_scenario_may_set_its_iterations_on_a_profile_over_the_profiles_cap():
+    plan = _plan(kernel="linux-7.2", scenarios=["fsnotify-charge", "dying-memcg"], profiles="default,debug")
+    charge, seed = plan.scenarios
+    assert charge.iterations_on == {"debug": 1000}
+    assert plan.scenario_for(charge, "debug").iterations == 1000     # not the profile's cap of 100
+    assert plan.scenario_for(charge, "default").iterations == 8000
+    assert plan.scenario_for(seed, "debug").iterations == 100
+
+
+@pytest.mark.parametrize("value,field", [({"nosuch": 10}, "iterations_on.nosuch"),
+                                         ({"debug": 0}, "iterations_on.debug"),
+                                         ({"debug": "many"}, "iterations_on.debug")])
+def test_iterations_on_names_a_known_profile_and_a_positive_count(tmp_path, value, field):
+    import yaml
+    from harness.config import load_scenario
+    from harness.errors import ConfigError
+    d = tmp_path / "scenarios"
+    d.mkdir()
+    (d / "x.yaml").write_text(yaml.safe_dump({"name": "x", "script": "dying-memcg.sh", "kind": "invariant",
+                                              "holds": [{"metric": "delta", "max": 0}],
+                                              "iterations_on": value}))
+    with pytest.raises(ConfigError) as e:
+        load_scenario(str(d / "x.yaml"))
+    assert field in str(e.value)
 
 
 def test_a_min_fraction_bound_at_no_iterations_is_vacuous():
