@@ -1,17 +1,37 @@
 #!/bin/bash
-# Where an fsnotify group's events are charged (cgroup v1 kmem counters; GROUP inotify, the
-# default, or fanotify): to the cgroup X the
-# group was made in while X lives, to X's parent P (use_hierarchy) once X is removed, uncharged
-# when read; a group made in the root cgroup charges nothing to a cgroup C whose task generates
-# the events. fsnotify-group does the measuring (guest-scripts/fsnotify-group.c); values are
-# bytes of kmem per event.
-set -eu
+# Where an fsnotify group's events are charged (GROUP inotify, the default, or fanotify; HIER v1,
+# the default, or v2): to the cgroup X the group was made in while X lives, to X's parent P
+# once X is removed, uncharged when read; a group made in the root cgroup charges nothing to a
+# cgroup C whose task generates the events. fsnotify-group does the measuring
+# (guest-scripts/fsnotify-group.c: v1's kmem counter, v2's slab_unreclaimable); values are
+# bytes of kernel memory per event. EVENTS (fanotify) says which events, a comma list: each
+# kind's metrics are prefixed with its name and an underscore (none for one kind alone).
+set -euo pipefail
 . ./kharness-lib.sh
-P=$M/fsnotify-charge
+GROUP=${GROUP:-inotify}
+if [ "${HIER:-v1}" = v2 ]; then
+	need_v2_memory
+	P=$U/fsnotify-charge
+else
+	P=$M/fsnotify-charge
+fi
 move_charges
-mkdir $P
-echo 1 > $P/memory.use_hierarchy
-mkdir $P/x $P/c
-./fsnotify-group charge "${GROUP:-inotify}" $P "$ITERATIONS"
-rmdir $P/c $P
-rm -rf fsnotify-charge.d
+kinds=${EVENTS:-close_write}
+for kind in ${kinds//,/ }; do
+	prefix=""
+	[ "$kind" = "$kinds" ] || prefix=${kind}_
+	n=$ITERATIONS
+	# perm: a task per event, blocked in open() until answered: a few hundred are enough
+	[ "$kind" = perm ] && [ "$n" -gt 500 ] && n=500
+	mkdir $P
+	if [ "${HIER:-v1}" = v2 ]; then
+		echo +memory > $P/cgroup.subtree_control
+	else
+		echo 1 > $P/memory.use_hierarchy
+	fi
+	mkdir $P/x $P/c
+	echo "$kind: $n events a phase"
+	EVENTS=$kind ./fsnotify-group charge "$GROUP" $P "$n" | sed "s/^kharness-metric /kharness-metric $prefix/"
+	rmdir $P/c $P
+	rm -rf fsnotify-charge.d
+done

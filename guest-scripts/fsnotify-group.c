@@ -5,6 +5,7 @@
  *
  * Usage: fsnotify-group pin inotify|fanotify|socket CGROUP_DIR [WATCH_DIR]
  *        fsnotify-group charge inotify|fanotify PARENT_DIR N
+ *        fsnotify-group rate inotify|fanotify CGROUP_DIR N
  *
  * pin: keep the group alive after CGROUP_DIR has been left by every task,
  * so that the cgroup can be removed while the group still exists.
@@ -40,6 +41,14 @@
  * directory of N files instead, each event a file opened for writing and
  * closed (fanotify merges the events of one file).
  *
+ * charge reads the kernel memory of a cgroup once it has settled (v1: its kmem
+ * counter; v2: memory.stat's slab_unreclaimable). EVENTS in the environment
+ * chooses fanotify's events: close_write (the default), name, unlimited or perm
+ * (see enum events).
+ *
+ * rate: events a second that the task generating them sees, for a group made
+ * in CGROUP_DIR (the cost of charging each event through the group).
+ *
  * Built static for the guest's arch by the harness (scenarios inotify-pin,
  * fanotify-pin, fsnotify-charge, fanotify-charge, socket-pin).
  */
@@ -57,6 +66,7 @@
 #include <sys/types.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 static void die(const char *what)
@@ -146,19 +156,39 @@ static int wait_ok(pid_t pid)
 
 static int fanotify;	/* the group is a fanotify one, else inotify */
 static int udp;	/* pin socket: a UDP socket instead of a group (the audit's other pin) */
+/*
+ * charge, fanotify: which events (EVENTS in the environment). close_write: a file per event
+ * opened for writing and closed (fanotify merges the events of one file); name: a file per
+ * event unlinked, reported with its name (FAN_REPORT_DFID_NAME: a name event, allocated with
+ * the name); unlimited: close_write on a group of FAN_UNLIMITED_QUEUE (its events are
+ * allocated __GFP_NOFAIL); perm: FAN_OPEN_PERM, a task per event blocked in open() until the
+ * group answers (a permission event, kept until answered).
+ */
+enum events { CLOSE_WRITE, NAME, UNLIMITED, PERM };
+static enum events kind = CLOSE_WRITE;
+static int phase;	/* charge: 0 x, 1 x's parent, 2 the root group */
 static const char *const charge_files[] = { "fsnotify-charge-a", "fsnotify-charge-b" };
 #define CHARGE_DIR "fsnotify-charge.d"	/* fanotify: a file per event, so that none merges */
 
 static int charge_group(void)
 {
+	unsigned int flags = FAN_CLASS_NOTIF, mask = FAN_CLOSE_WRITE | FAN_EVENT_ON_CHILD;
 	int fd;
 
 	if (fanotify) {
-		fd = fanotify_init(FAN_CLASS_NOTIF | FAN_CLOEXEC | FAN_NONBLOCK, O_RDONLY);
+		if (kind == NAME) {
+			flags |= FAN_REPORT_DFID_NAME;
+			mask = FAN_DELETE;
+		} else if (kind == UNLIMITED) {
+			flags |= FAN_UNLIMITED_QUEUE;
+		} else if (kind == PERM) {
+			flags = FAN_CLASS_CONTENT;
+			mask = FAN_OPEN_PERM | FAN_EVENT_ON_CHILD;
+		}
+		fd = fanotify_init(flags | FAN_CLOEXEC | FAN_NONBLOCK, O_RDONLY);
 		if (fd < 0)
 			die("fanotify_init");
-		if (fanotify_mark(fd, FAN_MARK_ADD, FAN_CLOSE_WRITE | FAN_EVENT_ON_CHILD,
-				  AT_FDCWD, CHARGE_DIR) < 0)
+		if (fanotify_mark(fd, FAN_MARK_ADD, mask, AT_FDCWD, CHARGE_DIR) < 0)
 			die("fanotify_mark");
 		return fd;
 	}
@@ -171,10 +201,13 @@ static int charge_group(void)
 	return fd;
 }
 
-/* fanotify's event file i: opened for writing and closed, one FAN_CLOSE_WRITE */
+/* fanotify's event file i (name: a file of its own per phase, unlinked by the event) */
 static void charge_path(char *buf, size_t size, int i)
 {
-	snprintf(buf, size, CHARGE_DIR "/%d", i);
+	if (kind == NAME)
+		snprintf(buf, size, CHARGE_DIR "/%d-%d", phase, i);
+	else
+		snprintf(buf, size, CHARGE_DIR "/%d", i);
 }
 
 static void maker(int sock, const char *watch)
@@ -206,8 +239,22 @@ static void maker(int sock, const char *watch)
 	_exit(0);
 }
 
-/* The events queued on the group: each counted, a fanotify event's file closed. */
-static int read_events(int fd)
+/*
+ * The events queued on the group: each counted, a fanotify event's file closed; a permission
+ * event answered FAN_ALLOW when answer, else its fd kept in perm_fds (up to max) for later.
+ */
+static int perm_fds[1024], nperm;
+
+static void answer(int group, int fd)
+{
+	struct fanotify_response r = { .fd = fd, .response = FAN_ALLOW };
+
+	if (write(group, &r, sizeof(r)) != sizeof(r))
+		die("fanotify response");
+	close(fd);
+}
+
+static int read_events(int fd, int answer_now)
 {
 	char buf[65536];
 	int events = 0;
@@ -224,8 +271,14 @@ static int read_events(int fd)
 			if (fanotify) {
 				struct fanotify_event_metadata *ev = (void *)p;
 
-				if (ev->fd >= 0)
+				if (ev->fd >= 0 && (ev->mask & FAN_OPEN_PERM)) {
+					if (answer_now || nperm == 1024)
+						answer(fd, ev->fd);
+					else
+						perm_fds[nperm++] = ev->fd;
+				} else if (ev->fd >= 0) {
 					close(ev->fd);
+				}
 				p += ev->event_len;
 			} else {
 				struct inotify_event *ev = (void *)p;
@@ -278,25 +331,91 @@ static int group_made_in(const char *cgroup, const char *watch)
 	return fd;
 }
 
-static long kmem(const char *cgroup)
+/*
+ * The kernel memory charged to CGROUP, in bytes: cgroup v1's kmem counter, else (v2) memory.stat's
+ * slab_unreclaimable, where every event is allocated (v2's memory.current moves in batches of
+ * pages charged ahead).
+ */
+static long charged_now(const char *cgroup)
 {
-	char path[4096];
+	char path[4096], key[64];
 	long value;
 	FILE *f;
 
 	snprintf(path, sizeof(path), "%s/memory.kmem.usage_in_bytes", cgroup);
 	f = fopen(path, "r");
-	if (!f || fscanf(f, "%ld", &value) != 1)
+	if (f) {
+		if (fscanf(f, "%ld", &value) != 1)
+			die(path);
+		fclose(f);
+		return value;
+	}
+	snprintf(path, sizeof(path), "%s/memory.stat", cgroup);
+	f = fopen(path, "r");
+	if (!f)
 		die(path);
-	fclose(f);
-	return value;
+	while (fscanf(f, "%63s %ld", key, &value) == 2)
+		if (!strcmp(key, "slab_unreclaimable")) {
+			fclose(f);
+			return value;
+		}
+	fprintf(stderr, "fsnotify-group: %s has no slab_unreclaimable\n", path);
+	exit(1);
 }
 
-/* n IN_MODIFY events from a task in CGROUP (NULL: here): 1-byte writes over what is there */
+/*
+ * charged_now() once it has stopped moving: unchanged for 2.5 s (longer than the 2 s of v2's
+ * periodic statistics flush; frees deferred by RCU, or by a debug kernel's quarantine, land
+ * meanwhile), at most 20 s.
+ */
+static long charged(const char *cgroup)
+{
+	long last = charged_now(cgroup), now;
+
+	for (int i = 0, same = 0; i < 200 && same < 25; i++) {
+		usleep(100000);
+		now = charged_now(cgroup);
+		same = now == last ? same + 1 : 0;
+		last = now;
+	}
+	return last;
+}
+
+/* fanotify perm: n tasks, each blocked in open() of its file until the group answers */
+static pid_t openers[1024];
+
+static void open_file(const char *path, int flags)
+{
+	int f = open(path, flags, 0644);
+
+	if (f < 0)
+		die(path);
+	close(f);
+}
+
+/* n events from tasks in CGROUP (NULL: here); perm: the tasks are left blocked, see reap() */
 static void write_events(const char *cgroup, int n)
 {
-	pid_t pid = fork();
+	char path[64];
+	pid_t pid;
 
+	if (kind == PERM && fanotify) {
+		for (int i = 0; i < n; i++) {
+			pid = fork();
+			if (pid < 0)
+				die("fork");
+			if (pid == 0) {
+				if (cgroup)
+					enter_cgroup(cgroup);
+				charge_path(path, sizeof(path), i);
+				open_file(path, O_RDONLY);
+				_exit(0);
+			}
+			openers[i] = pid;
+		}
+		return;
+	}
+	pid = fork();
 	if (pid < 0)
 		die("fork");
 	if (pid == 0) {
@@ -305,13 +424,14 @@ static void write_events(const char *cgroup, int n)
 		if (cgroup)
 			enter_cgroup(cgroup);
 		if (fanotify) {
-			char path[64];
-
 			for (int i = 0; i < n; i++) {
 				charge_path(path, sizeof(path), i);
-				if ((fds[0] = open(path, O_WRONLY)) < 0)
-					die(path);
-				close(fds[0]);
+				if (kind == NAME) {
+					if (unlink(path))
+						die(path);
+				} else {
+					open_file(path, O_WRONLY);
+				}
 			}
 			_exit(0);
 		}
@@ -327,7 +447,65 @@ static void write_events(const char *cgroup, int n)
 		fprintf(stderr, "fsnotify-group: writer failed\n");
 		exit(1);
 	}
-	usleep(200000);	/* the writer's own task memory is freed after RCU */
+}
+
+/* perm: read until all n events are held unanswered (at most 60 s), so that all are queued */
+static int hold_perm_events(int fd, int n)
+{
+	int events = 0;
+
+	for (int i = 0; i < 600 && nperm < n; i++) {
+		events += read_events(fd, 0);
+		if (nperm < n)
+			usleep(100000);
+	}
+	if (nperm < n) {
+		fprintf(stderr, "fsnotify-group: %d of %d permission events arrived\n", nperm, n);
+		exit(1);
+	}
+	return events;
+}
+
+/* perm: answer every held event and reap the tasks that waited for it */
+static void reap(int fd, int n)
+{
+	for (int i = 0; i < nperm; i++)
+		answer(fd, perm_fds[i]);
+	nperm = 0;
+	for (int i = 0; i < n; i++)
+		if (!wait_ok(openers[i])) {
+			fprintf(stderr, "fsnotify-group: an opener failed\n");
+			exit(1);
+		}
+}
+
+/*
+ * The files the events are made on, made here before any group (their inodes are charged to no
+ * cgroup measured): inotify's two (rate: kept open in rate_fds), fanotify's n a phase.
+ */
+static int rate_fds[2];
+
+static void prepare_files(int n)
+{
+	for (int i = 0; i < 2; i++) {
+		int f = open(charge_files[i], O_RDWR | O_CREAT | O_TRUNC, 0644);
+
+		if (f < 0 || write(f, "x", 1) != 1)
+			die(charge_files[i]);
+		rate_fds[i] = f;
+	}
+	if (fanotify) {
+		char path[64];
+
+		if (mkdir(CHARGE_DIR, 0755) && errno != EEXIST)
+			die(CHARGE_DIR);
+		for (phase = 0; phase < (kind == NAME ? 3 : 1); phase++)
+			for (int i = 0; i < n; i++) {
+				charge_path(path, sizeof(path), i);
+				open_file(path, O_WRONLY | O_CREAT | O_TRUNC);
+			}
+		phase = 0;
+	}
 }
 
 static void metric(const char *name, long before, long after, int n)
@@ -335,88 +513,160 @@ static void metric(const char *name, long before, long after, int n)
 	printf("kharness-metric %s %ld\n", name, (after - before) / n);
 }
 
+/*
+ * One phase: n events for group FD from tasks in WRITER (NULL: here), the kernel memory of
+ * MEASURED before, with the events queued (perm: held unanswered) and once they are read
+ * (answered). Returns the events read; *queued and *read the bytes charged per event and
+ * uncharged per event.
+ */
+static int measure(int fd, const char *measured, const char *writer, int n, long *queued,
+		   long *read)
+{
+	long k0, k1, k2;
+	int events;
+
+	k0 = charged(measured);
+	write_events(writer, n);
+	if (kind == PERM && fanotify) {
+		events = hold_perm_events(fd, n);
+		k1 = charged(measured);
+		reap(fd, n);
+	} else {
+		k1 = charged(measured);
+		events = read_events(fd, 1);
+	}
+	k2 = charged(measured);
+	printf("phase %d: %s: %ld -> %ld with %d events queued -> %ld read\n", phase, measured,
+	       k0, k1, events, k2);
+	*queued = k1 - k0;
+	*read = k1 - k2;
+	phase++;
+	return events;
+}
+
 static int charge(const char *parent, int n)
 {
 	char x[4096], c[4096];
-	long k0, k1, k2;
+	long q, r;
 	int fd, events;
 
 	snprintf(x, sizeof(x), "%s/x", parent);
 	snprintf(c, sizeof(c), "%s/c", parent);
-	for (int i = 0; i < 2; i++) {
-		int f = open(charge_files[i], O_WRONLY | O_CREAT | O_TRUNC, 0644);
-
-		if (f < 0 || write(f, "x", 1) != 1)
-			die(charge_files[i]);
-		close(f);
-	}
-	if (fanotify) {	/* made here, before any group: their inodes are charged to nobody measured */
-		char path[64];
-
-		if (mkdir(CHARGE_DIR, 0755) && errno != EEXIST)
-			die(CHARGE_DIR);
-		for (int i = 0; i < n; i++) {
-			int f;
-
-			charge_path(path, sizeof(path), i);
-			if ((f = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644)) < 0)
-				die(path);
-			close(f);
-		}
-	}
-
+	prepare_files(n);
 	fd = group_made_in(x, NULL);
-	k0 = kmem(x);
-	write_events(NULL, n);
-	k1 = kmem(x);
-	events = read_events(fd);
-	k2 = kmem(x);
-	printf("x: kmem %ld -> %ld with %d events queued -> %ld read\n", k0, k1, events, k2);
-	metric("x_charged", k0, k1, n);
-	metric("x_uncharged", k2, k1, n);
+	events = measure(fd, x, NULL, n, &q, &r);
+	metric("x_charged", 0, q, n);
+	metric("x_uncharged", 0, r, n);
 
 	if (rmdir(x))
 		die("rmdir x");
-	k0 = kmem(parent);
-	write_events(NULL, n);
-	k1 = kmem(parent);
-	events += read_events(fd);
-	k2 = kmem(parent);
+	events += measure(fd, parent, NULL, n, &q, &r);
 	close(fd);
-	printf("x removed, parent: kmem %ld -> %ld with events queued -> %ld read\n", k0, k1, k2);
-	metric("parent_charged", k0, k1, n);
-	metric("parent_uncharged", k2, k1, n);
+	metric("parent_charged", 0, q, n);
+	metric("parent_uncharged", 0, r, n);
 
 	fd = charge_group();	/* made here, in the root cgroup */
-	k0 = kmem(c);
-	write_events(c, n);
-	k1 = kmem(c);
-	events += read_events(fd);
+	/*
+	 * perm: the openers are tasks of c, blocked while c is measured (their kernel stacks are
+	 * c's): they run here instead, and root_group_child_charged is not measured.
+	 */
+	events += measure(fd, c, kind == PERM && fanotify ? NULL : c, n, &q, &r);
 	close(fd);
-	printf("root group, writer in c: c kmem %ld -> %ld\n", k0, k1);
-	metric("root_group_child_charged", k0, k1, n);
+	if (!(kind == PERM && fanotify))
+		metric("root_group_child_charged", 0, q, n);
 	printf("EVENTS %d\n", events);
 	return events == 3 * n ? 0 : 1;
+}
+
+/*
+ * rate: the cost of an event to the task that generates it. A group made in CGROUP (so that
+ * every event is charged to a memcg of its own, through the group's reference), n events from
+ * here in batches of 4000 (the queue read between batches, untimed): events a second.
+ */
+static int rate(const char *cgroup, int n)
+{
+	struct timespec t0, t1;
+	double seconds = 0;
+	int fd, done = 0, events = 0;
+
+	prepare_files(4000);
+	fd = group_made_in(cgroup, NULL);
+	while (done < n) {
+		int batch = n - done < 4000 ? n - done : 4000;
+		char path[64];
+
+		clock_gettime(CLOCK_MONOTONIC, &t0);
+		if (fanotify) {
+			for (int i = 0; i < batch; i++) {
+				charge_path(path, sizeof(path), i);
+				open_file(path, O_WRONLY);
+			}
+		} else {
+			for (int i = 0; i < batch; i++)
+				if (pwrite(rate_fds[i % 2], "x", 1, 0) != 1)
+					die("pwrite");
+		}
+		clock_gettime(CLOCK_MONOTONIC, &t1);
+		seconds += (t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9;
+		events += read_events(fd, 1);
+		done += batch;
+	}
+	close(fd);
+	printf("%d events in %.3f s of writing, %d read\n", n, seconds, events);
+	printf("kharness-metric events_per_s %ld\n", (long)(n / seconds));
+	return events == n ? 0 : 1;
 }
 
 int main(int argc, char **argv)
 {
 	const char *watch = argc > 4 ? argv[4] : "/tmp";
+	const char *ev = getenv("EVENTS");
 	int fd, events;
 	sigset_t set;
 	int sig;
 
 	udp = argc > 2 && !strcmp(argv[1], "pin") && !strcmp(argv[2], "socket");
-	if (argc < 4 || (strcmp(argv[1], "pin") && strcmp(argv[1], "charge")) ||
+	if (argc < 4 || (strcmp(argv[1], "pin") && strcmp(argv[1], "charge") &&
+			 strcmp(argv[1], "rate")) ||
 	    (strcmp(argv[2], "inotify") && strcmp(argv[2], "fanotify") && !udp) ||
-	    (!strcmp(argv[1], "charge") && argc != 5)) {
+	    (strcmp(argv[1], "pin") && argc != 5)) {
 		fprintf(stderr, "usage: %s pin inotify|fanotify|socket CGROUP_DIR [WATCH_DIR]\n"
-			"       %s charge inotify|fanotify PARENT_DIR N\n", argv[0], argv[0]);
+			"       %s charge inotify|fanotify PARENT_DIR N\n"
+			"       %s rate inotify|fanotify CGROUP_DIR N\n", argv[0], argv[0], argv[0]);
 		return 2;
 	}
+	if (!strcmp(argv[1], "rate")) {
+		fanotify = !strcmp(argv[2], "fanotify");
+		if (atoi(argv[4]) < 1) {
+			fprintf(stderr, "fsnotify-group: N=%s: expected a positive count\n", argv[4]);
+			return 2;
+		}
+		return rate(argv[3], atoi(argv[4]));
+	}
 	fanotify = !strcmp(argv[2], "fanotify");
-	if (!strcmp(argv[1], "charge"))
-		return charge(argv[3], atoi(argv[4]));
+	if (ev && *ev) {
+		if (!strcmp(ev, "name"))
+			kind = NAME;
+		else if (!strcmp(ev, "unlimited"))
+			kind = UNLIMITED;
+		else if (!strcmp(ev, "perm"))
+			kind = PERM;
+		else if (strcmp(ev, "close_write")) {
+			fprintf(stderr, "fsnotify-group: EVENTS=%s: expected close_write, name, "
+				"unlimited or perm\n", ev);
+			return 2;
+		}
+	}
+	if (!strcmp(argv[1], "charge")) {
+		int n = atoi(argv[4]);
+
+		if (n < 1 || (kind == PERM && n > 900)) {
+			fprintf(stderr, "fsnotify-group: N=%s: expected 1 to %d\n", argv[4],
+				kind == PERM ? 900 : 1 << 30);
+			return 2;
+		}
+		return charge(argv[3], n);
+	}
 
 	/* Block SIGUSR1 before anything, so that an early signal waits. */
 	sigemptyset(&set);
@@ -431,7 +681,7 @@ int main(int argc, char **argv)
 	if (sigwait(&set, &sig))
 		die("sigwait");
 
-	events = udp ? 0 : read_events(fd);
+	events = udp ? 0 : read_events(fd, 1);
 	printf("EVENTS %d\n", events);
 	close(fd);
 	printf("CLOSED\n");

@@ -21,7 +21,9 @@ from harness.session import Session
 EXPECTED = {"fsnotify-selftests": RAN, "dying-memcg": NOT_REPRODUCED, "kmem-charge": HOLDS, "inotify-pin": REPRODUCED,
             "fanotify-pin": REPRODUCED, "fsnotify-charge": HOLDS, "dying-memcg-v2": NOT_REPRODUCED,
             "kstack-charge-v2": HOLDS, "fanotify-charge": HOLDS, "socket-pin": HOLDS,
-            "zombie-pin": HOLDS,
+            "zombie-pin": HOLDS, "inotify-pin-v2": REPRODUCED, "fanotify-pin-v2": REPRODUCED,
+            "fsnotify-charge-v2": HOLDS, "fanotify-charge-v2": HOLDS, "fanotify-events-charge": HOLDS,
+            "fsnotify-lifecycle": HOLDS,
             "kmem-pgtables": NOT_REPRODUCED, "kmem-pipes": NOT_REPRODUCED, "kpagecgroup": HOLDS}
 pytestmark = [pytest.mark.boot, pytest.mark.x86_64, pytest.mark.base, pytest.mark.mainline]
 
