@@ -88,8 +88,8 @@ class Plan:
 
     def runs_on(self, scenario: ScenarioConfig, profile: str) -> bool:
         """Whether the profile's kernels run this scenario (the debug profile runs no selftests,
-        nor a scenario that says ``not_on: [debug]``)."""
-        if profile in scenario.not_on:
+        nor a scenario that says ``not_on: [debug]``, nor one the kernel base's profile skips)."""
+        if profile in scenario.not_on or scenario.name in self.kernel.profiles[profile].skip:
             return False
         return scenario.kind != "selftests" or self.profile(profile).selftests
 
@@ -204,11 +204,16 @@ def make_plan(*, series: str | None = None, kernel: str | None = None, arches: s
     if older and not chosen:
         raise HarnessError("config", f"no scenario to run on {k.name} ({k.version}): "
                            f"{', '.join(s.name for s in older)} need a later base")
+    chosen_profiles = profile_names(k, profiles)
+    for p in chosen_profiles:
+        for s in chosen:
+            if s.name in k.profiles[p].skip:
+                progress.info(f"scenario {s.name}: not on {k.name}'s {p} kernels: {k.profiles[p].skip[s.name]}")
     return Plan(kernel=k,
                 arches=tuple((guest or GuestOptions()).apply(load_arch(a))
                              for a in names(arches, all_arches(), "arch", arch_name)),
                 variants=tuple(variants), scenarios=tuple(chosen),
-                profiles=profile_names(k, profiles), series=series_obj, kconfig_add=extra, repeat=repeat)
+                profiles=chosen_profiles, series=series_obj, kconfig_add=extra, repeat=repeat)
 
 
 def profile_names(kernel: KernelConfig, value: str | list[str]) -> tuple[str, ...]:

@@ -442,3 +442,34 @@ def test_a_scenario_marker_must_be_a_pytest_marker_name(tmp_path):
     body = body.replace("markers: [Extended-Run]", "not_on: [kasan]")
     with pytest.raises(ConfigError, match=r"not_on: no profile 'kasan' \(known: debug, default"):
         load(ScenarioConfig, write(tmp_path, "scenarios", "s", body))
+
+
+def test_a_kernel_base_may_skip_scenarios_on_a_profile_and_says_why():
+    plan = _plan(kernel="linux-5.10", scenarios=["fsnotify-charge", "inotify-pin"], profiles="default,debug")
+    charge, pin = plan.scenarios
+    assert not plan.runs_on(charge, "debug") and plan.runs_on(charge, "default")
+    assert plan.runs_on(pin, "debug")
+    assert "quarantine" in load_kernel("linux-5.10").profiles["debug"].skip["fsnotify-charge"]
+    plan72 = _plan(kernel="linux-7.2", scenarios=["fsnotify-charge"], profiles="debug")
+    assert plan72.runs_on(plan72.scenarios[0], "debug")   # 7.x uncharges before the quarantine
+
+
+def test_a_skip_names_a_known_scenario_and_a_reason(tmp_path):
+    import shutil
+
+    import yaml
+    from harness.config import CONFIG_DIR
+    cfg = tmp_path / "configs"
+    shutil.copytree(CONFIG_DIR, cfg)
+    path = cfg / "kernels" / "linux-5.10.yaml"
+    data = yaml.safe_load(path.read_text())
+    data["profiles"]["debug"]["skip"] = {"no-such-scenario": "why"}
+    path.write_text(yaml.safe_dump(data))
+    with pytest.raises(ConfigError) as e:
+        load_kernel("linux-5.10", cfg)
+    assert "profiles.debug.skip.no-such-scenario" in str(e.value)
+    data["profiles"]["debug"]["skip"] = {"fsnotify-charge": ""}
+    path.write_text(yaml.safe_dump(data))
+    with pytest.raises(ConfigError) as e:
+        load_kernel("linux-5.10", cfg)
+    assert "expected the reason" in str(e.value)

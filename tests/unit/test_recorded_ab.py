@@ -53,6 +53,7 @@ def runs_on(name: str, kernel, profile: str) -> bool:
     """Whether the profile's kernels of this base run the scenario (as Plan.runs_on says)."""
     scenario = load_scenario(name)
     return (scenario.in_release(kernel.version) and profile not in scenario.not_on
+            and name not in kernel.profiles[profile].skip
             and (scenario.kind != "selftests" or load_profile(profile).selftests))
 
 
