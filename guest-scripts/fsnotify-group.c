@@ -364,15 +364,19 @@ static long charged_now(const char *cgroup)
 }
 
 /*
- * charged_now() once it has stopped moving: unchanged for 2.5 s (longer than the 2 s of v2's
- * periodic statistics flush; frees deferred by RCU, or by a debug kernel's quarantine, land
- * meanwhile), at most 20 s.
+ * charged_now() once it has stopped moving: unchanged for 1 s (frees deferred by RCU land
+ * meanwhile), on v2 for 2.5 s (longer than the 2 s of its periodic statistics flush), at most
+ * 20 s.
  */
 static long charged(const char *cgroup)
 {
+	char path[4096];
 	long last = charged_now(cgroup), now;
+	int stable;
 
-	for (int i = 0, same = 0; i < 200 && same < 25; i++) {
+	snprintf(path, sizeof(path), "%s/memory.kmem.usage_in_bytes", cgroup);
+	stable = access(path, F_OK) ? 25 : 10;
+	for (int i = 0, same = 0; i < 200 && same < stable; i++) {
 		usleep(100000);
 		now = charged_now(cgroup);
 		same = now == last ? same + 1 : 0;
