@@ -15,7 +15,7 @@ if [ "${HIER:-v1}" = v2 ]; then
 else
 	P=$M/fsnotify-charge
 fi
-move_charges
+[ "${HIER:-v1}" = v2 ] || move_charges   # a v1 knob
 kinds=${EVENTS:-close_write}
 for kind in ${kinds//,/ }; do
 	prefix=""

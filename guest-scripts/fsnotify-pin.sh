@@ -22,7 +22,7 @@ fi
 X=$P/x
 LOG=$API-pin.log
 W=/tmp/$API-pin-watch
-move_charges
+[ "${HIER:-v1}" = v2 ] || move_charges   # a v1 knob
 before=$(settled ncg)
 mkdir $P
 if [ "${HIER:-v1}" = v2 ]; then
