@@ -3,16 +3,25 @@
 # fanotify in turn) a group is made in a fresh cgroup X under P, gets an event while X is
 # online, X is removed (and given up to 2 s to be freed), the group gets another event and its
 # fd is closed. Then P is removed. Counted once settled, against before: memory cgroups
-# (cgroups_left: a css reference left behind) and live percpu allocations
-# (/sys/kernel/debug/percpu_stats' nr_cur_alloc; percpu_left): an obj_cgroup that is never
-# freed shows there and nowhere else (its percpu_ref; no cgroup count sees it, and it stays on
-# its ancestor's list, where no leak scanner looks).
+# (cgroups_left: a css reference left behind), live slab objects allocated by memcg creation
+# (memcg_objects_left: obj_cgroup_alloc(), percpu_ref_init() and mem_cgroup_css_online() call
+# sites in /sys/kernel/debug/slab/*/alloc_traces, which slub_debug=U keeps: an obj_cgroup that
+# is never freed shows there and nowhere else, as it does not keep its memcg and stays on its
+# ancestor's list, where no leak scanner looks) and live percpu allocations
+# (/sys/kernel/debug/percpu_stats' nr_cur_alloc; percpu_left).
 set -eu
 . ./kharness-lib.sh
 D=/sys/kernel/debug
 [ -e $D/percpu_stats ] || mount -t debugfs none $D
 [ -r $D/percpu_stats ] || { echo "no $D/percpu_stats: the kernel needs CONFIG_PERCPU_STATS" >&2; exit 1; }
 percpu() { awk '$1 == "nr_cur_alloc" { print $3 }' $D/percpu_stats; }
+memcg_objects() {
+	# objects freed into a CPU's sheaf still count as in use: give them back first
+	for f in /sys/kernel/slab/*/shrink; do echo 1 > $f 2> /dev/null || :; done
+	cat $D/slab/*/alloc_traces 2> /dev/null |
+		awk '$2 ~ /^(obj_cgroup_alloc|percpu_ref_init|mem_cgroup_css_online)\+/ { n += $1 } END { print n + 0 }'
+}
+ls $D/slab/*/alloc_traces > /dev/null 2>&1 || { echo "no $D/slab/*/alloc_traces: boot with slub_debug=U" >&2; exit 1; }
 P=$M/fsnotify-lifecycle
 W=/tmp/fsnotify-lifecycle-watch
 LOG=fsnotify-lifecycle.log
@@ -21,6 +30,8 @@ rm -rf $W
 mkdir -p $W
 before_cg=$(settled ncg)
 before_pc=$(settled percpu)
+before_mo=$(settled memcg_objects)
+[ "$before_mo" -gt 0 ] || { echo "alloc_traces shows no object of memcg creation (no symbols?)" >&2; exit 1; }
 mkdir $P
 echo 1 > $P/memory.use_hierarchy
 [ -n "$before_pc" ] || { echo "percpu_stats has no nr_cur_alloc" >&2; exit 1; }
@@ -47,7 +58,11 @@ done
 rmdir $P
 after_cg=$(settled ncg)
 after_pc=$(settled percpu)
+after_mo=$(settled memcg_objects)
 echo "memory num_cgroups: $before_cg -> $after_cg after $ITERATIONS groups and P removed"
 echo "percpu nr_cur_alloc: $before_pc -> $after_pc"
+echo "slab objects of memcg creation: $before_mo -> $after_mo"
+grep -H -E "^ *[0-9]+ [a-z_0-9]*(cgroup|percpu_ref)" $D/slab/*/alloc_traces >&2 || :
 echo "kharness-metric cgroups_left $((after_cg - before_cg))"
 echo "kharness-metric percpu_left $((after_pc - before_pc))"
+echo "kharness-metric memcg_objects_left $((after_mo - before_mo))"

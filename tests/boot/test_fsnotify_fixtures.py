@@ -8,7 +8,7 @@ not pass. Incremental builds: each fixture changes one or two files under fs/not
 | no-objcg        | the group's obj_cgroup left NULL               | fsnotify-charge: x_charged        |
 | no-account      | events allocated without __GFP_ACCOUNT         | fsnotify-charge, fanotify-charge  |
 | css-leak        | each event's memcg reference never dropped     | inotify-pin: after_close          |
-| objcg-leak      | the group's obj_cgroup never put               | fsnotify-lifecycle: percpu_left   |
+| objcg-leak      | the group's obj_cgroup never put               | fsnotify-lifecycle: memcg_objects_left |
 | objcg-noref     | the obj_cgroup stored without a reference      | fsnotify-lifecycle on debug: KASAN|
 """
 
@@ -79,12 +79,12 @@ def test_a_memcg_reference_left_by_every_event_keeps_the_cgroup_dying(tmp_path, 
 
 
 @pytest.mark.parametrize("arch", ARCHES)
-def test_an_obj_cgroup_never_put_shows_in_the_percpu_count(tmp_path, arch):
+def test_an_obj_cgroup_never_put_shows_in_the_slab_allocation_traces(tmp_path, arch):
     results, row = ab(tmp_path, "objcg-leak", arch, "fsnotify-lifecycle")
     assert results["base"].error is None and results["base"].held, results["base"].metrics
     assert results["patched"].error is None, results["patched"].error
     m = results["patched"].metrics
-    assert m["cgroups_left"] == 0 and m["percpu_left"] >= 10, m   # counts see nothing, percpu does
+    assert m["cgroups_left"] == 0 and m["memcg_objects_left"] >= 20, m   # cgroup counts see nothing
     assert row.verdict == BROKEN, row.notes()
 
 
