@@ -211,7 +211,8 @@ def cmd_report(args: argparse.Namespace) -> int:
 def cmd_merge(args: argparse.Namespace) -> int:
     """The runs of several jobs (an arch each, say) as one run directory and one table."""
     out = Path(args.out) if args.out else _run_dir(args.results)
-    meta, records = merge([Path(d) for d in args.run_dirs], out)
+    reruns = tuple(Path(d) for d in args.rerun)
+    meta, records = merge([*(Path(d) for d in args.run_dirs), *reruns], out, reruns)
     table = write(out, meta, records)
     print(summary(table, records, meta))
     print(f"report: {out / 'report.json'}")
@@ -367,6 +368,9 @@ def parser() -> argparse.ArgumentParser:
     rep.set_defaults(func=cmd_report)
     mrg = verb("merge", "merge the run directories of several jobs into one run and one table")
     mrg.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="run directories of one A/B")
+    mrg.add_argument("--rerun", action="append", default=[], metavar="RUN_DIR",
+                     help="a run of some scenarios again: each replaces the same scenario of the "
+                          "other runs (repeatable); the merged report's command says which")
     mrg.add_argument("--out", metavar="DIR", help="the merged run directory (default: a new one under --results)")
     mrg.add_argument("--results", default="results", help="where a new run directory goes (default ./results)")
     mrg.set_defaults(func=cmd_merge)

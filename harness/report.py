@@ -153,11 +153,15 @@ def load(run_dir: Path) -> tuple[RunMeta, list[RunRecord]]:
     return reportjson.load(run_dir / "report.json", READABLE_SCHEMAS)
 
 
-def merge(run_dirs: list[Path], out: Path) -> tuple[RunMeta, list[RunRecord]]:
+def merge(run_dirs: list[Path], out: Path, reruns: tuple[Path, ...] = ()) -> tuple[RunMeta, list[RunRecord]]:
     """Runs of one A/B made by different jobs (an arch each, a variant, a profile, scenarios
     split) as one: the same base tree and series, or an error naming both runs; one record per
     kernel, its scenarios from every run that had it; a scenario two runs both have for one
-    kernel is a conflict, an error naming both (never one silently kept)."""
+    kernel is a conflict, an error naming both (never one silently kept). ``reruns`` (listed
+    last in ``run_dirs``) are runs of some scenarios again: each of their scenarios replaces
+    the same one of the other runs, and the merged run's command says so."""
+    reruns = tuple(Path(r) for r in reruns)
+    run_dirs = [*[d for d in run_dirs if d not in reruns], *reruns]
     if len(run_dirs) < 2:
         raise HarnessError("report", "merge needs two run directories or more")
     for d in run_dirs:   # merge makes a new run: it never writes over one it reads
@@ -182,14 +186,18 @@ def merge(run_dirs: list[Path], out: Path) -> tuple[RunMeta, list[RunRecord]]:
                                f"{first_dir} {first.series.name} ({first.series.sha256[:16]}): not one A/B")
         for run in runs:
             k = (run.arch, run.variant, run.profile)
+            replaced = set()
             for s in run.scenarios:
                 key = (*k, s.scenario)
-                if key in where:
+                if key in where and d in reruns and where[key] not in reruns:
+                    replaced.add(s.scenario)
+                elif key in where:
                     raise HarnessError("report", f"{'/'.join(k)} {s.scenario} is in both {where[key]} and {d}")
                 where[key] = d
             logs = _copy_logs(d, run, out)
             if k in kernels:
                 old = kernels[k]
+                old = replace(old, scenarios=tuple(s for s in old.scenarios if s.scenario not in replaced))
                 if old.kernel_key and run.kernel_key and old.kernel_key != run.kernel_key:
                     raise HarnessError("report", f"{'/'.join(k)}: kernel {run.kernel_key[:12]} in {d}, "
                                        f"{old.kernel_key[:12]} in an earlier run: not one kernel")
@@ -202,7 +210,8 @@ def merge(run_dirs: list[Path], out: Path) -> tuple[RunMeta, list[RunRecord]]:
     meta = replace(first, series=series, run_dir=str(out),
                    profiles=tuple(dict.fromkeys(p for _, m, _ in loaded for p in m.profiles)),
                    seconds=None, jobs=max(m.jobs for _, m, _ in loaded),
-                   command="kharness merge " + " ".join(str(d) for d in run_dirs))
+                   command="kharness merge " + " ".join(str(d) for d in run_dirs if d not in reruns)
+                   + "".join(f" --rerun {d}" for d in reruns))
     order = {"base": 0, "patched": 1}   # as one run lists them: by arch, profile, then variant
     ranked = sorted(kernels.values(), key=lambda r: (r.arch, meta.profiles.index(r.profile)
                                                      if r.profile in meta.profiles else 99, order.get(r.variant, 2)))

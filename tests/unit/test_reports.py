@@ -227,3 +227,24 @@ def test_merge_refuses_a_conflict_or_another_base_naming_both_runs(tmp_path):
     (arm / "report.json").write_text(json.dumps(data))
     with pytest.raises(HarnessError, match=rf"{arm} tested linux-5.10 5.10.263 .*{x86} linux-5.10 5.10.262 .*not one A/B"):
         merge([x86, arm], tmp_path / "m2")
+
+
+def test_a_rerun_replaces_its_scenarios_and_the_merged_command_says_so(tmp_path):
+    import json
+
+    from harness.report import merge, rows
+    _, (x86, arm) = _split_golden_run(tmp_path)
+    again = tmp_path / "again"
+    again.mkdir()
+    data = json.loads((x86 / "report.json").read_text())
+    for r in data["runs"]:
+        r["scenarios"] = [s for s in r["scenarios"] if s["scenario"] == "dying-memcg"]
+        for s in r["scenarios"]:
+            s["metrics"] = {**s["metrics"], "after": s["metrics"]["after"] + 7}
+    (again / "report.json").write_text(json.dumps(data))
+    meta, runs = merge([x86, arm], tmp_path / "merged", reruns=(again,))
+    seed = [r for r in rows(runs) if r.arch == "x86_64" and r.scenario == "dying-memcg"]
+    assert len(seed) == 1   # replaced, not doubled
+    before = [r for r in rows(merge([x86, arm], tmp_path / "m0")[1]) if r.arch == "x86_64" and r.scenario == "dying-memcg"]
+    assert seed[0].patched.metrics["after"] == before[0].patched.metrics["after"] + 7
+    assert meta.command.endswith(f"--rerun {again}")
