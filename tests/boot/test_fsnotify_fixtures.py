@@ -54,6 +54,8 @@ def ab(tmp_path, fixture: str, arch: str, scenario: str, profile: str = "default
     finally:
         s.close()
     (row,) = rows(s.records())
+    print(f"{arch} {scenario} ({profile}) {fixture}: {row.verdict}; base {results['base'].metrics}"
+          f" {results['base'].error or ''}; patched {results['patched'].metrics} {results['patched'].error or ''}")
     return results, row
 
 
