@@ -9,13 +9,8 @@
 set -euo pipefail
 . ./kharness-lib.sh
 GROUP=${GROUP:-inotify}
-if [ "${HIER:-v1}" = v2 ]; then
-	need_v2_memory
-	P=$U/fsnotify-charge
-else
-	P=$M/fsnotify-charge
-fi
-[ "${HIER:-v1}" = v2 ] || move_charges   # a v1 knob
+memcg_hier
+P=$R/fsnotify-charge
 kinds=${EVENTS:-close_write}
 for kind in ${kinds//,/ }; do
 	prefix=""
@@ -23,12 +18,7 @@ for kind in ${kinds//,/ }; do
 	n=$ITERATIONS
 	# perm: a task per event, blocked in open() until answered: a few hundred are enough
 	[ "$kind" = perm ] && [ "$n" -gt 500 ] && n=500
-	mkdir $P
-	if [ "${HIER:-v1}" = v2 ]; then
-		echo +memory > $P/cgroup.subtree_control
-	else
-		echo 1 > $P/memory.use_hierarchy
-	fi
+	mkparent $P
 	mkdir $P/x $P/c
 	echo "$kind: $n events a phase"
 	EVENTS=$kind ./fsnotify-group charge "$GROUP" $P "$n" | sed "s/^kharness-metric /kharness-metric $prefix/"

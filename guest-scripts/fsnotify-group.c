@@ -336,6 +336,8 @@ static int group_made_in(const char *cgroup, const char *watch)
  * slab_unreclaimable, where every event is allocated (v2's memory.current moves in batches of
  * pages charged ahead).
  */
+static int kmem_counter = -1;	/* v1's kmem counter is there: decided at the first reading */
+
 static long charged_now(const char *cgroup)
 {
 	char path[4096], key[64];
@@ -343,9 +345,11 @@ static long charged_now(const char *cgroup)
 	FILE *f;
 
 	snprintf(path, sizeof(path), "%s/memory.kmem.usage_in_bytes", cgroup);
-	f = fopen(path, "r");
-	if (f) {
-		if (fscanf(f, "%ld", &value) != 1)
+	if (kmem_counter < 0)
+		kmem_counter = !access(path, F_OK);
+	if (kmem_counter) {
+		f = fopen(path, "r");
+		if (!f || fscanf(f, "%ld", &value) != 1)
 			die(path);
 		fclose(f);
 		return value;
@@ -370,12 +374,9 @@ static long charged_now(const char *cgroup)
  */
 static long charged(const char *cgroup)
 {
-	char path[4096];
 	long last = charged_now(cgroup), now;
-	int stable;
+	int stable = kmem_counter ? 10 : 25;
 
-	snprintf(path, sizeof(path), "%s/memory.kmem.usage_in_bytes", cgroup);
-	stable = access(path, F_OK) ? 25 : 10;
 	for (int i = 0, same = 0; i < 200 && same < stable; i++) {
 		usleep(100000);
 		now = charged_now(cgroup);
@@ -512,9 +513,9 @@ static void prepare_files(int n)
 	}
 }
 
-static void metric(const char *name, long before, long after, int n)
+static void metric(const char *name, long bytes, int n)
 {
-	printf("kharness-metric %s %ld\n", name, (after - before) / n);
+	printf("kharness-metric %s %ld\n", name, bytes / n);
 }
 
 /*
@@ -559,15 +560,15 @@ static int charge(const char *parent, int n)
 	prepare_files(n);
 	fd = group_made_in(x, NULL);
 	events = measure(fd, x, NULL, n, &q, &r);
-	metric("x_charged", 0, q, n);
-	metric("x_uncharged", 0, r, n);
+	metric("x_charged", q, n);
+	metric("x_uncharged", r, n);
 
 	if (rmdir(x))
 		die("rmdir x");
 	events += measure(fd, parent, NULL, n, &q, &r);
 	close(fd);
-	metric("parent_charged", 0, q, n);
-	metric("parent_uncharged", 0, r, n);
+	metric("parent_charged", q, n);
+	metric("parent_uncharged", r, n);
 
 	fd = charge_group();	/* made here, in the root cgroup */
 	/*
@@ -577,7 +578,7 @@ static int charge(const char *parent, int n)
 	events += measure(fd, c, kind == PERM && fanotify ? NULL : c, n, &q, &r);
 	close(fd);
 	if (!(kind == PERM && fanotify))
-		metric("root_group_child_charged", 0, q, n);
+		metric("root_group_child_charged", q, n);
 	printf("EVENTS %d\n", events);
 	return events == 3 * n ? 0 : 1;
 }

@@ -22,19 +22,18 @@ memcg_objects() {
 		awk '$2 ~ /^(obj_cgroup_alloc|percpu_ref_init|mem_cgroup_css_online)\+/ { n += $1 } END { print n + 0 }'
 }
 ls $D/slab/*/alloc_traces > /dev/null 2>&1 || { echo "no $D/slab/*/alloc_traces: boot with slub_debug=U" >&2; exit 1; }
-P=$M/fsnotify-lifecycle
+memcg_hier
+P=$R/fsnotify-lifecycle
 W=/tmp/fsnotify-lifecycle-watch
 LOG=fsnotify-lifecycle.log
-move_charges
 rm -rf $W
 mkdir -p $W
 before_cg=$(settled ncg)
 before_pc=$(settled percpu)
+[ -n "$before_pc" ] || { echo "percpu_stats has no nr_cur_alloc" >&2; exit 1; }
 before_mo=$(settled memcg_objects)
 [ "$before_mo" -gt 0 ] || { echo "alloc_traces shows no object of memcg creation (no symbols?)" >&2; exit 1; }
-mkdir $P
-echo 1 > $P/memory.use_hierarchy
-[ -n "$before_pc" ] || { echo "percpu_stats has no nr_cur_alloc" >&2; exit 1; }
+mkparent $P
 for ((i = 0; i < ITERATIONS; i++)); do
 	api=inotify
 	((i % 2)) && api=fanotify

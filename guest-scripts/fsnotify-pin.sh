@@ -13,23 +13,13 @@
 set -eu
 . ./kharness-lib.sh
 API=${API:-inotify}
-if [ "${HIER:-v1}" = v2 ]; then
-	need_v2_memory
-	P=$U/$API-pin
-else
-	P=$M/$API-pin
-fi
+memcg_hier
+P=$R/$API-pin
 X=$P/x
 LOG=$API-pin.log
 W=/tmp/$API-pin-watch
-[ "${HIER:-v1}" = v2 ] || move_charges   # a v1 knob
 before=$(settled ncg)
-mkdir $P
-if [ "${HIER:-v1}" = v2 ]; then
-	echo +memory > $P/cgroup.subtree_control
-else
-	echo 1 > $P/memory.use_hierarchy   # 5.x's v1 default is 0: X's charges would not go to P
-fi
+mkparent $P
 mkdir $X
 rm -rf $W
 mkdir -p $W

@@ -39,6 +39,19 @@ need_v2_memory() {
 	echo +memory > $U/cgroup.subtree_control
 }
 
+# HIER=v2: the v2 hierarchy with the memory controller on, else v1 (charges move with a task
+# where the kernel allows it); R: that hierarchy's root
+memcg_hier() {
+	if [ "${HIER:-v1}" = v2 ]; then need_v2_memory; R=$U; else move_charges; R=$M; fi
+}
+
+# a memory cgroup DIR whose children are charged through it (after memcg_hier): v2, memory in
+# its subtree_control; v1, use_hierarchy (5.x's default is 0)
+mkparent() {
+	mkdir "$1"
+	if [ "$R" = "$U" ]; then echo +memory > "$1/cgroup.subtree_control"; else echo 1 > "$1/memory.use_hierarchy"; fi
+}
+
 # wait until helper PID has written READY to LOG (SECONDS, default 10, at most); else its log
 # and an error
 wait_ready() {

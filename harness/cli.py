@@ -211,8 +211,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 def cmd_merge(args: argparse.Namespace) -> int:
     """The runs of several jobs (an arch each, say) as one run directory and one table."""
     out = Path(args.out) if args.out else _run_dir(args.results)
-    reruns = tuple(Path(d) for d in args.rerun)
-    meta, records = merge([*(Path(d) for d in args.run_dirs), *reruns], out, reruns)
+    meta, records = merge([Path(d) for d in args.run_dirs], out, tuple(Path(d) for d in args.rerun))
     table = write(out, meta, records)
     print(summary(table, records, meta))
     print(f"report: {out / 'report.json'}")

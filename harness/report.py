@@ -157,11 +157,10 @@ def merge(run_dirs: list[Path], out: Path, reruns: tuple[Path, ...] = ()) -> tup
     """Runs of one A/B made by different jobs (an arch each, a variant, a profile, scenarios
     split) as one: the same base tree and series, or an error naming both runs; one record per
     kernel, its scenarios from every run that had it; a scenario two runs both have for one
-    kernel is a conflict, an error naming both (never one silently kept). ``reruns`` (listed
-    last in ``run_dirs``) are runs of some scenarios again: each of their scenarios replaces
+    kernel is a conflict, an error naming both (never one silently kept). ``reruns`` are runs
+    of some scenarios again: each of their scenarios replaces
     the same one of the other runs, and the merged run's command says so."""
-    reruns = tuple(Path(r) for r in reruns)
-    run_dirs = [*[d for d in run_dirs if d not in reruns], *reruns]
+    run_dirs = [*run_dirs, *reruns]
     if len(run_dirs) < 2:
         raise HarnessError("report", "merge needs two run directories or more")
     for d in run_dirs:   # merge makes a new run: it never writes over one it reads
