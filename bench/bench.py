@@ -3,7 +3,7 @@ the harness itself costs shows as a ratio or a difference; the median of --runs 
 
 Cold, warm and patched builds use a throwaway cache (<cache>/bench-tmp: build dirs and ccache of
 its own; the real source and git workspace), removed afterwards. Whatever may compile holds
-the build lock (harness.kbuild.build_lock_path). Writes bench/results.json and bench/results.txt (also printed).
+the build lock (harness.build.kbuild.build_lock_path). Writes bench/results.json and bench/results.txt (also printed).
 """
 
 from __future__ import annotations
@@ -24,21 +24,21 @@ import time
 from pathlib import Path
 
 from harness import REPO_ROOT
-from harness.arches import all_arches, load_arch
-from harness.cache import cache_root, machine_lock
+from harness.config.arches import all_arches, load_arch
+from harness.core.cache import cache_root, machine_lock
 from harness.config import load_scenario
-from harness.errors import HarnessError
-from harness.git import git_out
-from harness.guest_image import build_guest_image
-from harness.kbuild import (BUILD_TIMEOUT, CCACHE_REMOTE_VAR, REPRODUCIBLE_ENV, build_kernel,
+from harness.core.errors import HarnessError
+from harness.core.git import git_out
+from harness.build.image import build_guest_image
+from harness.build.kbuild import (BUILD_TIMEOUT, CCACHE_REMOTE_VAR, REPRODUCIBLE_ENV, build_kernel,
                             build_lock_path, cached_kernel, fragment_paths, make_args, make_config)
-from harness.boot import boot
-from harness.plan import make_plan
-from harness.progress import Progress
-from harness.scenario import run_scenario
-from harness.series import Workspace
-from harness.source import fetch_source
-from harness.vm import INIT_MARK, SSHD_MARK, choose_accel, free_port, qemu_command
+from harness.guest.boot import boot
+from harness.run.plan import make_plan
+from harness.core.progress import Progress
+from harness.guest.runner import run_scenario
+from harness.series.patches import Workspace
+from harness.sources.source import fetch_source
+from harness.guest.vm import INIT_MARK, SSHD_MARK, choose_accel, free_port, qemu_command
 
 BENCH = Path(__file__).resolve().parent
 PARTS = ("cold", "warm", "patched", "remote", "boot", "reproducer", "ab", "ab-full")

@@ -14,29 +14,29 @@ import traceback
 from dataclasses import asdict, replace
 from pathlib import Path
 
-from . import __version__
-from .bisect import matrix as bisect_matrix
-from .bisect import passed as bisect_passed
-from .bisect import prefix_variants
-from .bisect import render as bisect_render
-from .bisect import to_json as bisect_json
-from .cache import cache_root
-from .checkseries import check_series, series_matrix
-from .config import known
-from .doctor import clean, doctor, list_configs
-from .errors import HarnessError, os_failure
-from .kbuild import CCACHE_REMOTE_VAR
-from .kcidb import kcidb
-from .store import export_kernels, import_kernels
-from .kinds import ERROR
-from .lore import DEFAULT_LORE
-from .pipeline import default_jobs, run_plan
-from .plan import VARIANTS, GuestOptions, Plan, check_profiles, make_plan, names
-from .progress import Progress
-from .render import junit, markdown, record, render, summary
-from .tree import is_kernel_checkout
-from .report import load as report_load
-from .report import merge, passed, rows, write
+from harness import __version__
+from harness.verdict.bisect import matrix as bisect_matrix
+from harness.verdict.bisect import passed as bisect_passed
+from harness.verdict.bisect import prefix_variants
+from harness.verdict.bisect import render as bisect_render
+from harness.verdict.bisect import to_json as bisect_json
+from harness.core.cache import cache_root
+from harness.run.checkseries import check_series, series_matrix
+from harness.config import known
+from harness.run.doctor import clean, doctor, list_configs
+from harness.core.errors import HarnessError, os_failure
+from harness.build.kbuild import CCACHE_REMOTE_VAR
+from harness.output.kcidb import kcidb
+from harness.output.store import export_kernels, import_kernels
+from harness.verdict.kinds import ERROR
+from harness.sources.lore import DEFAULT_LORE
+from harness.run.pipeline import default_jobs, run_plan
+from harness.run.plan import VARIANTS, GuestOptions, Plan, check_profiles, make_plan, names
+from harness.core.progress import Progress
+from harness.output.render import junit, markdown, record, render, summary
+from harness.series.tree import is_kernel_checkout
+from harness.output.report import load as report_load
+from harness.output.report import merge, passed, rows, write
 
 EXIT_OK, EXIT_FAIL, EXIT_ERROR = 0, 1, 2
 

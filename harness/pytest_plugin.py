@@ -14,15 +14,15 @@ from pathlib import Path
 
 import pytest
 
-from .arches import all_arches, arch_name
-from .cache import cache_root
-from .config import known, load_scenario
-from .plan import VARIANTS, make_plan, names
-from .progress import Progress
-from .report import write
-from .results import KernelId, ScenarioResult
-from .session import Session
-from .ssh import CommandResult, Guest
+from harness.config.arches import all_arches, arch_name
+from harness.core.cache import cache_root
+from harness.config import known, load_scenario
+from harness.run.plan import VARIANTS, make_plan, names
+from harness.core.progress import Progress
+from harness.output.report import write
+from harness.verdict.results import KernelId, ScenarioResult
+from harness.run.session import Session
+from harness.guest.ssh import CommandResult, Guest
 
 
 def _scenario_names() -> list[str]:

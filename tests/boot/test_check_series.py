@@ -6,10 +6,10 @@ CI runs the x86_64 matrix; `make check-series` runs it for every arch.
 
 import pytest
 
-from harness.cache import cache_root
-from harness.checkseries import check_series
-from harness.plan import make_plan
-from harness.progress import Progress
+from harness.core.cache import cache_root
+from harness.run.checkseries import check_series
+from harness.run.plan import make_plan
+from harness.core.progress import Progress
 
 
 @pytest.mark.boot

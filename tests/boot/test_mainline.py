@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import pytest
 
-from harness.cache import cache_root
+from harness.core.cache import cache_root
 from harness.config import load_kernel, load_scenario
-from harness.kinds import HOLDS, NOT_REPRODUCED, RAN, REPRODUCED
-from harness.plan import make_plan
-from harness.progress import Progress
-from harness.results import KernelId
-from harness.session import Session
+from harness.verdict.kinds import HOLDS, NOT_REPRODUCED, RAN, REPRODUCED
+from harness.run.plan import make_plan
+from harness.core.progress import Progress
+from harness.verdict.results import KernelId
+from harness.run.session import Session
 
 # The cgroup selftests row (RAN) is left to `make boot-test KERNEL=linux-7.2`: ~3 min of a cold
 # make test that is at its budget; the fanotify selftests (fsnotify-selftests) take seconds.

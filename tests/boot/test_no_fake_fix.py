@@ -9,16 +9,16 @@ from __future__ import annotations
 import pytest
 
 from harness import REPO_ROOT
-from harness.arches import load_arch
-from harness.cache import cache_root
+from harness.config.arches import load_arch
+from harness.core.cache import cache_root
 from harness.config import load_kernel, load_scenario
-from harness.kinds import BROKEN
-from harness.plan import Plan
-from harness.progress import Progress
-from harness.report import rows
-from harness.results import KernelId
-from harness.series import load_patch_dir
-from harness.session import Session
+from harness.verdict.kinds import BROKEN
+from harness.run.plan import Plan
+from harness.core.progress import Progress
+from harness.output.report import rows
+from harness.verdict.results import KernelId
+from harness.series.patches import load_patch_dir
+from harness.run.session import Session
 
 pytestmark = [pytest.mark.boot, pytest.mark.x86_64, pytest.mark.fake_fix]
 
@@ -62,7 +62,7 @@ def test_cgroup_v2s_own_kernel_stack_count_sees_the_stacks_go_uncharged(tmp_path
 
 
 def test_a_series_that_changes_only_arm64_code_is_no_change_on_x86_64_and_booted_once(tmp_path):
-    from harness.kinds import NO_CHANGE
+    from harness.verdict.kinds import NO_CHANGE
     series = load_patch_dir(REPO_ROOT / "tests" / "boot" / "data" / "arm64-only")
     seed = load_scenario("dying-memcg")
     plan = Plan(load_kernel("linux-5.10"), (load_arch("x86_64"),), ("base", "patched"), (seed,), series=series)
@@ -88,7 +88,7 @@ def test_a_kernel_that_reclaims_at_only_every_other_memory_high_write_regresses_
     NO-REGRESSION or FLAKY. An incremental build: only mm/memcontrol.c."""
     from dataclasses import replace
 
-    from harness.kinds import REGRESSED
+    from harness.verdict.kinds import REGRESSED
     series = load_patch_dir(REPO_ROOT / "tests" / "boot" / "data" / "no-reclaim-every-other-high")
     scenario = load_scenario("kmem-selftests")
     plan = Plan(load_kernel("linux-5.10"), (load_arch("x86_64"),), ("base", "patched"), (scenario,), series=series)

@@ -10,14 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from harness.arches import all_arches
-from harness.cache import cache_root
+from harness.config.arches import all_arches
+from harness.core.cache import cache_root
 from harness.config import ScenarioConfig, from_dict, load_scenario
-from harness.kinds import ERROR
-from harness.plan import make_plan
-from harness.progress import Progress
-from harness.results import KernelId
-from harness.session import Session
+from harness.verdict.kinds import ERROR
+from harness.run.plan import make_plan
+from harness.core.progress import Progress
+from harness.verdict.results import KernelId
+from harness.run.session import Session
 
 DIRECT = "/sys/kernel/debug/provoke-crash/DIRECT"
 

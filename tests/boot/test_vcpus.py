@@ -8,14 +8,14 @@ from dataclasses import replace
 
 import pytest
 
-from harness.arches import all_arches
-from harness.cache import cache_root
+from harness.config.arches import all_arches
+from harness.core.cache import cache_root
 from harness.config import load_scenario
-from harness.kinds import REPRODUCED
-from harness.plan import GuestOptions, make_plan
-from harness.progress import Progress
-from harness.results import KernelId
-from harness.session import Session
+from harness.verdict.kinds import REPRODUCED
+from harness.run.plan import GuestOptions, make_plan
+from harness.core.progress import Progress
+from harness.verdict.results import KernelId
+from harness.run.session import Session
 
 
 @pytest.mark.parametrize("arch", [pytest.param(a, marks=[pytest.mark.boot, getattr(pytest.mark, a)])

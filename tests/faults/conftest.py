@@ -25,14 +25,14 @@ from pathlib import Path
 import pytest
 
 from harness import REPO_ROOT
-from harness.arches import Arch, load_arch
-from harness.cache import cache_root
+from harness.config.arches import Arch, load_arch
+from harness.core.cache import cache_root
 from harness.config import load_kernel, load_scenario
-from harness.boot import Booted
-from harness.plan import Plan
-from harness.results import KernelId
-from harness.session import Session
-from harness.progress import Progress
+from harness.guest.boot import Booted
+from harness.run.plan import Plan
+from harness.verdict.results import KernelId
+from harness.run.session import Session
+from harness.core.progress import Progress
 
 RUN_MARK = uuid.uuid4().hex[:12]
 

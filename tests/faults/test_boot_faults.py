@@ -10,7 +10,7 @@ from dataclasses import replace
 
 import pytest
 
-from harness.errors import HarnessError
+from harness.core.errors import HarnessError
 
 from .conftest import boot, our_qemus, session_for
 

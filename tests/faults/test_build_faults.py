@@ -15,12 +15,12 @@ from pathlib import Path
 
 import pytest
 
-from harness.results import KernelId
+from harness.verdict.results import KernelId
 
-from harness.cache import cache_root, locked
+from harness.core.cache import cache_root, locked
 from harness.config import load_scenario
-from harness.kinds import ERROR, STILL_BROKEN
-from harness.series import load_patch_dir
+from harness.verdict.kinds import ERROR, STILL_BROKEN
+from harness.series.patches import load_patch_dir
 
 from .conftest import (artifacts, descendants, half_written, kharness, report, session_for,
                        start_kharness, stop, survivors, wait_until)

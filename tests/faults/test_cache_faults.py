@@ -26,15 +26,15 @@ from dataclasses import replace
 import pytest
 import yaml
 
-from harness.cache import cache_root, locked
+from harness.core.cache import cache_root, locked
 from harness.config import KernelConfig, SourceSpec
-from harness.errors import HarnessError
-from harness.results import KernelId
-from harness.session import Session
-from harness.progress import Progress
-from harness.kinds import ERROR
-from harness.series import load_patch_dir
-from harness.source import fetch_source
+from harness.core.errors import HarnessError
+from harness.verdict.results import KernelId
+from harness.run.session import Session
+from harness.core.progress import Progress
+from harness.verdict.kinds import ERROR
+from harness.series.patches import load_patch_dir
+from harness.sources.source import fetch_source
 
 from .conftest import artifacts, kharness, plan_for, session_for
 

@@ -19,17 +19,17 @@ from dataclasses import replace
 
 import pytest
 
-from harness.results import KernelId
+from harness.verdict.results import KernelId
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from harness import vm as vm_module
-from harness.cache import cache_root
+from harness.guest import vm as vm_module
+from harness.core.cache import cache_root
 from harness.config import load_scenario
-from harness.errors import HarnessError
-from harness.guest_image import build_guest_image, openssh_public_key
-from harness.progress import Progress
-from harness.kinds import ERROR
-from harness.ssh import Guest
+from harness.core.errors import HarnessError
+from harness.build.image import build_guest_image, openssh_public_key
+from harness.core.progress import Progress
+from harness.verdict.kinds import ERROR
+from harness.guest.ssh import Guest
 
 from .conftest import alive, boot, our_qemus, session_for, wait_until
 

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.cache import cache_root
-from harness.kinds import ERROR, FIXED, REPRODUCED
+from harness.core.cache import cache_root
+from harness.verdict.kinds import ERROR, FIXED, REPRODUCED
 
 from .conftest import (descendants, half_written, kharness, our_qemus, report,
                        start_kharness, stop, survivors, wait_until)

@@ -13,6 +13,6 @@ def own_build_lock(tmp_path_factory, monkeypatch):
 
 @pytest.fixture(autouse=True)
 def own_cache(tmp_path_factory, monkeypatch):
-    """$KHARNESS_CACHE (harness.cache.cache_root's first choice) under this test's temporary
+    """$KHARNESS_CACHE (harness.core.cache.cache_root's first choice) under this test's temporary
     directory; a test that sets its own still may."""
     monkeypatch.setenv("KHARNESS_CACHE", str(tmp_path_factory.mktemp("cache")))

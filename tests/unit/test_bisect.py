@@ -7,11 +7,11 @@ from dataclasses import replace
 
 import pytest
 
-from harness.bisect import BisectRow, matrix, passed, prefix_of, prefix_variants, render
-from harness.kinds import ERROR, FIXED, HOLDS, NO_CHANGE, STILL_BROKEN
-from harness.progress import Quiet
-from harness.results import KernelId, RunRecord, ScenarioResult
-from harness.series import load_patch_dir
+from harness.verdict.bisect import BisectRow, matrix, passed, prefix_of, prefix_variants, render
+from harness.verdict.kinds import ERROR, FIXED, HOLDS, NO_CHANGE, STILL_BROKEN
+from harness.core.progress import Quiet
+from harness.verdict.results import KernelId, RunRecord, ScenarioResult
+from harness.series.patches import load_patch_dir
 
 from test_orchestration import change_memcontrol, fake_plan, session
 
@@ -89,7 +89,7 @@ def test_a_prefix_without_a_result_or_a_base_that_did_not_reproduce_is_no_pass()
 
 
 def test_each_prefix_kernel_builds_its_own_commit_under_the_key_check_series_uses(tmp_path):
-    from harness.checkseries import check_series
+    from harness.run.checkseries import check_series
 
     plan = fake_plan(tmp_path, change_memcontrol("int memcg_charge = 2;"))
     patches = tmp_path / "patches"

@@ -11,12 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from harness.cache import atomic_dir, locked, sweep
+from harness.core.cache import atomic_dir, locked, sweep
 
 WRITER = """
 import sys, time
 from pathlib import Path
-from harness.cache import atomic_dir, locked
+from harness.core.cache import atomic_dir, locked
 final = Path(sys.argv[1])
 with locked(final.parent / (final.name + ".lock")), atomic_dir(final, owned=True) as tmp:
     (tmp / "half").write_text("x" * 4096)
@@ -79,22 +79,22 @@ def test_sweep_takes_files_and_directories_of_that_key_only(tmp_path):
 
 
 def test_each_unit_test_has_a_cache_of_its_own(tmp_path_factory):
-    from harness.cache import cache_root
+    from harness.core.cache import cache_root
     assert cache_root().is_relative_to(tmp_path_factory.getbasetemp())
 
 
 CLEANER = """
 import os, shutil, signal, sys
 from pathlib import Path
-import harness.cache
-from harness.doctor import clean
+import harness.core.cache
+from harness.run.doctor import clean
 real = shutil.rmtree
 def rmtree_then_die(path, *a, **k):   # one file gone, then SIGKILL: no handler, no finally
     first = sorted(Path(path).rglob("*"))[0]
     first.unlink()
     print(path, flush=True)
     os.kill(os.getpid(), signal.SIGKILL)
-harness.cache.shutil.rmtree = rmtree_then_die
+harness.core.cache.shutil.rmtree = rmtree_then_die
 clean(Path(sys.argv[1]), 0, None, False)
 """
 
@@ -103,7 +103,7 @@ def _exported_kernel(tmp_path: Path) -> tuple[Path, str]:
     """An export directory holding one kernel, as `kharness export` writes it."""
     import json
 
-    from harness.cache import sha256_file
+    from harness.core.cache import sha256_file
     key = "ab" * 32
     entry = tmp_path / "export" / key
     entry.mkdir(parents=True)
@@ -115,7 +115,7 @@ def _exported_kernel(tmp_path: Path) -> tuple[Path, str]:
 
 
 def test_a_clean_killed_mid_way_never_leaves_half_an_entry_under_its_key(tmp_path):
-    from harness.store import import_kernels
+    from harness.output.store import import_kernels
     src, key = _exported_kernel(tmp_path)
     cache = tmp_path / "cache"
     import_kernels(src, cache)
@@ -131,7 +131,7 @@ def test_a_clean_killed_mid_way_never_leaves_half_an_entry_under_its_key(tmp_pat
 
 
 def test_a_kernel_entry_missing_a_file_is_made_again_not_trusted(tmp_path):
-    from harness.store import import_kernels
+    from harness.output.store import import_kernels
     src, key = _exported_kernel(tmp_path)
     final = tmp_path / "cache" / "kernels" / key
     final.mkdir(parents=True)
@@ -142,7 +142,7 @@ def test_a_kernel_entry_missing_a_file_is_made_again_not_trusted(tmp_path):
 
 
 def test_a_file_written_atomically_has_the_mode_a_plain_write_gives(tmp_path):
-    from harness.cache import atomic_file
+    from harness.core.cache import atomic_file
     (tmp_path / "plain").write_text("x")
     with atomic_file(tmp_path / "atomic", "w") as f:
         f.write("x")

@@ -11,7 +11,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from harness.kbuild import CCACHE_REMOTE_VAR, ccache_env, without_credentials
+from harness.build.kbuild import CCACHE_REMOTE_VAR, ccache_env, without_credentials
 
 pytestmark = pytest.mark.skipif(shutil.which("ccache") is None, reason="needs ccache (make deps)")
 

@@ -6,9 +6,9 @@ from pathlib import Path
 import pytest
 
 from harness import REPO_ROOT
-from harness.arches import all_arches, load_arch
+from harness.config.arches import all_arches, load_arch
 from harness.config import KernelConfig, ScenarioConfig, load, load_kernel, load_scenario
-from harness.errors import ConfigError, HarnessError
+from harness.core.errors import ConfigError, HarnessError
 
 
 def write(tmp_path: Path, kind: str, name: str, text: str) -> Path:
@@ -136,7 +136,7 @@ def test_scenario_fields_are_checked(tmp_path, body, message):
 
 
 def test_a_name_given_twice_on_the_command_line_is_planned_once():
-    from harness.plan import names
+    from harness.run.plan import names
     assert names("x86_64,arm64,x86_64,", ["arm64", "x86_64"], "arch") == ["x86_64", "arm64"]
 
 
@@ -172,10 +172,10 @@ def test_every_shipped_kernel_and_profile_loads():
 
 
 def test_a_profile_the_kernel_does_not_support_is_refused_before_anything_runs():
-    from harness.cache import cache_root
-    from harness.errors import HarnessError
-    from harness.plan import make_plan
-    from harness.progress import Quiet
+    from harness.core.cache import cache_root
+    from harness.core.errors import HarnessError
+    from harness.run.plan import make_plan
+    from harness.core.progress import Quiet
     with pytest.raises(HarnessError, match=r"^config: unknown profile 'lkdtm' \(known: default, "
                                            r"debug, no-memcg-kmem, all\)$"):
         make_plan(kernel="linux-5.12-rc1", variants=("base",), profiles="lkdtm", cache=cache_root(),
@@ -184,15 +184,15 @@ def test_a_profile_the_kernel_does_not_support_is_refused_before_anything_runs()
 
 @pytest.mark.parametrize("alias, name", [("aarch64", "arm64"), ("amd64", "x86_64"), ("arm64", "arm64")])
 def test_arch_aliases(alias, name):
-    from harness.arches import arch_name
-    from harness.plan import names
+    from harness.config.arches import arch_name
+    from harness.run.plan import names
     assert arch_name(alias) == name and load_arch(alias).name == name
     assert names(f"{alias},{name}", all_arches(), "arch", arch_name) == [name]
 
 
 def test_the_defaults_name_configs_that_exist():
     from harness.config import load_defaults
-    from harness.series import load_series_config
+    from harness.series.patches import load_series_config
     d = load_defaults()
     load_series_config(d.series), load_kernel(d.kernel)
     for s in d.scenarios:
@@ -200,9 +200,9 @@ def test_the_defaults_name_configs_that_exist():
 
 
 def test_profile_all_is_the_kernels_a_b_profiles_not_the_test_only_ones():
-    from harness.cache import cache_root
-    from harness.plan import make_plan
-    from harness.progress import Quiet
+    from harness.core.cache import cache_root
+    from harness.run.plan import make_plan
+    from harness.core.progress import Quiet
     plan = make_plan(kernel="linux-5.10", variants=("base",), profiles="all", cache=cache_root(),
                      progress=Quiet())
     assert plan.profiles == ("default", "debug", "no-memcg-kmem")
@@ -211,9 +211,9 @@ def test_profile_all_is_the_kernels_a_b_profiles_not_the_test_only_ones():
 
 
 def _plan(**kw):
-    from harness.cache import cache_root
-    from harness.plan import make_plan
-    from harness.progress import Quiet
+    from harness.core.cache import cache_root
+    from harness.run.plan import make_plan
+    from harness.core.progress import Quiet
     return make_plan(variants=("base",), cache=cache_root(), progress=Quiet(), **kw)
 
 
@@ -247,7 +247,7 @@ def test_a_scenario_newer_than_the_base_is_left_out_and_alone_is_an_error():
     (-3, r"^config: --iterations -3: expected a positive integer$"),
 ])
 def test_iterations_that_cannot_tell_the_bug_from_the_fix_are_refused(iterations, message):
-    from harness.errors import HarnessError
+    from harness.core.errors import HarnessError
     with pytest.raises(HarnessError, match=message):
         _plan(kernel="linux-5.10", scenarios=["dying-memcg"], iterations=iterations)
     with pytest.raises(HarnessError):
@@ -261,10 +261,10 @@ def test_the_smallest_count_that_tells_them_apart_is_accepted():
 
 def test_a_profile_cap_is_validated_as_the_count_that_runs(monkeypatch):
     from harness.config import ProfileConfig
-    from harness.errors import HarnessError
-    from harness.plan import load_profile
+    from harness.core.errors import HarnessError
+    from harness.run.plan import load_profile
     capped = ProfileConfig(name="debug", description="", max_iterations=4)
-    monkeypatch.setattr("harness.plan.load_profile",
+    monkeypatch.setattr("harness.run.plan.load_profile",
                         lambda name: capped if name == "debug" else load_profile(name))
     with pytest.raises(HarnessError, match=r"at 4 iterations .* \(profile debug\)$"):
         _plan(kernel="linux-5.10", scenarios=["dying-memcg"], profiles="debug")
@@ -294,7 +294,7 @@ def test_a_scenario_may_set_its_iterations_on_a_profile_over_the_profiles_cap():
 def test_iterations_on_names_a_known_profile_and_a_positive_count(tmp_path, value, field):
     import yaml
     from harness.config import load_scenario
-    from harness.errors import ConfigError
+    from harness.core.errors import ConfigError
     d = tmp_path / "scenarios"
     d.mkdir()
     (d / "x.yaml").write_text(yaml.safe_dump({"name": "x", "script": "dying-memcg.sh", "kind": "invariant",
@@ -308,7 +308,7 @@ def test_iterations_on_names_a_known_profile_and_a_positive_count(tmp_path, valu
 def test_a_min_fraction_bound_at_no_iterations_is_vacuous():
     from dataclasses import replace
     from harness.config import load_scenario
-    from harness.kinds import bounds_problem
+    from harness.verdict.kinds import bounds_problem
     problem = bounds_problem(replace(load_scenario("kmem-charge"), iterations=0))
     assert problem and "holds for a script that did nothing" in problem
 
@@ -329,9 +329,9 @@ def test_fixed_upstream_must_name_a_fix_scenario(tmp_path):
 
 
 def test_guest_options_shape_every_guest_of_the_plan(tmp_path):
-    from harness.plan import GuestOptions, make_plan
-    from harness.progress import Progress
-    from harness.vm import qemu_command
+    from harness.run.plan import GuestOptions, make_plan
+    from harness.core.progress import Progress
+    from harness.guest.vm import qemu_command
     plan = make_plan(kernel="linux-5.10", arches="all", variants=("base",), cache=tmp_path,
                      progress=Progress(live=False), guest=GuestOptions("tcg", 2, "2G", "memcg_debug=1"))
     for arch in plan.arches:
@@ -349,15 +349,15 @@ def test_guest_options_shape_every_guest_of_the_plan(tmp_path):
     (dict(memory="2T"), "--memory 2T: expected a size such as 2G or 1536M"),
     (dict(accel="hvf"), "--accel hvf: expected auto, kvm or tcg")])
 def test_bad_guest_options_are_refused_naming_the_option(options, message):
-    from harness.plan import GuestOptions
+    from harness.run.plan import GuestOptions
     with pytest.raises(HarnessError, match=re.escape(message)):
         GuestOptions(**options)
 
 
 def test_kconfig_add_options_and_files_come_last_in_the_fragments(tmp_path):
-    from harness.kbuild import fragment_paths
-    from harness.plan import make_plan
-    from harness.progress import Progress
+    from harness.build.kbuild import fragment_paths
+    from harness.run.plan import make_plan
+    from harness.core.progress import Progress
     mine = tmp_path / "mine.config"
     mine.write_text("CONFIG_PROVE_LOCKING=y\n")
     plan = make_plan(kernel="linux-5.10", arches="x86_64", variants=("base",), cache=tmp_path / "cache",
@@ -378,8 +378,8 @@ def test_kconfig_add_options_and_files_come_last_in_the_fragments(tmp_path):
     ("CONFIG_KASAN=maybe", "--kconfig-add CONFIG_KASAN=maybe: expected CONFIG_NAME=VALUE"),
     ("kasan.config", "--kconfig-add kasan.config: no such fragment file")])
 def test_bad_kconfig_add_is_refused_before_anything_runs(tmp_path, item, message):
-    from harness.plan import make_plan
-    from harness.progress import Progress
+    from harness.run.plan import make_plan
+    from harness.core.progress import Progress
     with pytest.raises(HarnessError, match=re.escape(message)):
         make_plan(kernel="linux-5.10", arches="x86_64", variants=("base",), cache=tmp_path,
                   progress=Progress(live=False), kconfig_add=[item])
@@ -387,8 +387,8 @@ def test_bad_kconfig_add_is_refused_before_anything_runs(tmp_path, item, message
 
 def test_a_kernel_trees_own_configs_live_with_it_and_find_their_scripts_beside_them(tmp_path, monkeypatch):
     from harness.config import known, load_kernel
-    from harness.plan import make_plan
-    from harness.progress import Progress
+    from harness.run.plan import make_plan
+    from harness.core.progress import Progress
     tree = tmp_path / "linux"
     (tree / ".kharness" / "scenarios").mkdir(parents=True)
     (tree / ".kharness" / "scenarios" / "my-pin.yaml").write_text(

@@ -14,9 +14,9 @@ import paramiko
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from harness.errors import HarnessError
-from harness.vm import READY_MARK
-from harness.guest_image import (HOST_KEY_PATH, INIT_SCRIPT, Entry, GuestConfig, busybox_applets,
+from harness.core.errors import HarnessError
+from harness.guest.vm import READY_MARK
+from harness.build.image import (HOST_KEY_PATH, INIT_SCRIPT, Entry, GuestConfig, busybox_applets,
                                  directory, dropbear_private_key, library_closure,
                                  load_guest_config, openssh_private_key, openssh_public_key,
                                  parse_candidates, regular, resolve_in_tree, symlink, write_cpio)

@@ -368,7 +368,7 @@ def test_clean_keeps_what_a_writer_holds_the_lock_of_and_removes_the_rest(tmp_pa
     (no one holds the lock) and an unused entry are."""
     import fcntl
 
-    from harness.doctor import clean
+    from harness.run.doctor import clean
     kernels = tmp_path / "kernels"
     live = old_dir(kernels / f".{KEY}.abcd_123.tmp")
     in_use = old_dir(kernels / ("cd" * 32))
@@ -393,9 +393,9 @@ def test_clean_keeps_what_a_writer_holds_the_lock_of_and_removes_the_rest(tmp_pa
 
 
 def test_clean_keeps_the_build_directories_while_a_kernel_builds(tmp_path):
-    from harness.cache import machine_lock
-    from harness.doctor import clean
-    from harness.kbuild import build_lock_path
+    from harness.core.cache import machine_lock
+    from harness.run.doctor import clean
+    from harness.build.kbuild import build_lock_path
     builds = old_dir(tmp_path / "builds" / "x86_64")
     with machine_lock(build_lock_path()):
         import threading   # another thread: this one's nested takes would pass through

@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
 from harness import REPO_ROOT  # noqa: E402
-from harness.errors import HarnessError  # noqa: E402
+from harness.core.errors import HarnessError  # noqa: E402
 
 GOLDEN = json.loads((REPO_ROOT / "tests" / "golden" / "run" / "report.json").read_text())
 SMALL = settings(max_examples=40, deadline=None, derandomize=True, database=None,
@@ -63,9 +63,9 @@ def mutated(draw, original=GOLDEN, places=PLACES):
 
 
 def read_and_render(run_dir: Path) -> None:
-    from harness.kcidb import kcidb
-    from harness.render import junit, markdown, record, summary
-    from harness.report import load, rows
+    from harness.output.kcidb import kcidb
+    from harness.output.render import junit, markdown, record, summary
+    from harness.output.report import load, rows
     meta, records = load(run_dir)
     table = rows(records)
     summary(table, records, meta)
@@ -91,7 +91,7 @@ def test_any_report_json_renders_or_is_refused_in_one_line(tmp_path_factory, dat
 @given(data=mutated(original={"key": "ab" * 32, "arch": "x86_64", "variant": "base", "files": {"image": "0" * 64}},
                     places=[("key",), ("files",), ("files", "image"), ("arch",)]))
 def test_any_manifest_imports_or_is_refused_in_one_line(tmp_path_factory, data):
-    from harness.store import import_kernels
+    from harness.output.store import import_kernels
     src, cache = tmp_path_factory.mktemp("export"), tmp_path_factory.mktemp("cache")
     entry = src / ("ab" * 32)
     entry.mkdir()

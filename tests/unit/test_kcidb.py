@@ -11,12 +11,12 @@ import pytest
 
 from harness import REPO_ROOT
 from harness.cli import main
-from harness.errors import HarnessError
-from harness.kcidb import kcidb, patchset_hash
-from harness.plan import make_plan
-from harness.progress import Progress
-from harness.report import load
-from harness.session import _meta
+from harness.core.errors import HarnessError
+from harness.output.kcidb import kcidb, patchset_hash
+from harness.run.plan import make_plan
+from harness.core.progress import Progress
+from harness.output.report import load
+from harness.run.session import _meta
 
 GOLDEN = REPO_ROOT / "tests" / "golden" / "run"
 

@@ -3,9 +3,9 @@
 import json
 import time
 
-from harness import vm
-from harness.arches import load_arch
-from harness.progress import Quiet
+from harness.guest import vm
+from harness.config.arches import load_arch
+from harness.core.progress import Quiet
 
 TIMEOUT = "the guest printed nothing within 15 s under KVM (log: /r/kvm-probe.log)"
 KVM_ERROR = "KVM internal error. Suberror: 1 (log: /r/kvm-probe.log)"
@@ -46,7 +46,7 @@ def test_a_failed_probe_cites_a_log_kept_in_the_cache(monkeypatch, tmp_path):
 
 
 def test_doctor_shows_each_cached_probe_with_its_date_and_reprobe_forgets_them(tmp_path):
-    from harness.doctor import kvm_verdicts
+    from harness.run.doctor import kvm_verdicts
     (tmp_path / "kvm-probe.json").write_text(json.dumps({
         "x86_64: host 6.1 cpu qemu 7.2": {"failure": "QEMU exited (status 6)", "when": "2026-12-01T13:55:20"},
         "arm64: host 6.1 cpu qemu 7.2": {"failure": None, "when": "2026-11-30T09:00:00"}}))

@@ -17,11 +17,11 @@ import pytest
 
 from harness.cli import main
 from harness.config import load_kernel
-from harness.errors import ConfigError, HarnessError
-from harness.lore import parse_lore_arg, patch_tag
-from harness.progress import Progress, Quiet
-from harness.series import Workspace, load_series_config, resolve_series
-from harness.source import SourceTree
+from harness.core.errors import ConfigError, HarnessError
+from harness.sources.lore import parse_lore_arg, patch_tag
+from harness.core.progress import Progress, Quiet
+from harness.series.patches import Workspace, load_series_config, resolve_series
+from harness.sources.source import SourceTree
 
 MSGID = "v2-0-cover@example.org"
 V1 = "v1-0-cover@example.org"

@@ -13,15 +13,17 @@ from pathlib import Path
 
 import pytest
 
-from harness import REPO_ROOT, kbuild
-from harness.arches import load_arch
+from harness import REPO_ROOT
+
+from harness.build import kbuild
+from harness.config.arches import load_arch
 from harness.config import SourceSpec, load_kernel, load_scenario
-from harness.errors import HarnessError
-from harness.plan import Plan
-from harness.progress import Quiet
-from harness.results import KernelId
-from harness.series import load_patch_dir
-from harness.session import Session
+from harness.core.errors import HarnessError
+from harness.run.plan import Plan
+from harness.core.progress import Quiet
+from harness.verdict.results import KernelId
+from harness.series.patches import load_patch_dir
+from harness.run.session import Session
 
 FAKE = REPO_ROOT / "tests" / "fakelinux"
 BASE, PATCHED = KernelId("x86_64", "base"), KernelId("x86_64", "patched")
@@ -85,7 +87,7 @@ def test_a_rerun_finds_the_kernel_by_the_key_the_build_stored_it_under_and_runs_
 def test_a_builds_progress_names_its_kernel_to_the_last_line(tmp_path):
     import io
 
-    from harness.progress import Progress
+    from harness.core.progress import Progress
     out = io.StringIO()
     Session(fake_plan(tmp_path), tmp_path / "cache", tmp_path / "run", Progress(out, live=False)).kernel(BASE)
     builds = [line.split("] ", 1)[1] for line in out.getvalue().splitlines() if "] build " in line]
@@ -128,8 +130,8 @@ new file mode 100644
 
 
 def test_a_patched_kernel_with_the_bases_very_image_is_no_change_and_never_booted(tmp_path):
-    from harness.kinds import NO_CHANGE
-    from harness.report import passed, rows
+    from harness.verdict.kinds import NO_CHANGE
+    from harness.output.report import passed, rows
     plan = fake_plan(tmp_path, ADD_DOC)
     s = session(plan, tmp_path / "cache", tmp_path / "run")
     base, patched = s.kernel(BASE), s.kernel(PATCHED)
@@ -203,7 +205,7 @@ def test_a_failure_is_remembered_not_retried(tmp_path):
 def test_check_series_builds_every_prefix_per_profile_and_checkpatches_every_patch(tmp_path):
     """The matrix `make check-series` runs on the real series, here on the fake tree: a build
     per (profile, prefix), the first broken prefix named, checkpatch.pl of the tree per patch."""
-    from harness.checkseries import check_series, series_matrix
+    from harness.run.checkseries import check_series, series_matrix
 
     plan = fake_plan(tmp_path, change_memcontrol("int memcg_charge = 2;"))
     patches = tmp_path / "patches"
@@ -227,7 +229,7 @@ def test_a_kernel_build_waits_for_another_one_on_the_machine_and_says_so(tmp_pat
     import fcntl
     import threading
 
-    from harness.cache import machine_lock
+    from harness.core.cache import machine_lock
     lock = tmp_path / "build.lock"
     said = []
     with open(lock, "a") as other:   # another kharness's build, in another process's place
@@ -250,7 +252,7 @@ def test_a_kernel_build_waits_for_another_one_on_the_machine_and_says_so(tmp_pat
 
 
 def test_kernels_exported_by_one_machine_are_imported_verified_and_found_without_make(tmp_path):
-    from harness.store import export_kernels, import_kernels
+    from harness.output.store import export_kernels, import_kernels
     plan = fake_plan(tmp_path, change_memcontrol("int memcg_charge = 2;"))
     builder = session(plan, tmp_path / "builder-cache", tmp_path / "run1")
     built = {k: builder.kernel(k) for k in (BASE, PATCHED)}
@@ -272,11 +274,11 @@ def test_kernels_exported_by_one_machine_are_imported_verified_and_found_without
 
 
 def test_selftest_runs_of_several_boots_add_up_and_a_missing_test_failed():
-    from harness.results import ScenarioResult
-    from harness.session import _with_runs, combine_selftests
+    from harness.verdict.results import ScenarioResult
+    from harness.run.session import _with_runs, combine_selftests
 
     def st(runs, error=None):
-        from harness.scenario import summarize_runs
+        from harness.guest.runner import summarize_runs
         return ScenarioResult(arch="x86_64", variant="patched", scenario="cgroup-selftests", iterations=2,
                               expectation="", kind="selftests", held=True, tests=summarize_runs(runs),
                               test_runs=runs, error=error)
@@ -294,8 +296,8 @@ def test_selftest_runs_of_several_boots_add_up_and_a_missing_test_failed():
 def test_selftests_that_differ_by_chance_run_again_until_decided_or_the_cap(tmp_path):
     """Session.confirm_selftests: only the undecided programs run again, on both kernels,
     ``iterations`` runs at a time, until the difference is significant or ``confirm_runs``."""
-    from harness.results import ScenarioResult
-    from harness.scenario import summarize_runs
+    from harness.verdict.results import ScenarioResult
+    from harness.guest.runner import summarize_runs
     scenario = replace(load_scenario("cgroup-selftests"), iterations=3, confirm_runs=9)
     plan = replace(fake_plan(tmp_path), scenarios=(scenario,))
 
@@ -318,7 +320,7 @@ def test_selftests_that_differ_by_chance_run_again_until_decided_or_the_cap(tmp_
     base, patched = (s.run(k).result(scenario.name) for k in (BASE, PATCHED))
     assert patched.test_runs == {"test_kmem:basic": "fppfpffpf", "test_core:x": "fff"}
     assert base.test_runs["test_kmem:basic"] == "p" * 9
-    from harness.report import rows
+    from harness.output.report import rows
     (row,) = rows(s.records())
     assert row.verdict == "REGRESSED"
     assert any("test_kmem:basic: pass in all 9 runs on base, fail 5 of 9 runs on patched (p = 0.015), "
@@ -330,7 +332,7 @@ def test_a_timing_sensitive_guest_keeps_builds_off_the_machine_and_beside_its_pe
     taker (a build) waits for them, and a shared taker waits for a build."""
     import threading
 
-    from harness.cache import machine_lock
+    from harness.core.cache import machine_lock
     lock = tmp_path / "build.lock"
     inside = threading.Barrier(2, timeout=5)
 

@@ -12,13 +12,21 @@ from pathlib import Path
 import paramiko
 import pytest
 
-from harness import REPO_ROOT, checkseries, errors, kbuild, proc
-from harness.boot import retryable
-from harness.errors import (CommandTimeout, ConnectionLost, HarnessError, HostKeyMismatch,
+from harness import REPO_ROOT
+
+from harness.run import checkseries
+
+from harness.core import errors
+
+from harness.build import kbuild
+
+from harness.core import proc
+from harness.guest.boot import retryable
+from harness.core.errors import (CommandTimeout, ConnectionLost, HarnessError, HostKeyMismatch,
                             KernelSplat, PortTaken)
-from harness.progress import Quiet
-from harness.series import Workspace, load_patch_dir
-from harness.source import SourceTree
+from harness.core.progress import Quiet
+from harness.series.patches import Workspace, load_patch_dir
+from harness.sources.source import SourceTree
 
 FAKE = REPO_ROOT / "tests" / "fakelinux"
 

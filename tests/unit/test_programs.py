@@ -4,10 +4,10 @@ import subprocess
 
 import pytest
 
-from harness import programs
-from harness.arches import load_arch
-from harness.errors import HarnessError
-from harness.progress import Progress
+from harness.build import programs
+from harness.config.arches import load_arch
+from harness.core.errors import HarnessError
+from harness.core.progress import Progress
 
 MACHINE = {"x86_64": "X86-64", "arm64": "AArch64"}
 
@@ -76,7 +76,7 @@ class _Tree:
         self.root = root
 
     def tree_id(self, commit, path):
-        from harness.cache import digest
+        from harness.core.cache import digest
         return digest(f"{p.relative_to(self.root)} {p.read_bytes()!r}" for p in sorted((self.root / path).rglob("*"))
                       if p.is_file())
 

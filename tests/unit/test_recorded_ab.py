@@ -14,7 +14,7 @@ import pytest
 
 from harness import REPO_ROOT
 from harness.config import known, load_kernel, load_profile, load_scenario
-from harness.series import load_patch_dir, load_series_config
+from harness.series.patches import load_patch_dir, load_series_config
 
 PATCHES = REPO_ROOT / "kernel-patches"
 RECORDED = sorted(p.name.removesuffix(".ab.json") for p in PATCHES.glob("*.ab.json"))

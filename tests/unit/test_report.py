@@ -4,11 +4,11 @@ from dataclasses import replace
 
 import pytest
 
-from harness.kinds import (BROKEN, ERROR, FIXED, FLAKY, HOLDS, NO_REGRESSION, NOT_REPRODUCED, RAN,
+from harness.verdict.kinds import (BROKEN, ERROR, FIXED, FLAKY, HOLDS, NO_REGRESSION, NOT_REPRODUCED, RAN,
                            REGRESSED, REPRODUCED, STILL_BROKEN)
-from harness.render import summary
-from harness.report import Row, passed, rows
-from harness.results import KernelMeta, RunMeta, RunRecord, ScenarioResult
+from harness.output.render import summary
+from harness.output.report import Row, passed, rows
+from harness.verdict.results import KernelMeta, RunMeta, RunRecord, ScenarioResult
 
 
 def ab_verdict(base, patched):
@@ -189,7 +189,7 @@ def test_summary_gives_the_total_and_says_when_stage_times_overlap():
 
 
 def test_summary_is_a_mail_what_ran_a_block_per_row_and_the_result():
-    from harness.results import PatchMeta, SeriesMeta
+    from harness.verdict.results import PatchMeta, SeriesMeta
     long = ScenarioResult(arch="x86_64", variant="base", scenario="kmem-charge", iterations=100,
                           expectation="", kind="invariant", held=True, metrics={f"metric_{i}": i for i in range(12)},
                           show=tuple(f"metric_{i}" for i in range(12)))
@@ -219,9 +219,9 @@ def test_summary_of_nothing_says_so():
 
 
 def test_repeats_are_the_median_with_each_run_kept_and_runs_that_disagree_are_flaky(tmp_path):
-    from harness.kinds import FLAKY
-    from harness.report import load, write
-    from harness.session import combine
+    from harness.verdict.kinds import FLAKY
+    from harness.output.report import load, write
+    from harness.run.session import combine
 
     def run(variant, held, delta):
         return replace(result(variant, held, delta=delta), metrics={"delta": delta})
@@ -246,21 +246,21 @@ def test_repeats_are_the_median_with_each_run_kept_and_runs_that_disagree_are_fl
 def test_repeat_below_one_is_refused(tmp_path):
     import pytest
 
-    from harness.errors import HarnessError
-    from harness.plan import make_plan
-    from harness.progress import Progress
+    from harness.core.errors import HarnessError
+    from harness.run.plan import make_plan
+    from harness.core.progress import Progress
     with pytest.raises(HarnessError, match="--repeat 0: expected a positive number of runs"):
         make_plan(kernel="linux-5.10", variants=("base",), cache=tmp_path, progress=Progress(live=False), repeat=0)
 
 
 def test_online_cpu_lists_are_counted():
-    from harness.session import online_cpus
+    from harness.run.session import online_cpus
     assert [online_cpus(t) for t in ("0", "0-1", "0-3,6", "0,2-3\n")] == [1, 2, 5, 3]
 
 
 def runs_of(variant, runs):
     """A selftests result from each test's outcome per run ("ppf": pass, pass, fail)."""
-    from harness.scenario import summarize_runs
+    from harness.guest.runner import summarize_runs
     return ScenarioResult(arch="x86_64", variant=variant, scenario="cgroup-selftests", iterations=len(
         next(iter(runs.values()))), expectation="", kind="selftests", held=True,
         tests=summarize_runs(runs), test_runs=runs)
@@ -272,7 +272,7 @@ def verdict_of(base_runs, patched_runs):
 
 
 def test_the_fisher_test_of_patched_failing_more_often():
-    from harness.kinds import worse_by_chance
+    from harness.verdict.kinds import worse_by_chance
     assert worse_by_chance(3, 3, 0, 3) == pytest.approx(1 / 20)     # C(3,3) / C(6,3)
     assert worse_by_chance(1, 3, 0, 3) == pytest.approx(0.5)        # one failure: either kernel's
     assert worse_by_chance(4, 12, 0, 12) == pytest.approx(495 / 10626)
@@ -280,7 +280,7 @@ def test_the_fisher_test_of_patched_failing_more_often():
 
 
 def test_a_test_that_patched_alone_fails_is_regressed_whether_or_not_significant():
-    from harness.kinds import judge_test
+    from harness.verdict.kinds import judge_test
     always = judge_test("t:a", "ppp", "fff")
     assert (always.verdict, always.decided) == ("regressed", True)
     sometimes = judge_test("t:a", "ppp", "fpp")     # 1 of 3: chance could do it; more runs decide
@@ -295,7 +295,7 @@ def test_a_test_that_patched_alone_fails_is_regressed_whether_or_not_significant
 
 
 def test_a_test_both_kernels_fail_sometimes_is_flaky_never_a_pass():
-    from harness.kinds import judge_test
+    from harness.verdict.kinds import judge_test
     assert judge_test("t:a", "pfp", "ppf").verdict == "flaky"
     row = verdict_of("pfp", "pfp")
     assert row.verdict == FLAKY and not row.ok
@@ -308,12 +308,12 @@ def test_a_test_only_base_fails_sometimes_is_fixed_intermittently_no_regression(
     row = verdict_of("pfp", "ppp")
     assert row.verdict == NO_REGRESSION and row.ok
     assert row.notes() == ["x86_64 cgroup-selftests: fixed t:a: fail 1 of 3 runs on base, pass in all 3 runs on patched"]
-    from harness.kinds import judge_test
+    from harness.verdict.kinds import judge_test
     assert judge_test("t:a", "pfp", "ppp").verdict == "fixed"
 
 
 def test_the_programs_more_runs_could_decide():
-    from harness.kinds import undecided_programs
+    from harness.verdict.kinds import undecided_programs
     base = runs_of("base", {"a:x": "ppp", "b:y": "ppp", "c:z": "ppp"})
     patched = runs_of("patched", {"a:x": "fpp", "b:y": "fff", "c:z": "ppp"})
     assert undecided_programs(base, patched) == ("a",)
@@ -322,7 +322,7 @@ def test_the_programs_more_runs_could_decide():
 def test_a_test_known_to_flake_on_the_base_is_shown_not_failed_unless_significantly_worse():
     from dataclasses import replace as with_
 
-    from harness.kinds import judge_test
+    from harness.verdict.kinds import judge_test
     assert judge_test("t:a", "ppfpp", "pfppp", known=True).verdict == "known"      # both flake
     assert judge_test("t:a", "ppppp", "pfppp", known=True).verdict == "regressed"  # only patched fails
     assert judge_test("t:a", "ppp", "fff", known=True).verdict == "regressed"      # p = 0.05

@@ -4,9 +4,9 @@ import os
 import time
 from xml.etree import ElementTree as ET
 
-from harness.doctor import clean, list_configs
-from harness.report import load, write
-from harness.results import RunMeta, RunRecord, ScenarioResult
+from harness.run.doctor import clean, list_configs
+from harness.output.report import load, write
+from harness.verdict.results import RunMeta, RunRecord, ScenarioResult
 
 
 def result(variant, held=None, error=None, delta=None):
@@ -138,9 +138,9 @@ def test_list_names_every_config_kind():
 def test_report_json_says_started_in_rfc3339_and_null_for_what_a_directory_series_lacks(tmp_path):
     from datetime import datetime
 
-    from harness.plan import make_plan
-    from harness.progress import Progress
-    from harness.session import _meta
+    from harness.run.plan import make_plan
+    from harness.core.progress import Progress
+    from harness.run.session import _meta
     plan = make_plan(kernel="linux-5.10", arches="x86_64", cache=tmp_path, progress=Progress(live=False))
     meta = _meta(plan, tmp_path)
     assert datetime.fromisoformat(meta.started).utcoffset().total_seconds() == 0
@@ -169,7 +169,7 @@ def test_report_verb_prints_and_writes_only_when_asked(tmp_path, capsys):
 
 
 def test_list_shows_a_first_sentence_whole_and_says_when_more_follows():
-    from harness.doctor import first_sentence
+    from harness.run.doctor import first_sentence
     assert first_sentence("A task, moved out (guest-scripts/kstack-pin.c says why). More.") == (
         "A task, moved out (guest-scripts/kstack-pin.c says why) ...")
     assert first_sentence("One sentence only.") == "One sentence only"
@@ -199,7 +199,7 @@ def _split_golden_run(tmp_path):
 
 
 def test_merge_of_one_job_per_arch_is_the_table_of_one_run(tmp_path):
-    from harness.report import merge, rows
+    from harness.output.report import merge, rows
     src, dirs = _split_golden_run(tmp_path)
     meta, runs = merge(dirs, tmp_path / "merged")
     whole = load(src)[1]
@@ -217,8 +217,8 @@ def test_merge_refuses_a_conflict_or_another_base_naming_both_runs(tmp_path):
 
     import pytest
 
-    from harness.errors import HarnessError
-    from harness.report import merge
+    from harness.core.errors import HarnessError
+    from harness.output.report import merge
     _, (x86, arm) = _split_golden_run(tmp_path)
     with pytest.raises(HarnessError, match=f"x86_64/base/default dying-memcg is in both {x86} and {x86}"):
         merge([x86, x86], tmp_path / "m1")
@@ -232,7 +232,7 @@ def test_merge_refuses_a_conflict_or_another_base_naming_both_runs(tmp_path):
 def test_a_rerun_replaces_its_scenarios_and_the_merged_command_says_so(tmp_path):
     import json
 
-    from harness.report import merge, rows
+    from harness.output.report import merge, rows
     _, (x86, arm) = _split_golden_run(tmp_path)
     again = tmp_path / "again"
     again.mkdir()

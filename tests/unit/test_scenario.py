@@ -4,9 +4,9 @@ error, never a number."""
 import pytest
 
 from harness.config import Expectation
-from harness.errors import HarnessError
-from harness.kinds import failed_expectations
-from harness.scenario import controller_count, parse_metrics, parse_proc_cgroups, parse_selftests
+from harness.core.errors import HarnessError
+from harness.verdict.kinds import failed_expectations
+from harness.guest.runner import controller_count, parse_metrics, parse_proc_cgroups, parse_selftests
 
 PROC_CGROUPS = """#subsys_name\thierarchy\tnum_cgroups\tenabled
 cpuset\t0\t1\t1

@@ -5,10 +5,10 @@ from pathlib import Path
 
 import pytest
 
-from harness.errors import HarnessError
-from harness.progress import Quiet
-from harness.series import Workspace, am_failure, load_patch_dir, patch_subject
-from harness.source import SourceTree
+from harness.core.errors import HarnessError
+from harness.core.progress import Quiet
+from harness.series.patches import Workspace, am_failure, load_patch_dir, patch_subject
+from harness.sources.source import SourceTree
 
 ENV = ["-c", "user.name=t", "-c", "user.email=t@t"]
 

@@ -15,10 +15,10 @@ from pathlib import Path
 import pytest
 
 from harness.config import KernelConfig, SourceSpec, from_dict, load_kernel
-from harness.errors import ConfigError, HarnessError
-from harness.progress import Progress
-from harness.debian import compare_debian_versions, pick_debian_version
-from harness.source import fetch_source, read_version
+from harness.core.errors import ConfigError, HarnessError
+from harness.core.progress import Progress
+from harness.sources.debian import compare_debian_versions, pick_debian_version
+from harness.sources.source import fetch_source, read_version
 
 TOP = "linux-5.10.99"
 MAKEFILE = b"# SPDX\nVERSION = 5\nPATCHLEVEL = 10\nSUBLEVEL = 99\nEXTRAVERSION =\nNAME = Dare\n"
@@ -566,7 +566,7 @@ class ListsMoreThanServed:
 
 
 def test_debian_goes_down_the_listed_versions_the_pool_no_longer_serves(monkeypatch, cache, progress):
-    monkeypatch.setattr("harness.source.PrivateApt", ListsMoreThanServed)
+    monkeypatch.setattr("harness.sources.source.PrivateApt", ListsMoreThanServed)
     ListsMoreThanServed.tried = []
     k = KernelConfig(name="linux-7.2", version="7.2", kconfig=(), profiles={},
                      sources=(SourceSpec(type="debian", suite="sid", package="linux", version="7.2.*"),))
@@ -586,7 +586,7 @@ def test_debian_goes_down_the_listed_versions_the_pool_no_longer_serves(monkeypa
 
 def test_debian_none_served_is_one_error_naming_each_version(monkeypatch, cache, progress):
     monkeypatch.setattr(ListsMoreThanServed, "listed", ["7.2.13-1", "7.2.9-1"])
-    monkeypatch.setattr("harness.source.PrivateApt", ListsMoreThanServed)
+    monkeypatch.setattr("harness.sources.source.PrivateApt", ListsMoreThanServed)
     k = KernelConfig(name="linux-7.2", version="7.2", kconfig=(), profiles={},
                      sources=(SourceSpec(type="debian", suite="sid", package="linux", version="7.2.*"),))
     with pytest.raises(HarnessError, match=r"sid lists linux 7.2.13-1, 7.2.9-1 for 7.2.\*; none could "
@@ -595,7 +595,7 @@ def test_debian_none_served_is_one_error_naming_each_version(monkeypatch, cache,
 
 
 def test_sid_has_no_updates_or_security_suite(tmp_path):
-    from harness.debian import Mirrors, PrivateApt
+    from harness.sources.debian import Mirrors, PrivateApt
     mirrors = Mirrors("http://m.example/debian", "http://m.example/debian-security", None)
     sid = PrivateApt(tmp_path, "sid", sources=True, mirrors=mirrors).sources_text
     assert "Suites: sid\n" in sid and "-updates" not in sid and "-security" not in sid

@@ -14,8 +14,8 @@ from pathlib import Path
 import pexpect
 import pytest
 
-from harness.progress import Quiet
-from harness.vm import Console, find_splat, report_ended
+from harness.core.progress import Quiet
+from harness.guest.vm import Console, find_splat, report_ended
 
 SPLATS = Path(__file__).parent / "splats"
 

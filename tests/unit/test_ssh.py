@@ -19,10 +19,10 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from harness.errors import CommandTimeout, ConnectionLost, HarnessError, HostKeyMismatch
-from harness.guest_image import dropbear_private_key, openssh_private_key, openssh_public_key
-from harness.ssh import Guest
-from harness.vm import free_port
+from harness.core.errors import CommandTimeout, ConnectionLost, HarnessError, HostKeyMismatch
+from harness.build.image import dropbear_private_key, openssh_private_key, openssh_public_key
+from harness.guest.ssh import Guest
+from harness.guest.vm import free_port
 
 DROPBEAR = shutil.which("dropbear") or "/usr/sbin/dropbear"
 

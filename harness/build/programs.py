@@ -1,0 +1,144 @@
+"""Guest programs: static binaries for the guest's arch, compiled on the host and cached.
+
+A scenario's helpers are C files in guest-scripts/ (what busybox cannot do, e.g. pass a file
+descriptor over a unix socket); its selftests come from the kernel tree under test
+(tools/testing/selftests/cgroup), so base and patched each run the tests of their own tree.
+Static, because the guest image has no C library; keyed by source and compiler, so a rerun
+compiles nothing.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from harness import REPO_ROOT
+
+from harness.core import proc
+from harness.config.arches import Arch
+from harness.core.cache import atomic_dir, complete, digest, locked, sha256_file
+from harness.sources.debian import PrivateApt
+from harness.core.errors import HarnessError
+from harness.build.image import load_guest_config, resolve_packages
+from harness.build.kbuild import toolchain_id
+from harness.core.progress import Progress
+
+if TYPE_CHECKING:
+    from harness.series.patches import Workspace
+
+SELFTESTS = "tools/testing/selftests"
+UAPI_PATHS = ("include/uapi", "tools/include", "tools/arch")   # what KHDR/TOOLS_INCLUDES name
+# how build_selftests builds a directory with uapi or libs (part of its key: change with the flags)
+SELFTESTS_RECIPE = "selftests-2: env CFLAGS -D__EXPORTED_HEADERS__ -I<libs>/usr/include; LDFLAGS -static -L<libs>"
+# make variables the caller's environment must not pass to a selftests build
+BUILD_VARIABLES = ("CFLAGS", "CPPFLAGS", "LDFLAGS", "LDLIBS", "KHDR_INCLUDES", "OUTPUT", "CROSS_COMPILE", "ARCH")
+COMPILE_TIMEOUT = 600
+# the helpers' flags, part of their cache key; -Wshadow: a global flag shadowed by a parameter
+# once made every inotify-pin group a socket
+CFLAGS = ("-O2", "-Wall", "-Wextra", "-Wshadow", "-Werror", "-static")
+
+
+def _compile(cmd: list[str], cwd: Path, log: Path, what: str, env: dict[str, str] | None = None) -> None:
+    rc = proc.run(cmd, "programs", COMPILE_TIMEOUT, cwd=cwd, log=log, check=False, env=env,
+                  what=f"building {what}").returncode
+    if rc != 0:
+        errors = [line for line in log.read_text(errors="replace").splitlines() if "error:" in line]
+        raise HarnessError("programs", f"building {what} failed (exit {rc}): "
+                           f"{errors[0] if errors else 'see log'}", log, "\n".join(errors[:6]))
+
+
+def build_helpers(arch: Arch, sources: tuple[str | Path, ...], cache: Path, run_dir: Path,
+                  progress: Progress) -> dict[str, bytes]:
+    """guest-scripts/NAME.c (a name) or any NAME.c (a path) -> NAME, static for ``arch``."""
+    cc = f"{arch.make_cross}gcc"
+    out: dict[str, bytes] = {}
+    for source in sources:
+        path = source if isinstance(source, Path) else REPO_ROOT / "guest-scripts" / source
+        label = str(path.relative_to(REPO_ROOT)) if path.is_relative_to(REPO_ROOT) else str(path)
+        name = path.stem
+        key = digest([arch.name, toolchain_id(arch.make_cross), *CFLAGS, sha256_file(path)])
+        final = cache / "programs" / arch.name / f"{name}-{key[:24]}"
+        with locked(final.with_suffix(".lock")):
+            if not complete(final, (name,)):   # an entry without its binary: made again
+                progress.info(f"programs {arch.name}: compiling {label}")
+                run_dir.mkdir(parents=True, exist_ok=True)
+                with atomic_dir(final, owned=True) as tmp:
+                    _compile([cc, *CFLAGS, "-o", str(tmp / name), str(path)],
+                             REPO_ROOT, run_dir / "programs.log", label)
+        out[name] = (final / name).read_bytes()
+    return out
+
+
+def build_selftests(arch: Arch, workspace: Workspace, commit: str, programs: tuple[str, ...],
+                    cache: Path, run_dir: Path, progress: Progress, directory: str = "cgroup",
+                    uapi: bool = False, libs: tuple[str, ...] = ()) -> dict[str, bytes]:
+    """Selftests of ``commit`` (tools/testing/selftests/<directory>), static for ``arch``, built
+    from an export of its tools/testing/selftests (all that lib.mk and the tests include), keyed
+    by git's id of it. ``uapi``: with the tree's include/uapi (and tools/include, tools/arch)
+    before the toolchain's headers, for tests of interfaces newer than the toolchain's (lib.mk's
+    KHDR_INCLUDES, which the kernel's `make headers` would fill; the uapi sources serve as they
+    are). ``libs``: Debian -dev packages of the guest's arch whose headers and static libraries
+    the tests link (guest_libs)."""
+    where = f"{SELFTESTS}/{directory}"
+    if not workspace.has(commit, where):
+        raise HarnessError("programs", f"{where} is not in the tree at {commit[:12]}: its selftests "
+                           "cannot be built (a scenario's `since` says which release has them)")
+    paths = (SELFTESTS, *(UAPI_PATHS if uapi else ()))
+    parts = [arch.name, toolchain_id(arch.make_cross), *(workspace.tree_id(commit, p) for p in paths),
+             *programs]
+    sysroot, resolved = guest_libs(arch, libs, cache, progress) if libs else (None, ())
+    if directory != "cgroup" or uapi or libs:
+        parts += [SELFTESTS_RECIPE, directory, str(uapi), *resolved]
+    key = digest(parts)
+    final = cache / "programs" / arch.name / f"selftests-{key[:24]}"
+    with locked(final.with_suffix(".lock")):
+        if not complete(final, programs):   # an entry without one of them: made again
+            progress.info(f"programs {arch.name}: building {where} ({', '.join(programs)})")
+            run_dir.mkdir(parents=True, exist_ok=True)
+            with atomic_dir(final, owned=True) as tmp, tempfile.TemporaryDirectory(prefix="kharness-st-") as src:
+                for p in paths:
+                    workspace.export(commit, p, Path(src))
+                flags, ldflags = [], ["-static"]   # (SELFTESTS_RECIPE: change it with these)
+                if uapi:   # the uapi sources, not installed headers: they say so unless told
+                    flags += ["-D__EXPORTED_HEADERS__"]
+                if sysroot:
+                    flags += [f"-I{sysroot}/usr/include"]
+                    ldflags += [f"-L{d}" for d in sorted((sysroot / "usr" / "lib").glob("*-linux-gnu*"))]
+                _compile(["make", "-C", str(Path(src) / where), f"OUTPUT={tmp}",
+                          f"CC={arch.make_cross}gcc", f"LDFLAGS={' '.join(ldflags)}",
+                          *([f"KHDR_INCLUDES=-isystem {src}/include/uapi"] if uapi else []),
+                          *(str(tmp / p) for p in programs)],
+                         Path(src), run_dir / "programs.log", f"{where} ({arch.name})",
+                         # CFLAGS from the environment, which the Makefiles' `CFLAGS +=` add to;
+                         # none of the caller's (CPPFLAGS, LDLIBS...): they are in no key
+                         env={**{k: v for k, v in os.environ.items() if k not in BUILD_VARIABLES},
+                              **({"CFLAGS": " ".join(flags)} if flags else {})})
+                for p in programs:
+                    if not (tmp / p).is_file():
+                        raise HarnessError("programs", f"{where} has no program {p}",
+                                           run_dir / "programs.log")
+    return {p: (final / p).read_bytes() for p in programs}
+
+
+def guest_libs(arch: Arch, packages: tuple[str, ...], cache: Path,
+               progress: Progress) -> tuple[Path, tuple[str, ...]]:
+    """Debian -dev packages of the guest's arch (the guest image's suite) unpacked under the
+    cache, keyed by their versions: the headers and static libraries a selftest links that the
+    (cross) toolchain lacks, e.g. libcap for tools/testing/selftests/filesystems. Returns the
+    directory and the packages as name:arch=version."""
+    config = load_guest_config()
+    darch = arch.debian_arch
+    apt = PrivateApt(cache, config.suite, architectures=(darch,))
+    apt.update()
+    resolved = resolve_packages(apt, darch, packages, cache)
+    final = cache / "programs" / arch.name / f"libs-{digest(resolved)[:24]}"
+    with locked(final.with_suffix(".lock")):
+        if not final.exists():
+            progress.info(f"programs {arch.name}: unpacking {', '.join(resolved)}")
+            with atomic_dir(final, owned=True) as tmp, tempfile.TemporaryDirectory(prefix="kharness-libs-") as debs:
+                for deb in apt.download(list(resolved), Path(debs)):
+                    proc.run(["dpkg-deb", "-x", str(deb), str(tmp)], "programs", 300,
+                             what=f"dpkg-deb -x {deb.name}")
+    return final, resolved

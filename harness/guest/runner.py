@@ -1,0 +1,314 @@
+"""Scenarios: run a guest script between two readings of /proc/cgroups, and judge its values.
+
+The harness reads /proc/cgroups itself, before and after, with its own parser: ``delta`` never
+comes from the script. Values only the script can see (a charge in the middle of its run, a
+count while a file descriptor is open) it reports as ``kharness-metric NAME INT`` lines, each
+declared by the scenario and parsed strictly; upstream selftests report TAP. Anything that makes
+a value doubtful (no memory controller, a script that failed, a declared metric missing or not
+an integer, a selftest program that reported nothing) is an error, never a verdict.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from harness.config import GUEST_SCRIPTS, ScenarioConfig
+from harness.core.errors import HarnessError
+from harness.core.progress import Progress
+from harness.guest.ssh import Guest
+
+GUEST_DIR = "/tmp/kharness"
+LIB = GUEST_SCRIPTS / "kharness-lib.sh"
+V2_ROOT = "/sys/fs/cgroup/unified"   # where the guest's /init mounts cgroup2
+
+
+@dataclass(frozen=True)
+class CgroupRow:
+    subsys: str
+    hierarchy: int
+    num_cgroups: int
+    enabled: bool
+
+
+METRIC_LINE = re.compile(r"kharness-metric (\S+)\s*(.*)")
+NOTE_LINE = re.compile(r"kharness-note (.+)")
+# kselftest writes "ok 3 test_name", "not ok 4 test_name", and a skip as "ok 5 # SKIP test_name"
+# (ksft_test_result_skip's message is the test's name) or "ok 5 test_name # SKIP reason"
+TAP_LINE = re.compile(r"(not )?ok (\d+) (?:# SKIP\s+(\S+).*|(\S+)(.*))")
+PROGRAM_LINE = re.compile(r"kharness-selftest (\S+) exit (-?\d+)")
+
+
+@dataclass(frozen=True)
+class Measurement:
+    before: int
+    after: int
+    settle_seconds: float     # how long after the script the second reading was taken
+    script_seconds: float
+    metrics: dict[str, int]   # delta, before, after and the script's declared metrics
+    tests: dict[str, str]     # selftests: "program:test" -> pass, fail, skip or flaky
+    notes: tuple[str, ...] = ()   # what the script says of this kernel (``kharness-note TEXT``)
+    test_runs: dict[str, str] = field(default_factory=dict)   # "program:test" -> "ppf": each run
+
+    @property
+    def delta(self) -> int:
+        return self.after - self.before
+
+
+def parse_proc_cgroups(text: str) -> dict[str, CgroupRow]:
+    """Parse /proc/cgroups ("#subsys_name hierarchy num_cgroups enabled" and one row each)."""
+    lines = [line for line in text.splitlines() if line.strip()]
+    if not lines or not lines[0].startswith("#subsys_name"):
+        raise HarnessError("scenario", f"/proc/cgroups has no header line: {text[:80]!r}")
+    rows = {}
+    for line in lines[1:]:
+        fields = line.split()
+        if len(fields) != 4 or not all(f.isdigit() for f in fields[1:]) or fields[3] not in "01":
+            raise HarnessError("scenario", f"/proc/cgroups: unparsable row {line!r}")
+        rows[fields[0]] = CgroupRow(fields[0], int(fields[1]), int(fields[2]), fields[3] == "1")
+    return rows
+
+
+def controller_count(text: str, controller: str, hierarchy: str = "v1") -> int:
+    """num_cgroups of ``controller``, which must exist, be enabled and, for v1, be mounted
+    (a controller on the v2 hierarchy shows hierarchy 0 and counts all the same)."""
+    rows = parse_proc_cgroups(text)
+    row = rows.get(controller)
+    if row is None:
+        raise HarnessError("scenario", f"/proc/cgroups has no {controller} row: is CONFIG_MEMCG set?")
+    if not row.enabled:
+        raise HarnessError("scenario", f"the {controller} controller is disabled (cgroup_disable=?)")
+    if hierarchy == "v1" and row.hierarchy == 0:
+        raise HarnessError("scenario", f"the {controller} controller is not mounted on a v1 hierarchy")
+    return row.num_cgroups
+
+
+def v2_count(stat: str) -> int:
+    """The cgroups of the v2 hierarchy, live and dying, from its root's cgroup.stat: what
+    /proc/cgroups counts for a controller there (its root, its descendants, the dying ones)."""
+    values = dict(line.split(None, 1) for line in stat.splitlines() if line.strip())
+    try:
+        return 1 + int(values["nr_descendants"]) + int(values["nr_dying_descendants"])
+    except (KeyError, ValueError):
+        raise HarnessError("scenario", f"{V2_ROOT}/cgroup.stat: no nr_descendants and "
+                           f"nr_dying_descendants in {stat[:120]!r}") from None
+
+
+def count_cgroups(guest: Guest, scenario: ScenarioConfig) -> int:
+    """The scenario's controller's num_cgroups from /proc/cgroups; on the v2 hierarchy, where a
+    kernel without the controller's v1 files has no row for it (7.x without MEMCG_V1), from
+    cgroup.stat."""
+    text = guest.read("/proc/cgroups")
+    if scenario.hierarchy == "v2" and scenario.controller not in parse_proc_cgroups(text):
+        return v2_count(guest.read(f"{V2_ROOT}/cgroup.stat"))
+    return controller_count(text, scenario.controller, scenario.hierarchy)
+
+
+def parse_metrics(text: str, declared: tuple[str, ...], script: str) -> dict[str, int]:
+    """The script's ``kharness-metric NAME INT`` lines: every declared one, once, an integer."""
+    found: dict[str, int] = {}
+    for line in text.splitlines():
+        m = METRIC_LINE.fullmatch(line.strip())
+        if not m:
+            continue
+        name, value = m.groups()
+        if name not in declared:
+            raise HarnessError("scenario", f"{script} reported metric {name!r}, not declared by the scenario")
+        if name in found:
+            raise HarnessError("scenario", f"{script} reported metric {name} twice")
+        if not re.fullmatch(r"-?\d+", value.strip()):
+            raise HarnessError("scenario", f"{script}: metric {name} is not an integer: {value!r}")
+        found[name] = int(value)
+    missing = [n for n in declared if n not in found]
+    if missing:
+        raise HarnessError("scenario", f"{script} did not report metric {', '.join(missing)}")
+    return found
+
+
+def parse_notes(text: str) -> tuple[str, ...]:
+    """The script's ``kharness-note TEXT`` lines (e.g. a step this kernel refuses), each once."""
+    return tuple(dict.fromkeys(m.group(1).strip() for line in text.splitlines()
+                               if (m := NOTE_LINE.fullmatch(line.strip()))))
+
+
+# a selftest's outcome in one run, as ScenarioResult.test_runs spells it: one letter a run
+OUTCOME = {"pass": "p", "fail": "f", "skip": "s"}
+OUTCOME_NAME = {v: k for k, v in OUTCOME.items()}
+
+
+def summarize_runs(runs: dict[str, str]) -> dict[str, str]:
+    """Each test's outcome over its runs: pass, fail or skip when every run agrees, else flaky."""
+    return {t: OUTCOME_NAME[r[0]] if len(set(r)) == 1 else "flaky" for t, r in runs.items()}
+
+
+def parse_selftests(text: str, programs: tuple[str, ...], script: str) -> dict[str, str]:
+    """TAP results of each selftest program, "program:test" -> pass, fail, skip or flaky
+    (``parse_selftest_runs``, summarized)."""
+    return summarize_runs(parse_selftest_runs(text, programs, script))
+
+
+def parse_selftest_runs(text: str, programs: tuple[str, ...], script: str) -> dict[str, str]:
+    """TAP results of each selftest program, run by run: "program:test" -> a letter a run
+    (p pass, f fail, s skip; ``OUTCOME``), in the order the runs came.
+
+    A program's run is the TAP lines between the script's ``kharness-selftest NAME`` marker
+    and its ``kharness-selftest NAME exit N`` line; a selftest's children inherit its
+    unflushed stdout, so within a run a result line can appear more than once: identical
+    repeats count once, conflicting ones are an error. A test missing from a run of its
+    program counts as failed in that run. A program with no result line, or with no test
+    that passed in any run (its fixture's setup failing on every test, as on a kernel
+    without the interface), is an error: its results would compare nothing.
+    """
+    runs: dict[str, list[dict[str, str]]] = {}
+    current: dict[str, str] | None = None
+    name = ""
+    exits: dict[str, list[int]] = {}
+    for line in text.splitlines():
+        line = line.strip()
+        m = PROGRAM_LINE.fullmatch(line)
+        if m:
+            exits.setdefault(m.group(1), []).append(int(m.group(2)))
+            current = None
+            continue
+        if line.startswith("kharness-selftest "):
+            name = line.split()[1]
+            current = {}
+            runs.setdefault(name, []).append(current)
+            continue
+        m = TAP_LINE.fullmatch(line)
+        if current is None or not m:
+            continue
+        failed, number, skipped, test, rest = m.groups()
+        if skipped or test == "#":   # "ok 5 # SKIP" with no name: numbered, never merged
+            result, test = "skip", skipped or f"#{number}"
+        else:
+            result = "skip" if "# SKIP" in rest else ("fail" if failed else "pass")
+        key = f"{name}:{test}"
+        if current.setdefault(key, result) != result:
+            raise HarnessError("scenario", f"{script}: {key} reported both {current[key]} and {result}")
+    tests: dict[str, str] = {}
+    for program in programs:
+        if program not in exits:
+            raise HarnessError("scenario", f"{script} did not run selftest {program}")
+        if not any(runs.get(program, [])):
+            raise HarnessError("scenario", f"selftest {program} reported no result "
+                               f"(exit {exits[program][-1]})")
+        results = [v for run in runs[program] for v in run.values()]
+        if "pass" not in results:   # its setup failed (a missing interface): nothing to compare
+            raise HarnessError("scenario", f"selftest {program}: no test passed in any run "
+                               f"({results.count('fail')} fail, {results.count('skip')} skip, "
+                               f"exit {exits[program][-1]})")
+        for key in dict.fromkeys(k for run in runs[program] for k in run):
+            tests[key] = "".join(OUTCOME[run.get(key, "fail")] for run in runs[program])
+    return tests
+
+
+def run_scenario(guest: Guest, scenario: ScenarioConfig, run_dir: Path, progress: Progress,
+                 label: str = "", programs: dict[str, bytes] | None = None) -> Measurement:
+    """Put the script and its programs in the guest, run it with its output kept in files,
+    measure around it."""
+    name = label or scenario.name
+    script = scenario.guest_path(scenario.script).read_bytes()
+    remote = f"{GUEST_DIR}/{scenario.script}"
+    guest.check(f"mkdir -p {shlex.quote(GUEST_DIR)}")
+    guest.put(script, remote, mode="0755")
+    # the functions every script may source (guest-scripts/kharness-lib.sh), next to it
+    guest.put(LIB.read_bytes(), f"{GUEST_DIR}/{LIB.name}")
+    for program, data in (programs or {}).items():
+        guest.put(data, f"{GUEST_DIR}/{program}", mode="0755")
+    count = lambda: count_cgroups(guest, scenario)  # noqa: E731
+    before = count()
+    progress.info(f"scenario {name}: {scenario.controller} num_cgroups before = {before}, "
+                  f"running {scenario.script} ({scenario.iterations} iterations)")
+    out, err = f"{GUEST_DIR}/{scenario.name}.out", f"{GUEST_DIR}/{scenario.name}.err"
+    # The script's children (e.g. `sleep 3600 &`) keep their stdout open: with it in a file and
+    # stdin from /dev/null, the SSH channel reaches EOF when the script itself exits. Under
+    # `set -m` bash starts it as a job, in a process group of its own (its pid, the group's id,
+    # in NAME.pid) that its children stay in: a script that does not finish is stopped with all
+    # it started (the guest's busybox has no pkill). bash's own job messages go to /dev/null.
+    env = {**scenario.env, **({"SELFTESTS": " ".join(scenario.selftests)} if scenario.selftests else {})}
+    assigns = "".join(f"{k}={shlex.quote(v)} " for k, v in env.items())
+    pidfile = f"{GUEST_DIR}/{scenario.name}.pid"
+    q = shlex.quote   # names are checked at load (config.NAME); quoted all the same
+    job = f'exec > /dev/null 2>&1; set -m; "$@" > {q(out)} 2> {q(err)} < /dev/null & echo $! > {q(pidfile)}; wait $!'
+    command = (f"cd {q(GUEST_DIR)} && ITERATIONS={int(scenario.iterations)} KHARNESS_DIR={q(GUEST_DIR)} {assigns}"
+               f"bash -c {shlex.quote(job)} - {shlex.quote(scenario.interpreter)} {shlex.quote(remote)}")
+    try:
+        result = guest.run(command, timeout=scenario.timeout)
+    except HarnessError as e:
+        raise _unfinished(guest, scenario, e, pidfile, out, err, run_dir)
+    stdout, stderr = guest.read(out), guest.read(err)
+    (run_dir / f"{scenario.name}.out").write_text(stdout)
+    (run_dir / f"{scenario.name}.err").write_text(stderr)
+    if result.status != 0:
+        tail = "\n".join(stderr.strip().splitlines()[-10:])
+        raise HarnessError("scenario", f"{scenario.script} exited {result.status}: "
+                           f"{tail.splitlines()[-1] if tail else 'no stderr'}",
+                           run_dir / f"{scenario.name}.err", tail)
+    try:
+        metrics = parse_metrics(stdout, scenario.metrics, scenario.script)
+        test_runs = parse_selftest_runs(stdout, scenario.selftests, scenario.script) if scenario.selftests else {}
+    except HarnessError as e:
+        raise HarnessError(e.stage, e.message, run_dir / f"{scenario.name}.out")
+    after, waited = _settled_count(count, scenario.settle, before)
+    m = Measurement(before, after, waited, result.seconds,
+                    {"before": before, "after": after, "delta": after - before, **metrics},
+                    summarize_runs(test_runs), parse_notes(stdout), test_runs)
+    shown = "".join(f", {k} = {m.metrics[k]}" for k in scenario.show if k != "delta")
+    progress.info(f"scenario {name}: after = {after} (settled {waited:.1f} s), delta = {m.delta}"
+                  f"{shown}, script {result.seconds:.1f} s")
+    return m
+
+
+def _unfinished(guest: Guest, scenario: ScenarioConfig, e: HarnessError, pidfile: str, out: str,
+                err: str, run_dir: Path) -> HarnessError:
+    """The error for a script that timed out or lost its connection, with what it wrote so far.
+
+    Briefly: the guest itself may be why the script did not finish.
+    """
+    timed_out = guest.connected()
+    try:
+        stderr, stdout = guest.read(err, timeout=5), guest.read(out, timeout=5)
+    except HarnessError as again:
+        return HarnessError("ssh", f"{e.message}; then the guest did not answer: {again.message}")
+    (run_dir / f"{scenario.name}.out").write_text(stdout)
+    (run_dir / f"{scenario.name}.err").write_text(stderr)
+    tail = "\n".join(stderr.strip().splitlines()[-10:])
+    last = tail.splitlines()[-1] if tail else "no stderr"
+    if not timed_out:
+        return HarnessError(e.stage, f"{e.message}; {scenario.script} stderr so far: {last}",
+                            run_dir / f"{scenario.name}.err", tail)
+    # stopped, with every process it started, so that it cannot disturb what runs next here
+    try:
+        stopped = guest.run(f"bash -c {shlex.quote(f'kill -9 -- -$(cat {shlex.quote(pidfile)})')}", timeout=5)
+        problem = (stopped.stderr.strip() or f"exit {stopped.status}") if stopped.status else None
+    except HarnessError as again:
+        problem = again.message
+    if problem:
+        return HarnessError("scenario", f"{scenario.script} did not finish within {scenario.timeout:g} s "
+                            f"and could not be stopped ({problem}): {last}", run_dir / f"{scenario.name}.err", tail)
+    return HarnessError("scenario", f"{scenario.script} did not finish within {scenario.timeout:g} s: "
+                        f"{last}", run_dir / f"{scenario.name}.err", tail)
+
+
+def _settled_count(count, settle: float, before: int, stable: float = 2.0) -> tuple[int, float]:
+    """Read the count until it is back to ``before``, has not moved for ``stable`` seconds, or
+    ``settle`` seconds have passed.
+
+    A removed cgroup is freed a moment after its last reference goes (RCU, workqueues), so an
+    immediate reading can count cgroups that are about to go; a count that stays put is not
+    going anywhere (the base kernel's pinned cgroups).
+    """
+    start = time.monotonic()
+    last, since = None, start
+    while True:
+        value = count()
+        now = time.monotonic()
+        if value != last:
+            last, since = value, now
+        if value <= before or now - since >= stable or now - start >= settle:
+            return value, now - start
+        time.sleep(0.25)
