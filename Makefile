@@ -19,7 +19,7 @@ DEB_PACKAGES := qemu-system-x86 qemu-system-arm gcc make bc bison flex libelf-de
 
 VENV_STAMP := $(VENV)/.kharness-installed
 
-.PHONY: deps deps-system deps-python boot-test check-series test test-splats test-extended test-unit clean-venv bench
+.PHONY: deps deps-system deps-python boot-test check-series test test-splats test-extended test-unit lint clean-venv bench
 
 deps: deps-system deps-python
 
@@ -51,7 +51,7 @@ boot-test: deps
 # incremental 5.10 build: `make test-splats`) and the cgroup selftests (3 runs of
 # each program per kernel, minutes of guest time per kernel: `make boot-test` runs them) and the
 # scenarios marked `extended` (`make test-extended`), so that a cold run stays within CI's limit.
-test: deps
+test: deps lint
 	$(VENV)/bin/python -m pytest -m "not check_series and not splats and not fake_fix and not cgroup_selftests and not extended" $(PYTEST_ARGS)
 
 test-splats: deps
@@ -62,8 +62,14 @@ test-splats: deps
 test-extended: deps
 	$(VENV)/bin/python -m pytest -m extended $(PYTEST_ARGS)
 
-test-unit: deps-python
+test-unit: deps-python lint
 	$(VENV)/bin/python -m pytest -m "not boot" $(PYTEST_ARGS)
+
+# ruff (pyflakes, pycodestyle, sorted imports, bugbear) everywhere; mypy on the layers
+# pyproject's [tool.mypy] names (the lower ones, typed); seconds either
+lint: deps-python
+	$(VENV)/bin/ruff check harness tests bench
+	$(VENV)/bin/mypy
 
 clean-venv:
 	rm -rf $(VENV)

@@ -24,21 +24,31 @@ import time
 from pathlib import Path
 
 from harness import REPO_ROOT
+from harness.build.image import build_guest_image
+from harness.build.kbuild import (
+    BUILD_TIMEOUT,
+    CCACHE_REMOTE_VAR,
+    REPRODUCIBLE_ENV,
+    build_kernel,
+    build_lock_path,
+    cached_kernel,
+    fragment_paths,
+    make_args,
+    make_config,
+)
+from harness.config import load_scenario
 from harness.config.arches import all_arches, load_arch
 from harness.core.cache import cache_root, machine_lock
-from harness.config import load_scenario
 from harness.core.errors import HarnessError
 from harness.core.git import git_out
-from harness.build.image import build_guest_image
-from harness.build.kbuild import (BUILD_TIMEOUT, CCACHE_REMOTE_VAR, REPRODUCIBLE_ENV, build_kernel,
-                            build_lock_path, cached_kernel, fragment_paths, make_args, make_config)
-from harness.guest.boot import boot
-from harness.run.plan import make_plan
 from harness.core.progress import Progress
+from harness.guest.accel import choose_accel
+from harness.guest.boot import boot
 from harness.guest.runner import run_scenario
+from harness.guest.vm import INIT_MARK, SSHD_MARK, free_port, qemu_command
+from harness.run.plan import make_plan
 from harness.series.patches import Workspace
 from harness.sources.source import fetch_source
-from harness.guest.vm import INIT_MARK, SSHD_MARK, choose_accel, free_port, qemu_command
 
 BENCH = Path(__file__).resolve().parent
 PARTS = ("cold", "warm", "patched", "remote", "boot", "reproducer", "ab", "ab-full")

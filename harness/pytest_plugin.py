@@ -14,15 +14,15 @@ from pathlib import Path
 
 import pytest
 
+from harness.config import known, load_scenario
 from harness.config.arches import all_arches, arch_name
 from harness.core.cache import cache_root
-from harness.config import known, load_scenario
-from harness.run.plan import VARIANTS, make_plan, names
 from harness.core.progress import Progress
-from harness.output.report import write
-from harness.verdict.results import KernelId, ScenarioResult
-from harness.run.session import Session
 from harness.guest.ssh import CommandResult, Guest
+from harness.output.report import write
+from harness.run.plan import VARIANTS, make_plan, names
+from harness.run.session import Session
+from harness.verdict.results import KernelId, ScenarioResult
 
 
 def _scenario_names() -> list[str]:

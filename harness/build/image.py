@@ -22,16 +22,15 @@ from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from cryptography.hazmat.primitives.serialization import (Encoding, NoEncryption, PrivateFormat,
-                                                          PublicFormat)
+from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat, PublicFormat
 
-from harness.core import proc
+from harness.config import CONFIG_DIR, load
 from harness.config.arches import Arch
+from harness.core import proc
 from harness.core.cache import atomic_dir, atomic_file, complete, digest, locked
-from harness.config import CONFIG_DIR, ConfigError, load
-from harness.sources.debian import PrivateApt
-from harness.core.errors import HarnessError
+from harness.core.errors import ConfigError, HarnessError
 from harness.core.progress import Progress, human_size
+from harness.sources.debian import PrivateApt
 
 STAGE = "guest-image"
 FORMAT_VERSION = "guest-image-1"   # bump when the layout or anything written below changes

@@ -17,14 +17,14 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from harness.core import proc
-from harness.config.arches import Arch
-from harness.core.cache import atomic_dir, atomic_file, cache_root, complete, digest, locked, machine_lock, remove_entry
 from harness.config import CONFIG_DIR, kconfig_fragment
+from harness.config.arches import Arch
+from harness.core import proc
+from harness.core.cache import atomic_dir, atomic_file, cache_root, complete, digest, locked, machine_lock, remove_entry
 from harness.core.errors import HarnessError
 from harness.core.progress import Progress
-from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from harness.series.patches import Checkout

@@ -15,15 +15,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from harness import REPO_ROOT
-
-from harness.core import proc
-from harness.config.arches import Arch
-from harness.core.cache import atomic_dir, complete, digest, locked, sha256_file
-from harness.sources.debian import PrivateApt
-from harness.core.errors import HarnessError
 from harness.build.image import load_guest_config, resolve_packages
 from harness.build.kbuild import toolchain_id
+from harness.config.arches import Arch
+from harness.core import proc
+from harness.core.cache import atomic_dir, complete, digest, locked, sha256_file
+from harness.core.errors import HarnessError
 from harness.core.progress import Progress
+from harness.sources.debian import PrivateApt
 
 if TYPE_CHECKING:
     from harness.series.patches import Workspace

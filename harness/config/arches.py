@@ -11,7 +11,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.config import CONFIG_DIR, ConfigError, check_name, find, load
+from harness.config.loader import CONFIG_DIR, check_name, find, load
+from harness.core.errors import ConfigError
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,6 @@ import re
 import shutil
 from pathlib import Path
 
-
 # The stages an error can come from, in the order a run meets them: an error names one of these.
 STAGES = ("config", "apt", "source", "tree", "series", "kconfig", "build", "guest-image", "programs",
           "accel", "boot", "ssh", "guest", "scenario", "report", "clean", "doctor")

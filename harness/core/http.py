@@ -62,7 +62,7 @@ def _stream(url: str, out: BinaryIO, name: str, progress: Progress) -> str:
                     progress.download(name, done, total)
         progress.download(name, done, total)
     except requests.HTTPError as e:
-        raise HarnessError("source", f"{url}: HTTP {e.response.status_code} {e.response.reason}")
+        raise HarnessError("source", f"{url}: HTTP {_status(e)}")
     except requests.RequestException as e:
         raise HarnessError("source", f"{url}: {request_failure(e, done)}")
     if total is not None and done < total:
@@ -89,6 +89,10 @@ def http_get(url: str, stage: str = "source", headers: dict[str, str] | None = N
         r.raise_for_status()
         return r
     except requests.HTTPError as e:
-        raise HarnessError(stage, f"{url}: HTTP {e.response.status_code} {e.response.reason}")
+        raise HarnessError(stage, f"{url}: HTTP {_status(e)}")
     except requests.RequestException as e:
         raise HarnessError(stage, f"{url}: {request_failure(e)}")
+
+
+def _status(e: requests.HTTPError) -> str:
+    return f"{e.response.status_code} {e.response.reason}" if e.response is not None else "error"

@@ -161,5 +161,5 @@ def first_line(cmd: list[str], timeout: float = 30.0) -> str | None:
         r = run(cmd, "doctor", timeout, check=False)
     except HarnessError:
         return None
-    out = (r.stdout or r.stderr).strip()
+    out = str(r.stdout or r.stderr or "").strip()
     return out.splitlines()[0] if out else None

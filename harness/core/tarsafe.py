@@ -9,7 +9,7 @@ import tarfile
 import tempfile
 from contextlib import suppress
 from pathlib import Path, PurePosixPath
-from typing import BinaryIO
+from typing import IO, BinaryIO
 
 from harness.core import proc
 from harness.core.errors import HarnessError
@@ -44,7 +44,7 @@ def untar_command(cmd: list[str], dest: Path, label: str) -> None:
                 raise HarnessError("source", f"{label}: {cmd[0]} failed: {_tail(err)}")
 
 
-def untar_stream(src: BinaryIO, dest: Path, label: str) -> None:
+def untar_stream(src: IO[bytes], dest: Path, label: str) -> None:
     """Check members in Python while GNU tar extracts them, in parallel; tar never sees a header
     before its check passed.
 
@@ -86,7 +86,7 @@ def _tail(log: BinaryIO) -> str:
 class _Gate:
     """A reader for tarfile that passes bytes on to tar only up to the last checked member."""
 
-    def __init__(self, src: BinaryIO, sink: BinaryIO):
+    def __init__(self, src: IO[bytes], sink: IO[bytes]):
         self.src, self.sink = src, sink
         self.held, self.start, self.allowed = bytearray(), 0, 0
 
@@ -155,7 +155,8 @@ def _check_member(m: tarfile.TarInfo, links: dict[str, str], label: str) -> None
 
 def _resolve(path: str, links: dict[str, str]) -> str | None:
     """Follow the archive's own symlinks without touching the disk; None if the path escapes."""
-    pending, out, hops = path.split("/"), [], 0
+    pending, hops = path.split("/"), 0
+    out: list[str] = []
     while pending:
         part = pending.pop(0)
         if part in ("", "."):

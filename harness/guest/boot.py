@@ -7,13 +7,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness.build.image import GuestImage
 from harness.config.arches import Arch
 from harness.core.errors import CommandTimeout, ConnectionLost, HarnessError, PortTaken
-from harness.build.image import GuestImage
 from harness.core.progress import Progress
-from harness.verdict.results import console_name
 from harness.guest.ssh import Guest
 from harness.guest.vm import READY_MARK, SSHD_MARK, VM, Accel
+from harness.verdict.results import console_name
 
 
 @dataclass

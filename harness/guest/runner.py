@@ -20,6 +20,7 @@ from harness.config import GUEST_SCRIPTS, ScenarioConfig
 from harness.core.errors import HarnessError
 from harness.core.progress import Progress
 from harness.guest.ssh import Guest
+from harness.verdict.repeat import OUTCOME, summarize_runs
 
 GUEST_DIR = "/tmp/kharness"
 LIB = GUEST_SCRIPTS / "kharness-lib.sh"
@@ -135,15 +136,6 @@ def parse_notes(text: str) -> tuple[str, ...]:
 
 
 # a selftest's outcome in one run, as ScenarioResult.test_runs spells it: one letter a run
-OUTCOME = {"pass": "p", "fail": "f", "skip": "s"}
-OUTCOME_NAME = {v: k for k, v in OUTCOME.items()}
-
-
-def summarize_runs(runs: dict[str, str]) -> dict[str, str]:
-    """Each test's outcome over its runs: pass, fail or skip when every run agrees, else flaky."""
-    return {t: OUTCOME_NAME[r[0]] if len(set(r)) == 1 else "flaky" for t, r in runs.items()}
-
-
 def parse_selftests(text: str, programs: tuple[str, ...], script: str) -> dict[str, str]:
     """TAP results of each selftest program, "program:test" -> pass, fail, skip or flaky
     (``parse_selftest_runs``, summarized)."""

@@ -11,14 +11,16 @@ ERROR; SKIP: a patched kernel with the base's very image), the verdicts and numb
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from pathlib import Path
 from typing import Any
 
 from harness.core.errors import HarnessError
-from harness.verdict.kinds import ERROR
-from harness.output.report import Row, rows
-from harness.verdict.results import RunMeta, RunRecord, ScenarioResult
+from harness.output.runreport import RunReport
+from harness.verdict.kinds import ERROR, result_verdict
+from harness.verdict.results import RunMeta, ScenarioResult
+from harness.verdict.table import Row
 
 SCHEMA = {"major": 5, "minor": 3}
 
@@ -43,10 +45,13 @@ def _path(*parts: str) -> str:
     return ".".join(re.sub(r"[^A-Za-z0-9_-]+", "_", p) for p in parts)
 
 
-def kcidb(meta: RunMeta, runs: list[RunRecord], run_dir: Path, origin: str) -> dict[str, Any]:
+def kcidb(rr: RunReport) -> dict[str, Any]:
+    meta, runs, run_dir, origin = rr.meta, rr.runs, rr.run_dir or Path("."), rr.origin
+    if meta is None:
+        raise ValueError("KCIDB needs the run's metadata")
     if not re.fullmatch(r"[a-z0-9_]+", origin):
         raise HarnessError("report", f"--origin {origin!r}: KCIDB origins are lower-case letters, digits and _")
-    table: dict[tuple[str, str, str], Row] = {(r.arch, r.scenario, r.profile): r for r in rows(runs)}
+    table: dict[tuple[str, str, str], Row] = {(r.arch, r.scenario, r.profile): r for r in rr.table}
     base_id = f"{origin}:{meta.kernel.sha256 or meta.kernel.name}"
     phash = patchset_hash(meta)
     checkouts = [{"id": base_id, "origin": origin, "tree_name": meta.kernel.name, "patchset_hash": "",
@@ -83,13 +88,17 @@ def kcidb(meta: RunMeta, runs: list[RunRecord], run_dir: Path, origin: str) -> d
                 "id": test_id, "build_id": build_id, "origin": origin, "path": _path("kharness", s.scenario),
                 "status": _status(s), "environment": {"comment": f"QEMU {run.accel or '?'}, {run.vcpus or 1} vCPU"},
                 **({"log_excerpt": s.error[:16384]} if s.error else {}),
-                "misc": {"variant": s.variant, "verdict": s.verdict, "row_verdict": row.verdict if row else None,
+                "misc": {"variant": s.variant, "verdict": result_verdict(s), "row_verdict": row.verdict if row else None,
                          "expectation": s.expectation, "failed": list(s.failed), "metrics": dict(s.metrics)}})
             for test, value in sorted(s.tests.items()):
                 tests.append({
                     "id": f"{test_id}-{test}", "build_id": build_id, "origin": origin,
                     "path": _path("kharness", s.scenario, *test.split(":")),
-                    "status": {"pass": "PASS", "fail": "FAIL", "skip": "SKIP"}.get(value, "ERROR" if s.verdict == ERROR
+                    "status": {"pass": "PASS", "fail": "FAIL", "skip": "SKIP"}.get(value, "ERROR" if result_verdict(s) == ERROR
                                                                                    else "DONE"),
                     "misc": {"variant": s.variant, "result": value}})
     return {"version": SCHEMA, "checkouts": checkouts, "builds": builds, "tests": tests}
+
+
+def kcidb_json(rr: RunReport) -> str:
+    return json.dumps(kcidb(rr), indent=2) + "\n"

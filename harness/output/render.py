@@ -1,18 +1,18 @@
 """What people and CI read, rendered from the records report.json holds: summary.txt (the
-terminal, a mail), summary.md (web UIs), junit.xml (CI dashboards)."""
+terminal, a mail), summary.md (web UIs), junit.xml (CI dashboards), the A/B record. Each is a
+function of a RunReport (formats.FORMATS)."""
 
 from __future__ import annotations
 
 import json
-
 import textwrap
 from pathlib import Path
 from xml.etree import ElementTree as ET
 
-from harness.core.cache import atomic_file
+from harness.output.runreport import RunReport
 from harness.verdict.kinds import ERROR, judge_tests
-from harness.output.report import Row, rows
 from harness.verdict.results import RunMeta, RunRecord, console_name
+from harness.verdict.table import Row
 
 
 def _profiles(table: list[Row]) -> list[str]:
@@ -112,9 +112,10 @@ def _result(table: list[Row]) -> list[str]:
     return _wrap(line, "", "  ")
 
 
-def summary(table: list[Row], runs: list[RunRecord], meta: RunMeta | None = None) -> str:
+def summary(rr: RunReport) -> str:
     """The run for a mail or a terminal: what was tested, a block per row, the notes, where the
     time went and the result, in plain text of at most 80 columns."""
+    table, runs, meta = rr.table, rr.runs, rr.meta
     out = (_header(meta, runs) + [""]) if meta else []
     out += _rows(table)
     if len(_profiles(table)) > 1:
@@ -137,13 +138,16 @@ def summary(table: list[Row], runs: list[RunRecord], meta: RunMeta | None = None
         for s in run.scenarios:
             if s.error and s.error != run.error:
                 out += _wrap(f"ERROR {s.scenario}: {s.error}", "  ")
-    return "\n".join(out + [""] + _result(table))
+    return "\n".join(out + [""] + _result(table)) + "\n"
 
 
-def record(meta: RunMeta, table: list[Row]) -> str:
+def record(rr: RunReport) -> str:
     """The A/B as a small JSON file to keep beside a series (kernel-patches/NAME.ab.json): which
     patches (their sha256), which base, and every row's verdict and cells; the tests hold a
     series whose patches changed since its last recorded A/B (tests/unit/test_recorded_ab.py)."""
+    meta, table = rr.meta, rr.table
+    if meta is None:
+        raise ValueError("an A/B record needs the run's metadata")
     s = meta.series
     data = {"series": s.name if s else None, "sha256": s.sha256 if s else None,
             "kernel": {"name": meta.kernel.name, "version": meta.kernel.version},
@@ -155,8 +159,11 @@ def record(meta: RunMeta, table: list[Row]) -> str:
     return json.dumps(data, indent=1) + "\n"
 
 
-def markdown(meta: RunMeta, table: list[Row], runs: list[RunRecord]) -> str:
+def markdown(rr: RunReport) -> str:
     """The A/B table as Markdown, short enough to paste into a reply on the list."""
+    meta, table, runs = rr.meta, rr.table, rr.runs
+    if meta is None:
+        raise ValueError("Markdown needs the run's metadata")
     head = ""
     if meta.series:   # which patches: ours from a directory, or a thread's from its mail
         s, n = meta.series, len(meta.series.patches)
@@ -205,11 +212,12 @@ def _selftest_cases(parent: ET.Element, row: Row) -> None:
             ET.SubElement(case, "system-out").text = f"flaky: {seen}"
 
 
-def junit(run_dir: Path, meta: RunMeta | None, runs: list[RunRecord], table: list[Row]) -> str:
+def junit(rr: RunReport) -> str:
     """A testsuite per arch, a testcase per row of the A/B table: its good verdict passes, any
     other is a failure, ERROR an error. Each selftest is a testcase of its own. A testcase
     carries the scripts' output and the console tail of the guest that went wrong (else the
     last one it ran on)."""
+    run_dir, meta, runs, table = rr.run_dir or Path("."), rr.meta, rr.runs, rr.table
     top = ET.Element("testsuites", name="kharness")
     accel = {r.arch: r.accel for r in runs if r.accel}
     for arch in dict.fromkeys(r.arch for r in table):
@@ -257,14 +265,3 @@ def junit(run_dir: Path, meta: RunMeta | None, runs: list[RunRecord], table: lis
         top.set(attr, str(sum(int(s.get(attr)) for s in top)))
     ET.indent(top)
     return ET.tostring(top, encoding="unicode") + "\n"
-
-
-def render(run_dir: Path, meta: RunMeta, runs: list[RunRecord]) -> list[Row]:
-    """summary.txt, summary.md and junit.xml, all from the same records as report.json."""
-    table = rows(runs)
-    for name, text in (("summary.txt", summary(table, runs, meta) + "\n"),
-                       ("summary.md", markdown(meta, table, runs)),
-                       ("junit.xml", junit(run_dir, meta, runs, table))):
-        with atomic_file(run_dir / name, "w") as f:   # replaces a symlink there, never follows it
-            f.write(text)
-    return table

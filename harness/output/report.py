@@ -1,5 +1,5 @@
-"""The verdict table and report.json: a row per (arch, scenario, profile), judged by the
-scenario's kind, and the run's records serialised as they are."""
+"""report.json: the run's records serialised as they are, with the verdict table; merging
+the runs of several jobs into one."""
 
 from __future__ import annotations
 
@@ -7,117 +7,20 @@ import json
 import os
 import shutil
 import stat
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
-from harness.output import reportjson
 from harness.core.cache import atomic_file
 from harness.core.errors import HarnessError
-from harness.verdict.kinds import BOTH, ERROR, FLAKY, NO_CHANGE, failed_notes, kind
-from harness.verdict.results import RunMeta, RunRecord, ScenarioResult
+from harness.output import reportjson
+from harness.output.formats import render
+from harness.verdict.kinds import result_verdict
+from harness.verdict.results import RunMeta, RunRecord
+from harness.verdict.table import Row, rows
 
 SCHEMA_VERSION = 2
 READABLE_SCHEMAS = (1, 2)   # 1 had no profile, kind, metrics or tests: their defaults fill in
-
-
-@dataclass(frozen=True)
-class Row:
-    arch: str
-    scenario: str
-    base: ScenarioResult | None
-    patched: ScenarioResult | None
-    profile: str = "default"
-    duplicates: tuple[str, ...] = ()   # variants with more than one result: the row is an ERROR
-
-    @property
-    def kind(self) -> str:
-        return next(r.kind for r in (self.base, self.patched) if r is not None)
-
-    @property
-    def ran(self) -> str:
-        return BOTH if self.base and self.patched else ("base" if self.base else "patched")
-
-    @property
-    def verdict(self) -> str:
-        present = [r for r in (self.base, self.patched) if r is not None]
-        if not present or self.duplicates or any(r.verdict == ERROR for r in present):
-            return ERROR
-        if self.patched is not None and self.patched.unchanged:
-            return NO_CHANGE
-        if any(r.flaky for r in present):
-            return FLAKY
-        if self.base is None or self.patched is None:
-            return present[0].verdict
-        return kind(self.kind).pair_verdict(self.base, self.patched)
-
-    @property
-    def ok(self) -> bool:
-        """The row shows what it must for the run to pass."""
-        return self.verdict == kind(self.kind).good[self.ran]
-
-    @property
-    def where(self) -> str:
-        return f"{self.arch} {self.scenario}" + (f" ({self.profile})" if self.profile != "default" else "")
-
-    def cell(self, r: ScenarioResult | None) -> str:
-        if r is None:
-            return "-"
-        if r.unchanged and r.error is None:
-            return "same image as base"
-        if r.error is not None or r.held is None:
-            return "error"
-        cell = kind(r.kind).cell(r)
-        if r.repeats:   # the median above; each shown metric's range over the runs
-            spans = []
-            for m in r.show:
-                values = [x["metrics"].get(m) for x in r.repeats if x["metrics"].get(m) is not None]
-                if values:
-                    spans.append(f"{m} {min(values)}..{max(values)}")
-            cell += f" (median of {len(r.repeats)} runs" + (f"; {', '.join(spans)}" if spans else "") + ")"
-        return cell
-
-    def notes(self) -> list[str]:
-        """What a verdict other than the good one rests on: failed bounds, regressed selftests."""
-        if self.duplicates:
-            return [f"{self.where}: {v} has more than one result (one run, one result per kernel)"
-                    for v in self.duplicates]
-        if self.verdict == ERROR:
-            return failed_notes(self.where, self.base, self.patched, self.ok) + self.script_notes()
-        if self.verdict == FLAKY and any(r.flaky for r in (self.base, self.patched) if r is not None):
-            return [f"{self.where}: {r.variant} run {i}: {'held' if x['held'] else 'not held'}"
-                    + f" ({', '.join([f'{k} {v}' for k, v in x['metrics'].items() if k in r.show] + x['failed'])})"
-                    for r in (self.base, self.patched) if r is not None and r.flaky
-                    for i, x in enumerate(r.repeats, 1)]
-        if self.verdict == NO_CHANGE:
-            return [f"{self.where}: the patched kernel's image is byte-identical to the base's: the "
-                    "series changes nothing built for this arch and profile (not booted)"]
-        return kind(self.kind).notes(self.where, self.base, self.patched, self.ok) + self.script_notes()
-
-    def script_notes(self) -> list[str]:
-        """What the scenario's script said of each kernel (a note both said is listed once)."""
-        said: dict[str, list[str]] = {}
-        for r in (self.base, self.patched):
-            for note in (r.notes if r is not None else ()):
-                said.setdefault(note, []).append(r.variant)
-        return [f"{self.where} {'/'.join(v)}: {note}" for note, v in said.items()]
-
-
-def rows(runs: list[RunRecord]) -> list[Row]:
-    """A row per (arch, scenario, profile). Two results for one kernel and scenario are not
-    merged or overwritten: the row is an ERROR saying so (a good result must not hide a bad one)."""
-    table: dict[tuple[str, str, str], dict[str, list[ScenarioResult]]] = {}
-    for run in runs:
-        for s in run.scenarios:
-            table.setdefault((s.arch, s.scenario, s.profile), {}).setdefault(s.variant, []).append(s)
-    return [Row(arch, scen, v.get("base", [None])[-1], v.get("patched", [None])[-1], profile,
-                tuple(variant for variant, results in v.items() if len(results) > 1))
-            for (arch, scen, profile), v in table.items()]
-
-
-def passed(table: list[Row]) -> bool:
-    """Every row shows what the run set out to show (FIXED, HOLDS, NO-REGRESSION, ...)."""
-    return bool(table) and all(r.ok for r in table)
 
 
 def to_json(meta: RunMeta, runs: list[RunRecord], table: list[Row]) -> dict[str, Any]:
@@ -125,7 +28,7 @@ def to_json(meta: RunMeta, runs: list[RunRecord], table: list[Row]) -> dict[str,
         "schema": SCHEMA_VERSION,
         **meta.to_json(),
         "runs": [
-            {**asdict(run), "scenarios": [{**asdict(s), "verdict": s.verdict} for s in run.scenarios]}
+            {**asdict(run), "scenarios": [{**asdict(s), "verdict": result_verdict(s)} for s in run.scenarios]}
             for run in runs
         ],
         "table": [
@@ -139,8 +42,6 @@ def to_json(meta: RunMeta, runs: list[RunRecord], table: list[Row]) -> dict[str,
 
 
 def write(run_dir: Path, meta: RunMeta, runs: list[RunRecord]) -> list[Row]:
-    from harness.output.render import render
-
     with atomic_file(run_dir / "report.json", "w") as f:
         json.dump(to_json(meta, runs, rows(runs)), f, indent=2)
         f.write("\n")
@@ -223,7 +124,7 @@ def _copy_logs(src: Path, run: RunRecord, out: Path) -> dict[str, str]:
     directory may come from elsewhere (a CI artifact): a log is read only as a regular file
     reached through no symlink, and written as a new file in ``out`` (temp + rename)."""
     logs = {}
-    for name, rel in run.logs.items():   # each a relative path without `..` (reportjson)
+    for rel in run.logs.values():   # each a relative path without `..` (reportjson)
         source, target = src / rel, out / rel
         if not _plain_path(src, rel):
             raise HarnessError("report", f"{source}: a symlink, or reached through one: not copied "

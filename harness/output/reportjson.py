@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from harness.config import NAME, _convert
+from harness.config.loader import NAME, _convert
 from harness.core.errors import ConfigError, HarnessError
 from harness.verdict.kinds import KINDS, LEGACY_RUNS
 from harness.verdict.results import KernelMeta, PatchMeta, RunMeta, RunRecord, ScenarioResult, SeriesMeta

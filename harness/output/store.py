@@ -13,8 +13,8 @@ import json
 import shutil
 from pathlib import Path
 
-from harness.core.cache import atomic_dir, complete, locked, sha256_file
 from harness.build.kbuild import KERNEL_FILES
+from harness.core.cache import atomic_dir, complete, locked, sha256_file
 from harness.core.errors import HarnessError
 from harness.output.reportjson import KEY, read_json
 from harness.verdict.results import RunRecord

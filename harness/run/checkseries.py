@@ -8,11 +8,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness.build.kbuild import build_kernel
 from harness.core import proc
 from harness.core.errors import HarnessError
-from harness.build.kbuild import build_kernel
-from harness.run.plan import Plan
 from harness.core.progress import Progress
+from harness.run.plan import Plan
 from harness.series.patches import Series, Workspace
 from harness.sources.source import fetch_source
 
@@ -50,7 +50,7 @@ def run_checkpatch(workspace: Workspace, series: Series, base: str) -> list[Chec
                           "--show-types", str(p.path)], "series", CHECKPATCH_TIMEOUT, cwd=co.path,
                          check=False, what=f"checkpatch.pl {p.path.name}")
             lines = tuple(line for line in str(r.stdout).splitlines() if line.strip())
-            count = lambda kind: sum(f": {kind}:" in line for line in lines)  # noqa: E731
+            count = lambda kind, lines=lines: sum(f": {kind}:" in line for line in lines)  # noqa: E731
             results.append(CheckpatchResult(p.path.name, count("ERROR"), count("WARNING"),
                                             count("CHECK"), lines))
     return results

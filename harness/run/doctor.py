@@ -11,14 +11,14 @@ import shutil
 import time
 from pathlib import Path
 
+from harness.build.kbuild import build_lock_path
+from harness.config import CONFIG_DIR, known, load_kernel, load_profile, load_scenario
 from harness.config.arches import all_arches, load_arch
 from harness.core.cache import TEMP_NAME, locked, remove_entry, try_locked
-from harness.config import CONFIG_DIR, known, load_kernel, load_profile, load_scenario
 from harness.core.errors import HarnessError
-from harness.build.kbuild import build_lock_path
 from harness.core.proc import first_line
 from harness.core.progress import human_size
-from harness.guest.vm import kvm_precondition
+from harness.guest.accel import kvm_precondition
 
 # Top-level cache directories whose entries are artifacts that can be rebuilt or downloaded again.
 PRUNABLE = ("kernels", "builds", "images", "downloads", "sources", "git", "configs", "lore", "series")

@@ -20,10 +20,10 @@ from pathlib import Path
 
 from harness.config.arches import Arch
 from harness.core.errors import HarnessError
-from harness.run.plan import Plan
 from harness.core.progress import Progress
-from harness.verdict.results import KernelId, RunMeta, RunRecord
+from harness.run.plan import Plan
 from harness.run.session import Session
+from harness.verdict.results import KernelId, RunMeta, RunRecord
 
 
 def default_jobs() -> int:

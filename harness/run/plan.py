@@ -9,16 +9,23 @@ import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from harness.config import (
+    KernelConfig,
+    ProfileConfig,
+    ScenarioConfig,
+    load_defaults,
+    load_kernel,
+    load_profile,
+    load_scenario,
+)
 from harness.config.arches import Arch, all_arches, arch_name, load_arch
 from harness.core.cache import atomic_file
-from harness.config import (KernelConfig, ProfileConfig, ScenarioConfig, load_defaults, load_kernel,
-                     load_profile, load_scenario)
 from harness.core.errors import HarnessError
-from harness.verdict.kinds import bounds_problem
-from harness.sources.lore import DEFAULT_LORE
 from harness.core.progress import Progress
 from harness.series.patches import Series, load_series_config, names_config, resolve_series
 from harness.series.tree import from_tree
+from harness.sources.lore import DEFAULT_LORE
+from harness.verdict.kinds import bounds_problem
 
 VARIANTS = ("base", "patched")
 

@@ -10,129 +10,45 @@ from __future__ import annotations
 
 import contextlib
 import os
-from datetime import datetime, timezone
 import shutil
-import statistics
 import threading
 import time
-from collections.abc import Callable, Hashable, Iterator
+from collections.abc import Callable, Hashable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from harness import __version__
-from harness.config.arches import Arch
-from harness.verdict.bisect import prefix_of
-from harness.core.cache import machine_lock, sha256_file
-from harness.guest.boot import Booted, boot
-from harness.config import ScenarioConfig
-from harness.core.errors import HarnessError, KernelSplat, os_failure
 from harness.build.image import GuestImage, build_guest_image
-from harness.build.kbuild import (CCACHE_REMOTE_VAR, KernelBuild, build_kernel, build_lock_path, cached_kernel,
-                     without_credentials)
-from harness.verdict.kinds import describe_all, failed_expectations, undecided_programs
-from harness.run.plan import Plan
+from harness.build.kbuild import (
+    CCACHE_REMOTE_VAR,
+    KernelBuild,
+    build_kernel,
+    build_lock_path,
+    cached_kernel,
+    without_credentials,
+)
 from harness.build.programs import build_helpers, build_selftests
+from harness.config import ScenarioConfig
+from harness.config.arches import Arch
+from harness.core.cache import machine_lock, sha256_file
+from harness.core.errors import HarnessError, KernelSplat, os_failure
+from harness.core.memo import Memo
 from harness.core.progress import Progress
-from harness.verdict.results import KernelId, KernelMeta, PatchMeta, RunMeta, RunRecord, ScenarioResult, SeriesMeta
-from harness.guest.runner import run_scenario, summarize_runs
+from harness.guest.boot import Booted
+from harness.guest.runner import run_scenario
+from harness.run.guests import GuestPool
+from harness.run.kernelrun import KernelRun
+from harness.run.plan import Plan
 from harness.series.patches import Workspace
 from harness.sources.source import fetch_source
-from harness.guest.vm import VM, choose_accel
-
-
-class Memo:
-    """Values made on first use, by key; a failure is kept and raised again on every later use.
-    ``on_failure`` is told of each failure once, when it happens."""
-
-    def __init__(self) -> None:
-        self._store: dict[Hashable, Any] = {}
-
-    def get(self, key: Hashable, make: Callable[[], Any], stage: str,
-            on_failure: Callable[[HarnessError], None] | None = None) -> Any:
-        if key not in self._store:
-            try:
-                try:
-                    self._store[key] = make()
-                except OSError as e:  # a full disk while compiling a helper, say
-                    raise os_failure(stage, e) from e
-            except HarnessError as e:
-                self._store[key] = e
-                if on_failure is not None:
-                    on_failure(e)
-        value = self._store[key]
-        if isinstance(value, HarnessError):
-            raise value
-        return value
-
-    def items(self) -> list[tuple[Hashable, Any]]:
-        return list(self._store.items())
-
-    def forget(self, key: Hashable) -> None:
-        self._store.pop(key, None)
-
-
-class KernelRun:
-    """One kernel of the run: its record (what report.json says of it), its stage timer, its
-    log directory, and the guests booted from it."""
-
-    def __init__(self, kid: KernelId, run_dir: Path):
-        self.id = kid
-        self.out = run_dir / kid.dir_name
-        self.timings: dict[str, float] = {}
-        self._record = RunRecord(arch=kid.arch, variant=kid.variant, profile=kid.profile)
-        self._lock = threading.Lock()
-
-    @contextlib.contextmanager
-    def stage(self, name: str, stage: str) -> Iterator[None]:
-        """Time a stage; an OSError in it (a full disk) is an ERROR of ``stage`` like any other."""
-        start = time.monotonic()
-        try:
-            yield
-        except OSError as e:
-            raise os_failure(stage, e) from e
-        finally:
-            # a stage that repeats (a boot per scenario) adds up
-            self.timings[name] = round(self.timings.get(name, 0.0) + time.monotonic() - start, 2)
-            self.update(timings=dict(self.timings))
-
-    def update(self, **fields: Any) -> None:
-        with self._lock:
-            self._record = replace(self._record, **fields)
-
-    def fail(self, e: HarnessError) -> None:
-        """The kernel's first error is its record's."""
-        with self._lock:
-            if not self._record.error:
-                self._record = replace(self._record, error=str(e), log=str(e.log) if e.log else None)
-
-    def add(self, result: ScenarioResult) -> None:
-        with self._lock:
-            self._record = replace(self._record, scenarios=(*self._record.scenarios, result))
-
-    def result(self, scenario: str) -> ScenarioResult | None:
-        return next((s for s in self._record.scenarios if s.scenario == scenario), None)
-
-    def replace_result(self, old: ScenarioResult, new: ScenarioResult) -> None:
-        with self._lock:
-            self._record = replace(self._record, scenarios=tuple(
-                new if s is old else s for s in self._record.scenarios))
-
-    def boot_took(self, cmdline: str, seconds: float) -> None:
-        with self._lock:
-            self._record = replace(self._record, boots={**self._record.boots, cmdline or "-": round(seconds, 2)})
-
-    @property
-    def record(self) -> RunRecord:
-        """The record, with every file in the kernel's log directory (relative to the run
-        directory) under ``logs``."""
-        files = sorted(self.out.iterdir()) if self.out.is_dir() else []
-        return replace(self._record, logs={p.name: f"{self.out.name}/{p.name}" for p in files if p.is_file()})
-
-    def logs(self) -> Path:
-        self.out.mkdir(parents=True, exist_ok=True)
-        return self.out
+from harness.verdict.bisect import prefix_of
+from harness.verdict.kinds import describe_all, failed_expectations, undecided_programs
+from harness.verdict.kinds import expectations as kind_expectations
+from harness.verdict.repeat import combine, combine_selftests, with_runs
+from harness.verdict.results import KernelId, KernelMeta, PatchMeta, RunMeta, RunRecord, ScenarioResult, SeriesMeta
 
 
 def _meta(plan: Plan, run_dir: Path) -> RunMeta:
@@ -148,38 +64,6 @@ def _meta(plan: Plan, run_dir: Path) -> RunMeta:
                    started=datetime.now(timezone.utc).isoformat(timespec="seconds"), run_dir=str(run_dir), series=series)
 
 
-def online_cpus(text: str) -> int:
-    """How many CPUs a /sys/devices/system/cpu/online list names ("0", "0-1", "0-3,6")."""
-    count = 0
-    for part in text.strip().split(","):
-        first, _, last = part.partition("-")
-        count += int(last or first) - int(first) + 1
-    return count
-
-
-def combine(results: list[ScenarioResult]) -> ScenarioResult:
-    """N runs of one scenario on one kernel as one result: the median of each number, held only
-    when every run held (runs that disagree: FLAKY), an error when any run had one; every run's
-    own numbers kept in ``repeats``."""
-    repeats = tuple({"held": r.held, "failed": list(r.failed), "metrics": dict(r.metrics),
-                     "error": r.error, "script_seconds": r.script_seconds} for r in results)
-    first = results[0]
-    for i, r in enumerate(results, 1):
-        if r.error is not None:
-            return replace(r, error=f"run {i} of {len(results)}: {r.error}", repeats=repeats)
-
-    def median(values: list[int | None]) -> int | None:
-        known = [v for v in values if v is not None]
-        return statistics.median_low(known) if known else None
-    metrics = {m: median([r.metrics.get(m) for r in results]) for m in first.metrics}
-    return replace(first, before=median([r.before for r in results]), after=median([r.after for r in results]),
-                   delta=median([r.delta for r in results]), metrics=metrics,
-                   held=all(r.held for r in results),
-                   failed=tuple(dict.fromkeys(f for r in results for f in r.failed)),
-                   notes=tuple(dict.fromkeys(n for r in results for n in r.notes)),
-                   script_seconds=round(sum(r.script_seconds or 0 for r in results), 2), repeats=repeats)
-
-
 def _host_load_note(scenario: ScenarioConfig) -> tuple[str, ...]:
     """A quiet_host scenario's note when the host was busy anyway (another kharness, say, whose
     guests the build lock does not keep off): more runnable tasks than cores over the last
@@ -190,42 +74,6 @@ def _host_load_note(scenario: ScenarioConfig) -> tuple[str, ...]:
         return ()
     return (f"host load average {load:.1f} on {cores} cores at its end: its timing tests may "
             "have measured the host, not the kernel",)
-
-
-def combine_selftests(results: list[ScenarioResult]) -> ScenarioResult:
-    """N boots' selftest runs on one kernel as one result: each test's runs, boot after boot (a
-    test missing from a boot's runs failed there); an error when any boot had one."""
-    for i, r in enumerate(results, 1):
-        if r.error is not None:
-            return replace(r, error=f"boot {i} of {len(results)}: {r.error}")
-    runs: dict[str, str] = {}
-    for r in results:
-        width = len(next(iter(r.test_runs.values()), ""))
-        done = len(next(iter(runs.values()), ""))
-        for t in dict.fromkeys([*runs, *r.test_runs]):
-            runs[t] = runs.get(t, "f" * done) + r.test_runs.get(t, "f" * width)
-    return replace(results[0], test_runs=runs, tests=summarize_runs(runs),
-                   iterations=sum(r.iterations for r in results),
-                   notes=tuple(dict.fromkeys(n for r in results for n in r.notes)),
-                   script_seconds=round(sum(r.script_seconds or 0 for r in results), 2))
-
-
-def _with_runs(old: ScenarioResult, new: ScenarioResult, programs: tuple[str, ...],
-               more: int) -> ScenarioResult:
-    """``old`` with a narrowed rerun's runs of ``programs`` added (a test missing from the rerun
-    failed in it); a rerun's error is the result's."""
-    if new.error is not None:
-        return replace(old, error=f"confirming {', '.join(programs)}: {new.error}", log=new.log)
-    runs = dict(old.test_runs)
-    for t in dict.fromkeys([*old.test_runs, *new.test_runs]):
-        if t.split(":", 1)[0] in programs:
-            prog = t.split(":", 1)[0]
-            done = max((len(r) for k, r in old.test_runs.items() if k.split(":", 1)[0] == prog), default=0)
-            runs[t] = old.test_runs.get(t, "f" * done) + \
-                new.test_runs.get(t, "f" * more)
-    note = f"{', '.join(programs)} ran {more} more times on a fresh boot to settle a difference with the other kernel"
-    return replace(old, test_runs=runs, tests=summarize_runs(runs), notes=(*old.notes, *new.notes, note),
-                   script_seconds=round((old.script_seconds or 0) + (new.script_seconds or 0), 2))
 
 
 def _splat_first(booted: Booted | None, e: HarnessError) -> HarnessError:
@@ -248,16 +96,11 @@ class Session:
         self.meta = _meta(plan, run_dir)
         self._runs: dict[KernelId, KernelRun] = {}
         self._memo = Memo()
-        self._booted: dict[tuple[KernelId, str], Booted | HarnessError] = {}
-        self._used: set[tuple[KernelId, str]] = set()   # guests a scenario has run on
         self._same: dict[KernelId, bool] = {}            # patched kernels with the base's image
-        self._starting: dict[tuple[KernelId, str], VM] = {}  # guests booting now
-        self._accels_said: set[tuple[str, str]] = set()   # (arch, why): said once a run
         # Guests run on threads of their own (run_plan): what they share is made under this lock,
         # and once the run is cancelled no new guest starts.
         self._shared = threading.RLock()
-        self._stop_lock = threading.Lock()
-        self._cancelled = threading.Event()
+        self.guests = GuestPool(cache, progress, self.image, self._shared)
 
     def run(self, kid: KernelId) -> KernelRun:
         with self._shared:
@@ -333,62 +176,7 @@ class Session:
     def booted(self, kid: KernelId, cmdline: str = "") -> Booted:
         """The kernel's guest booted with ``cmdline``: built, imaged and booted once per session."""
         kernel = self.kernel(kid)
-        run = self.run(kid)
-        key = (kid, cmdline)
-        if key not in self._booted:
-            try:
-                self._booted[key] = self._boot(run, kernel, cmdline)
-            except HarnessError as e:
-                self.progress.info(f"ERROR {kid.label}: {e}")
-                run.fail(e)
-                self._booted[key] = e
-        value = self._booted[key]
-        if isinstance(value, HarnessError):
-            raise value
-        return value
-
-    def _boot(self, run: KernelRun, kernel: KernelBuild, cmdline: str) -> Booted:
-        kid, arch = run.id, self._arch(run.id.arch)
-        label = kid.label + (f" [{cmdline}]" if cmdline else "")
-        if self._cancelled.is_set():
-            raise HarnessError("boot", "run interrupted before this guest booted")
-        with run.stage("image", "guest-image"):
-            image = self.image(arch)
-        run.update(image_key=image.key)
-        with self._shared:  # once per kernel and host
-            with run.stage("accel", "accel"):
-                accel = choose_accel(arch, kernel.image, image.initramfs, self.cache, run.logs(),
-                                     self.progress)
-                said = (arch.name, accel.reason) in self._accels_said
-                self._accels_said.add((arch.name, accel.reason))
-        if not said:   # every later guest of the arch: the same reason, in the report only
-            self.progress.info(f"boot {label}: {accel.reason}")
-        run.update(accel=accel.name, accel_reason=accel.reason, vcpus=arch.cpus)
-        with run.stage("boot" + (f" [{cmdline}]" if cmdline else ""), "boot"):
-            try:
-                booted = boot(arch, kernel.image, image, accel, run.logs(), self.progress, label, cmdline,
-                              lambda vm: self._starting.__setitem__((kid, cmdline), vm))
-            finally:
-                self._starting.pop((kid, cmdline), None)
-        run.boot_took(cmdline, booted.seconds)
-        self._check_cpus(arch, booted)
-        return booted
-
-    def _check_cpus(self, arch: Arch, booted: Booted) -> None:
-        """The guest runs every vCPU QEMU gave it, or the run says it did not: a report that
-        claims 2 vCPUs for a kernel that brought up 1 would be false (vm.smp() says how it can happen)."""
-        try:
-            online = booted.guest.check("cat /sys/devices/system/cpu/online", timeout=20).strip()
-            n = online_cpus(online)
-        except (HarnessError, ValueError) as e:
-            booted.guest.close()
-            booted.vm.stop()
-            raise HarnessError("boot", f"cannot tell how many CPUs the guest runs: {e}")
-        if n != arch.cpus:
-            booted.guest.close()
-            booted.vm.stop()
-            raise HarnessError("boot", f"the guest's kernel brought up {n} of the {arch.cpus} vCPUs QEMU gave it "
-                               f"(/sys/devices/system/cpu/online: {online})", booted.vm.console_log)
+        return self.guests.booted(self.run(kid), self._arch(kid.arch), kernel, cmdline)
 
     def image(self, arch: Arch) -> GuestImage:
         """The arch's guest image, made once (run_plan makes it while the first kernel builds)."""
@@ -421,7 +209,7 @@ class Session:
         """Run one scenario on the kernel's guest; an ERROR result, never an exception."""
         run = self.run(kid)
         scenario = self.plan.scenario_for(scenario, kid.profile)
-        expectations = scenario.expectations(kid.variant)
+        expectations = kind_expectations(scenario, kid.variant)
         common = dict(arch=kid.arch, variant=kid.variant, profile=kid.profile, scenario=scenario.name,
                       kind=scenario.kind, show=scenario.show, iterations=scenario.iterations,
                       cmdline=scenario.cmdline, signature=scenario.signature,
@@ -474,9 +262,9 @@ class Session:
                                f"than chance rules out after {done} runs: {more} more on each kernel")
             narrowed = replace(scenario, selftests=programs, iterations=more)
             with ThreadPoolExecutor(max_workers=2, thread_name_prefix="confirm") as pool:
-                again = list(pool.map(lambda k: self._confirm_once(k, scenario, narrowed), kids))
+                again = list(pool.map(lambda k, n=narrowed: self._confirm_once(k, scenario, n), kids))
             for kid, old, new in zip(kids, results, again):
-                self._runs[kid].replace_result(old, _with_runs(old, new, programs, more))
+                self._runs[kid].replace_result(old, with_runs(old, new, programs, more))
             spent += max(r.script_seconds or 0.0 for r in again)
 
     def _confirm_once(self, kid: KernelId, scenario: ScenarioConfig, narrowed: ScenarioConfig) -> ScenarioResult:
@@ -494,17 +282,13 @@ class Session:
         run, arch = self.run(kid), self._arch(kid.arch)
         booted, key, common = None, (kid, scenario.cmdline), dict(common)
         try:
-            if (fresh or scenario.guest == "own") and key in self._used:
-                self.release(kid, scenario.cmdline)   # another scenario ran there: boot anew
+            common["fresh_guest"] = self.guests.use(key, fresh or scenario.guest == "own")
             booted = self.booted(kid, scenario.cmdline)
-            fresh = key not in self._used
-            self._used.add(key)
-            common["fresh_guest"] = fresh
             programs = self.programs(arch, kid.variant, programs_of or scenario)
             if programs_of is not None:   # a narrowed rerun: the programs it runs, built as the whole
                 programs = {k: v for k, v in programs.items() if k not in programs_of.selftests
                             or k in scenario.selftests}
-            if self._cancelled.is_set():
+            if self.guests.cancelled:
                 raise HarnessError("scenario", "run interrupted before this scenario ran")
             with run.stage(f"scenario {scenario.name}", "scenario"), self._quiet(kid, scenario):
                 m = run_scenario(booted.guest, scenario, run.logs(), self.progress, kid.label, programs)
@@ -546,37 +330,14 @@ class Session:
         return self._same[kid]
 
     def release(self, kid: KernelId, cmdline: str | None = None) -> None:
-        """Stop the kernel's guests (those booted with ``cmdline`` only, if given)."""
-        for key, booted in list(self._booted.items()):
-            if key[0] == kid and cmdline in (None, key[1]):
-                self._stop(key, booted)
+        self.guests.release(kid, cmdline)
 
     def cancel(self) -> None:
         """No guest boots from now on (those booting finish, and are stopped by ``close``)."""
-        self._cancelled.set()
+        self.guests.cancel()
 
     def close(self) -> None:
-        for vm in list(self._starting.values()):  # its boot then fails at once: QEMU is gone
-            vm.cancel()
-        for key, booted in list(self._booted.items()):
-            self._stop(key, booted)
-
-    def _stop(self, key: tuple[KernelId, str], booted: Booted | HarnessError) -> None:
-        """Keep the guest's kernel log with its console log, then stop it."""
-        with self._stop_lock:  # a guest's own thread and an interrupted run's close() may meet here
-            if self._booted.get(key) is not booted or not isinstance(booted, Booted):
-                return
-            del self._booted[key]  # a later scenario on this kernel and command line boots anew
-            self._used.discard(key)
-            if booted.vm.child is None or not booted.vm.child.isalive():
-                return
-        with contextlib.suppress(HarnessError, OSError):   # each guest's, after the ones before it
-            name = booted.vm.console_log.name.replace("console", "dmesg", 1)
-            text = booted.guest.run("dmesg", timeout=20).stdout
-            with open(booted.vm.console_log.parent / name, "a") as f:
-                f.write(f"$ dmesg  # read over SSH just before this guest was stopped\n{text}")
-        booted.guest.close()
-        booted.vm.stop()
+        self.guests.close()
 
     def records(self) -> list[RunRecord]:
         return [r.record for r in self._runs.values()]

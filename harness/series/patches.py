@@ -18,15 +18,22 @@ from email.parser import HeaderParser
 from pathlib import Path
 
 from harness import REPO_ROOT
-from harness.core.cache import atomic_dir, cache_root, digest, locked, sha256_file, sweep
-from harness.config import CONFIG_DIR, ConfigError, check_name, find, is_path, known, load
-from harness.core.errors import HarnessError
+from harness.config import CONFIG_DIR, check_name, find, is_path, known, load
 from harness.core import proc
+from harness.core.cache import atomic_dir, cache_root, digest, locked, sha256_file, sweep
+from harness.core.errors import ConfigError, HarnessError
 from harness.core.git import IDENTITY, git, git_out
 from harness.core.proc import Completed
-from harness.sources.lore import (DEFAULT_LORE, MailSeries, fetch_thread, gunzip, parse_lore_arg,
-                   series_from_mbox, thread_page)
 from harness.core.progress import Progress, Quiet
+from harness.sources.lore import (
+    DEFAULT_LORE,
+    MailSeries,
+    fetch_thread,
+    gunzip,
+    parse_lore_arg,
+    series_from_mbox,
+    thread_page,
+)
 from harness.sources.source import SourceTree
 
 

@@ -12,8 +12,8 @@ import re
 from dataclasses import replace
 from pathlib import Path
 
-from harness.core.cache import atomic_dir, locked
 from harness.config import KernelConfig, SourceSpec, known, load_kernel
+from harness.core.cache import atomic_dir, locked
 from harness.core.errors import HarnessError
 from harness.core.git import git, git_out
 from harness.core.progress import Progress

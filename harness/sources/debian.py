@@ -7,11 +7,11 @@ mirror (or proxy) the administrator chose.
 
 from __future__ import annotations
 
-import os
-import re
 import fnmatch
 import functools
 import itertools
+import os
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path

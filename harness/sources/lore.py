@@ -31,8 +31,8 @@ from urllib.parse import quote, unquote, urlparse
 from harness.core import proc
 from harness.core.cache import atomic_file, digest, locked
 from harness.core.errors import HarnessError
-from harness.core.progress import Progress
 from harness.core.http import http_get
+from harness.core.progress import Progress
 
 DEFAULT_LORE = "https://lore.kernel.org/all"
 B4_TIMEOUT = 300.0

@@ -17,15 +17,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.core.cache import atomic_dir, atomic_file, digest, locked, sha256_file
 from harness.config import KernelConfig, SourceSpec
-from harness.sources.debian import PrivateApt, debian_candidates
+from harness.core.cache import atomic_dir, atomic_file, digest, locked, sha256_file
 from harness.core.errors import HarnessError, os_failure
 from harness.core.git import git_out
 from harness.core.http import download
-from harness.sources.kernelorg import KERNEL_ORG, kernelorg_sha256
 from harness.core.progress import Progress
 from harness.core.tarsafe import untar_command, untar_file
+from harness.sources.debian import PrivateApt, debian_candidates
+from harness.sources.kernelorg import KERNEL_ORG, kernelorg_sha256
 
 GIT_TIMEOUT = 1800.0
 MAX_DEBIAN_TRIES = 12   # listed versions tried before giving up on a suite

@@ -12,8 +12,8 @@ import re
 from dataclasses import dataclass
 
 from harness.verdict.kinds import ERROR, FLAKY, NO_CHANGE, STILL_BROKEN, kind
-from harness.output.report import Row
 from harness.verdict.results import RunRecord, ScenarioResult
+from harness.verdict.table import Row
 
 PREFIX = re.compile(r"patch-([1-9][0-9]*)")
 

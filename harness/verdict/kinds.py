@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, ClassVar
+from typing import ClassVar
 
-if TYPE_CHECKING:
-    from harness.config import Expectation, ScenarioConfig
-    from harness.verdict.results import ScenarioResult
+from harness.config.scenarios import KIND_NEEDS, Expectation, ScenarioConfig
+from harness.verdict.results import ScenarioResult
 
 # Verdicts of one variant on its own, and of the A/B comparison.
 REPRODUCED, NOT_REPRODUCED, FIXED, STILL_BROKEN, ERROR = (
@@ -91,7 +90,7 @@ def bounds_problem(scenario: ScenarioConfig) -> str | None:
             lo = max(lo, math.ceil(e.min_fraction * it - 1e-9))
         elif e.min is not None:
             lo = max(lo, e.min)
-        else:
+        elif e.max is not None:
             hi = min(hi, e.max)
         box[e.metric] = (lo, hi)
     if all(lo <= hi for lo, hi in box.values()):
@@ -155,7 +154,8 @@ def failed_notes(where: str, base: ScenarioResult | None, patched: ScenarioResul
 class Fix(Kind):
     """The bug is present on base (``reproduced``) and absent on patched (``fixed``)."""
 
-    name, needs = "fix", ("reproduced", "fixed")
+    name = "fix"
+    needs = KIND_NEEDS[name]
     good = {BOTH: FIXED, "base": REPRODUCED, "patched": FIXED}
     failures = (NOT_REPRODUCED, STILL_BROKEN)
 
@@ -208,7 +208,8 @@ class FixedUpstream(Kind):
 class Invariant(Kind):
     """What must hold on every kernel (``holds``), e.g. memory is still charged."""
 
-    name, needs = "invariant", ("holds",)
+    name = "invariant"
+    needs = KIND_NEEDS[name]
     good = {BOTH: HOLDS, "base": HOLDS, "patched": HOLDS}
     failures = (BROKEN,)
 
@@ -342,7 +343,8 @@ def selftest_flaky(base: ScenarioResult, patched: ScenarioResult | None) -> list
 class Selftests(Kind):
     """Upstream selftests, each test's result compared: patched no worse than base."""
 
-    name, needs = "selftests", ("selftests",)
+    name = "selftests"
+    needs = KIND_NEEDS[name]
     good = {BOTH: NO_REGRESSION, "base": RAN, "patched": RAN}
 
     def variant_verdict(self, result: ScenarioResult) -> str:
@@ -364,12 +366,28 @@ class Selftests(Kind):
         out = []
         if base is not None and patched is not None:
             out += [f"{where}: {j.verdict} {j.words}" for j in judge_tests(base, patched) if j.verdict != "same"]
-        elif base or patched:
-            out += [f"{where}: flaky {x}" for x in selftest_flaky(base or patched, None)]
+        elif (alone := base or patched) is not None:
+            out += [f"{where}: flaky {x}" for x in selftest_flaky(alone, None)]
         return out + failed_notes(where, base, patched, ok)
 
 
 KINDS: dict[str, Kind] = {k.name: k for k in (Fix(), FixedUpstream(), Invariant(), Selftests())}
+
+
+def expectations(scenario: ScenarioConfig, variant: str) -> tuple[Expectation, ...]:
+    """The bounds ``variant``'s result is judged by (the scenario's kind says which)."""
+    return kind(scenario.kind).expectations(scenario, variant)
+
+
+def result_verdict(result: ScenarioResult) -> str:
+    """The verdict of one variant's result (its kind's, unless it erred, flaked or did not run)."""
+    if result.unchanged and result.error is None:
+        return NO_CHANGE
+    if result.flaky and result.error is None:
+        return FLAKY
+    if result.error is not None or result.held is None:
+        return ERROR
+    return kind(result.kind).variant_verdict(result)
 
 
 def kind(name: str) -> Kind:

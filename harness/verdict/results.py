@@ -8,8 +8,6 @@ import re
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-from harness.verdict.kinds import ERROR, FLAKY, NO_CHANGE, kind
-
 DEFAULT_PROFILE = "default"
 
 
@@ -88,15 +86,6 @@ class ScenarioResult:
     def kernel(self) -> KernelId:
         return KernelId(self.arch, self.variant, self.profile)
 
-    @property
-    def verdict(self) -> str:
-        if self.unchanged and self.error is None:
-            return NO_CHANGE
-        if self.flaky and self.error is None:
-            return FLAKY
-        if self.error is not None or self.held is None:
-            return ERROR
-        return kind(self.kind).variant_verdict(self)
 
 
 @dataclass(frozen=True)

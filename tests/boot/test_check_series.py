@@ -7,9 +7,9 @@ CI runs the x86_64 matrix; `make check-series` runs it for every arch.
 import pytest
 
 from harness.core.cache import cache_root
+from harness.core.progress import Progress
 from harness.run.checkseries import check_series
 from harness.run.plan import make_plan
-from harness.core.progress import Progress
 
 
 @pytest.mark.boot

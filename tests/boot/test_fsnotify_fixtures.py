@@ -19,16 +19,16 @@ from dataclasses import replace
 import pytest
 
 from harness import REPO_ROOT
+from harness.config import load_kernel, load_scenario
 from harness.config.arches import load_arch
 from harness.core.cache import cache_root
-from harness.config import load_kernel, load_scenario
-from harness.verdict.kinds import BROKEN, ERROR, FIXED, HOLDS
-from harness.run.plan import Plan
 from harness.core.progress import Progress
-from harness.output.report import rows
-from harness.verdict.results import KernelId
-from harness.series.patches import load_patch_dir, load_series, load_series_config
+from harness.run.plan import Plan
 from harness.run.session import Session
+from harness.series.patches import load_patch_dir, load_series, load_series_config
+from harness.verdict.kinds import BROKEN, ERROR, FIXED, HOLDS
+from harness.verdict.results import KernelId
+from harness.verdict.table import rows
 
 pytestmark = [pytest.mark.boot, pytest.mark.fake_fix]
 DATA = REPO_ROOT / "tests" / "boot" / "data"

@@ -9,16 +9,16 @@ from __future__ import annotations
 import pytest
 
 from harness import REPO_ROOT
+from harness.config import load_kernel, load_scenario
 from harness.config.arches import load_arch
 from harness.core.cache import cache_root
-from harness.config import load_kernel, load_scenario
-from harness.verdict.kinds import BROKEN
-from harness.run.plan import Plan
 from harness.core.progress import Progress
-from harness.output.report import rows
-from harness.verdict.results import KernelId
-from harness.series.patches import load_patch_dir
+from harness.run.plan import Plan
 from harness.run.session import Session
+from harness.series.patches import load_patch_dir
+from harness.verdict.kinds import BROKEN
+from harness.verdict.results import KernelId
+from harness.verdict.table import rows
 
 pytestmark = [pytest.mark.boot, pytest.mark.x86_64, pytest.mark.fake_fix]
 
@@ -86,7 +86,6 @@ def test_a_kernel_that_reclaims_at_only_every_other_memory_high_write_regresses_
     every other run on it and never on the base. Judged on all their runs (more on fresh boots
     until the difference is beyond chance), the row is REGRESSED naming the test, never
     NO-REGRESSION or FLAKY. An incremental build: only mm/memcontrol.c."""
-    from dataclasses import replace
 
     from harness.verdict.kinds import REGRESSED
     series = load_patch_dir(REPO_ROOT / "tests" / "boot" / "data" / "no-reclaim-every-other-high")

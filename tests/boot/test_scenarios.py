@@ -7,7 +7,7 @@ the base reproduced, an invariant's bounds relative to the base, no selftest wor
 parse) fails the test with its reason.
 """
 
-from harness.output.report import Row
+from harness.verdict.table import Row
 
 
 def test_scenario(kharness_case):

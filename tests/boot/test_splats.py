@@ -10,14 +10,14 @@ from pathlib import Path
 
 import pytest
 
+from harness.config import ScenarioConfig, from_dict, load_scenario
 from harness.config.arches import all_arches
 from harness.core.cache import cache_root
-from harness.config import ScenarioConfig, from_dict, load_scenario
-from harness.verdict.kinds import ERROR
-from harness.run.plan import make_plan
 from harness.core.progress import Progress
-from harness.verdict.results import KernelId
+from harness.run.plan import make_plan
 from harness.run.session import Session
+from harness.verdict.kinds import ERROR, result_verdict
+from harness.verdict.results import KernelId
 
 DIRECT = "/sys/kernel/debug/provoke-crash/DIRECT"
 
@@ -44,7 +44,7 @@ def test_a_real_warn_during_a_scenario_whose_numbers_hold_is_an_error_quoting_it
         result = s.run_scenario(kid, replace(load_scenario("dying-memcg"), iterations=50))
     finally:
         s.close()
-    assert result.verdict == ERROR
+    assert result_verdict(result) == ERROR
     assert re.match(r"guest: kernel reported: WARNING: CPU: 0 PID: \d+ at drivers/misc/lkdtm/bugs\.c:\d+ "
                     r"lkdtm_WARNING", result.error), result.error
     # the script ran to its end and showed the bug: numbers that would have held
@@ -63,6 +63,6 @@ def test_a_real_bug_is_an_error_quoting_it_not_the_script_it_killed(arch, tmp_pa
         result = s.run_scenario(KernelId(arch, "base", "lkdtm"), provoke)
     finally:
         s.close()
-    assert result.verdict == ERROR
+    assert result_verdict(result) == ERROR
     assert re.match(r"guest: kernel reported: kernel BUG at drivers/misc/lkdtm/bugs\.c:\d+!",
                     result.error), result.error

@@ -8,14 +8,14 @@ from dataclasses import replace
 
 import pytest
 
+from harness.config import load_scenario
 from harness.config.arches import all_arches
 from harness.core.cache import cache_root
-from harness.config import load_scenario
-from harness.verdict.kinds import REPRODUCED
-from harness.run.plan import GuestOptions, make_plan
 from harness.core.progress import Progress
-from harness.verdict.results import KernelId
+from harness.run.plan import GuestOptions, make_plan
 from harness.run.session import Session
+from harness.verdict.kinds import REPRODUCED, result_verdict
+from harness.verdict.results import KernelId
 
 
 @pytest.mark.parametrize("arch", [pytest.param(a, marks=[pytest.mark.boot, getattr(pytest.mark, a)])
@@ -36,4 +36,4 @@ def test_two_vcpus_run_and_a_scenario_uses_them(arch, tmp_path):
     finally:
         s.close()
     assert after > before
-    assert result.error is None and result.verdict == REPRODUCED, (result.verdict, result.error)
+    assert result.error is None and result_verdict(result) == REPRODUCED, (result_verdict(result), result.error)

@@ -25,14 +25,14 @@ from pathlib import Path
 import pytest
 
 from harness import REPO_ROOT
+from harness.config import load_kernel, load_scenario
 from harness.config.arches import Arch, load_arch
 from harness.core.cache import cache_root
-from harness.config import load_kernel, load_scenario
+from harness.core.progress import Progress
 from harness.guest.boot import Booted
 from harness.run.plan import Plan
-from harness.verdict.results import KernelId
 from harness.run.session import Session
-from harness.core.progress import Progress
+from harness.verdict.results import KernelId
 
 RUN_MARK = uuid.uuid4().hex[:12]
 

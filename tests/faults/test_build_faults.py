@@ -15,15 +15,24 @@ from pathlib import Path
 
 import pytest
 
+from harness.config import load_scenario
+from harness.core.cache import cache_root, locked
+from harness.series.patches import load_patch_dir
+from harness.verdict.kinds import ERROR, STILL_BROKEN
 from harness.verdict.results import KernelId
 
-from harness.core.cache import cache_root, locked
-from harness.config import load_scenario
-from harness.verdict.kinds import ERROR, STILL_BROKEN
-from harness.series.patches import load_patch_dir
-
-from .conftest import (artifacts, descendants, half_written, kharness, report, session_for,
-                       start_kharness, stop, survivors, wait_until)
+from .conftest import (
+    artifacts,
+    descendants,
+    half_written,
+    kharness,
+    report,
+    session_for,
+    start_kharness,
+    stop,
+    survivors,
+    wait_until,
+)
 
 pytestmark = [pytest.mark.faults, pytest.mark.boot, pytest.mark.slow,
               pytest.mark.usefixtures("build_slot")]

@@ -19,22 +19,21 @@ import json
 import os
 import re
 import tarfile
-from pathlib import Path
-
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 import yaml
 
-from harness.core.cache import cache_root, locked
 from harness.config import KernelConfig, SourceSpec
+from harness.core.cache import cache_root, locked
 from harness.core.errors import HarnessError
-from harness.verdict.results import KernelId
-from harness.run.session import Session
 from harness.core.progress import Progress
-from harness.verdict.kinds import ERROR
+from harness.run.session import Session
 from harness.series.patches import load_patch_dir
 from harness.sources.source import fetch_source
+from harness.verdict.kinds import ERROR, result_verdict
+from harness.verdict.results import KernelId
 
 from .conftest import artifacts, kharness, plan_for, session_for
 
@@ -125,7 +124,7 @@ def test_workspace_on_a_full_disk_is_an_error_of_its_stage_not_a_traceback(tiny_
     kernel = replace(plan.kernel, name="linux-test", sources=(SourceSpec(type="path", path=str(tree)),))
     session = Session(replace(plan, kernel=kernel), tiny_disk, tmp_path / "run", Progress(verbosity=0))
     result = session.run_scenario(KernelId(x86.name, "base"), plan.scenarios[0])
-    assert result.verdict == ERROR
+    assert result_verdict(result) == ERROR
     assert re.fullmatch(rf"series: No space left on device: {tiny_disk}/git/\.\w+\.\w+\.tmp/work/big.bin",
                         result.error), result.error
     assert session.records()[0].error == result.error
@@ -164,7 +163,7 @@ def test_patch_that_does_not_apply_to_the_kernel_names_the_patch_and_the_hunk(tm
     with session_for(x86, tmp_path / "run", series=series, variants=("patched",)) as session:
         result = session.run_scenario(KernelId(x86.name, "patched"), plan_for(x86).scenarios[0])
     log = tmp_path / "run" / "series.log"
-    assert result.verdict == ERROR
+    assert result_verdict(result) == ERROR
     assert result.error == ("series: patch 0001 'mm: memcontrol: a hunk whose context is not there' "
                             f"does not apply (at mm/memcontrol.c:3094) (see {log})")
     assert "Patch failed at 0001" in log.read_text()

@@ -18,18 +18,17 @@ import threading
 from dataclasses import replace
 
 import pytest
-
-from harness.verdict.results import KernelId
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from harness.guest import vm as vm_module
-from harness.core.cache import cache_root
-from harness.config import load_scenario
-from harness.core.errors import HarnessError
 from harness.build.image import build_guest_image, openssh_public_key
+from harness.config import load_scenario
+from harness.core.cache import cache_root
+from harness.core.errors import HarnessError
 from harness.core.progress import Progress
-from harness.verdict.kinds import ERROR
+from harness.guest import vm as vm_module
 from harness.guest.ssh import Guest
+from harness.verdict.kinds import ERROR
+from harness.verdict.results import KernelId
 
 from .conftest import alive, boot, our_qemus, session_for, wait_until
 

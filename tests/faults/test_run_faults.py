@@ -18,8 +18,17 @@ import pytest
 from harness.core.cache import cache_root
 from harness.verdict.kinds import ERROR, FIXED, REPRODUCED
 
-from .conftest import (descendants, half_written, kharness, our_qemus, report,
-                       start_kharness, stop, survivors, wait_until)
+from .conftest import (
+    descendants,
+    half_written,
+    kharness,
+    our_qemus,
+    report,
+    start_kharness,
+    stop,
+    survivors,
+    wait_until,
+)
 
 pytestmark = [pytest.mark.faults, pytest.mark.boot, pytest.mark.usefixtures("build_slot")]
 
@@ -105,7 +114,7 @@ def test_two_runs_at_once_on_one_cache_both_complete_on_their_own_ports(tmp_path
     assert codes == [0, 0], [(tmp_path / f"{n}.log").read_text() for n in names]
     reports = [report(tmp_path / n) for n in names]
     ports = []
-    for n, data in zip(names, reports):
+    for data in reports:
         (run,) = data["runs"]
         assert run["scenarios"][0]["verdict"] == REPRODUCED
         console = (Path(data["run_dir"]) / "x86_64-base" / "console.log").read_text()

@@ -6,14 +6,13 @@ from __future__ import annotations
 from dataclasses import replace
 
 import pytest
+from test_orchestration import change_memcontrol, fake_plan, session
 
+from harness.core.progress import Quiet
+from harness.series.patches import load_patch_dir
 from harness.verdict.bisect import BisectRow, matrix, passed, prefix_of, prefix_variants, render
 from harness.verdict.kinds import ERROR, FIXED, HOLDS, NO_CHANGE, STILL_BROKEN
-from harness.core.progress import Quiet
 from harness.verdict.results import KernelId, RunRecord, ScenarioResult
-from harness.series.patches import load_patch_dir
-
-from test_orchestration import change_memcontrol, fake_plan, session
 
 
 def test_every_prefix_is_a_variant_and_the_last_one_is_patched():
@@ -113,9 +112,9 @@ def test_kharness_build_builds_the_plans_kernels_boots_nothing_and_its_run_expor
     """A CI build job: `kharness build`, then `kharness export` of its run directory."""
     import json
 
-    from harness import cli
+    from harness import cli, commands
     plan = fake_plan(tmp_path, change_memcontrol("int memcg_charge = 2;"))
-    monkeypatch.setattr(cli, "_plan", lambda args, variants: plan)
+    monkeypatch.setattr(commands, "_plan", lambda args, variants: plan)
     monkeypatch.setenv("KHARNESS_CACHE", str(tmp_path / "cache"))
     assert cli.main(["build", "--arch", "x86_64", "--results", str(tmp_path / "results")]) == 0
     out = capsys.readouterr().out

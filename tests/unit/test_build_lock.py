@@ -8,9 +8,9 @@ import os
 
 import pytest
 
+from harness.build.kbuild import build_lock_path, build_lock_wait
 from harness.core.cache import machine_lock
 from harness.core.errors import HarnessError
-from harness.build.kbuild import build_lock_path, build_lock_wait
 
 
 def test_the_build_lock_is_in_the_users_runtime_directory(tmp_path, monkeypatch):

@@ -3,8 +3,8 @@
 
 import pytest
 
-from harness.sources.debian import PrivateApt, machine_mirrors
 from harness.core.errors import HarnessError
+from harness.sources.debian import PrivateApt, machine_mirrors
 
 
 def test_deb822_sources_give_main_and_security(tmp_path):

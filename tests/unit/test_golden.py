@@ -16,12 +16,12 @@ from pathlib import Path
 import pytest
 
 from harness import REPO_ROOT
-from harness.config.arches import all_arches, load_arch
 from harness.build.image import INIT_SCRIPT
 from harness.build.kbuild import build_command, make_args
-from harness.output.render import render
-from harness.output.report import load
+from harness.config.arches import all_arches, load_arch
 from harness.guest.vm import qemu_command
+from harness.output.formats import render
+from harness.output.report import load
 
 GOLDEN = REPO_ROOT / "tests" / "golden"
 REGOLD = os.environ.get("KHARNESS_REGOLD") == "1"

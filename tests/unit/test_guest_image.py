@@ -14,12 +14,26 @@ import paramiko
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from harness.build.image import (
+    HOST_KEY_PATH,
+    INIT_SCRIPT,
+    Entry,
+    GuestConfig,
+    busybox_applets,
+    directory,
+    dropbear_private_key,
+    library_closure,
+    load_guest_config,
+    openssh_private_key,
+    openssh_public_key,
+    parse_candidates,
+    regular,
+    resolve_in_tree,
+    symlink,
+    write_cpio,
+)
 from harness.core.errors import HarnessError
 from harness.guest.vm import READY_MARK
-from harness.build.image import (HOST_KEY_PATH, INIT_SCRIPT, Entry, GuestConfig, busybox_applets,
-                                 directory, dropbear_private_key, library_closure,
-                                 load_guest_config, openssh_private_key, openssh_public_key,
-                                 parse_candidates, regular, resolve_in_tree, symlink, write_cpio)
 
 needs_cpio = pytest.mark.skipif(shutil.which("cpio") is None, reason="cpio not installed")
 

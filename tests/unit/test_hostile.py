@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import REPO_ROOT, cli
+from harness import REPO_ROOT, cli, commands
 
 GOLDEN_RUN = REPO_ROOT / "tests" / "golden" / "run"
 KEY = "ab" * 32
@@ -275,7 +275,7 @@ def test_import_refuses_a_symlinked_file(world, capsys):
 def no_pipeline(monkeypatch):
     """The run verbs must stop before any build: a case that reaches the pipeline fails."""
     reached = []
-    monkeypatch.setattr(cli, "run_plan", lambda *a, **k: reached.append(a) or pytest.fail("reached the pipeline"))
+    monkeypatch.setattr(commands, "run_plan", lambda *a, **k: reached.append(a) or pytest.fail("reached the pipeline"))
     yield
     assert not reached
 
@@ -348,7 +348,7 @@ def test_a_crash_is_an_error_in_one_line_never_a_verdict(world, capsys, monkeypa
     """Exit 1 means "a row not as expected": a bug must not read as one."""
     def crash(args):
         raise KeyError("a field\nnothing checked")
-    monkeypatch.setattr(cli, "cmd_list", crash)
+    monkeypatch.setattr(commands, "cmd_list", crash)
     code, err = run(["list"], capsys)
     assert code == 2 and err.count("\n") == 1, err
     assert "list: internal error: KeyError" in err and "Traceback" not in err
@@ -393,12 +393,12 @@ def test_clean_keeps_what_a_writer_holds_the_lock_of_and_removes_the_rest(tmp_pa
 
 
 def test_clean_keeps_the_build_directories_while_a_kernel_builds(tmp_path):
+    from harness.build.kbuild import build_lock_path
     from harness.core.cache import machine_lock
     from harness.run.doctor import clean
-    from harness.build.kbuild import build_lock_path
     builds = old_dir(tmp_path / "builds" / "x86_64")
     with machine_lock(build_lock_path()):
-        import threading   # another thread: this one's nested takes would pass through
+        import threading  # another thread: this one's nested takes would pass through
         lines = []
         t = threading.Thread(target=lambda: lines.extend(clean(tmp_path, 1, None, False)))
         t.start()

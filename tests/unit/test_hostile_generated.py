@@ -63,16 +63,14 @@ def mutated(draw, original=GOLDEN, places=PLACES):
 
 
 def read_and_render(run_dir: Path) -> None:
-    from harness.output.kcidb import kcidb
-    from harness.output.render import junit, markdown, record, summary
-    from harness.output.report import load, rows
+    from harness.output.formats import FORMATS
+    from harness.output.report import load
+    from harness.output.runreport import RunReport
+    from harness.verdict.table import rows
     meta, records = load(run_dir)
     table = rows(records)
-    summary(table, records, meta)
-    markdown(meta, table, records)
-    junit(run_dir, meta, records, table)
-    record(meta, table)
-    kcidb(meta, records, run_dir, "kharness")
+    for fmt in FORMATS.values():
+        fmt.render(RunReport(table, records, meta, run_dir))
 
 
 @SMALL

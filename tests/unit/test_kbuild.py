@@ -1,11 +1,11 @@
 """Kconfig verification: every option a fragment asks for must survive into the .config."""
 
-from harness.config.arches import load_arch
 from harness.build.kbuild import dropped_options, first_errors, fragment_paths, parse_config
-from harness.core.cache import cache_root
 from harness.config import known, load_kernel
-from harness.run.plan import Plan, make_plan
+from harness.config.arches import load_arch
+from harness.core.cache import cache_root
 from harness.core.progress import Quiet
+from harness.run.plan import Plan, make_plan
 
 
 def test_parse_config_reads_values_and_not_set():

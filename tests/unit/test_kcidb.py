@@ -12,10 +12,11 @@ import pytest
 from harness import REPO_ROOT
 from harness.cli import main
 from harness.core.errors import HarnessError
-from harness.output.kcidb import kcidb, patchset_hash
-from harness.run.plan import make_plan
 from harness.core.progress import Progress
+from harness.output.kcidb import kcidb, patchset_hash
 from harness.output.report import load
+from harness.output.runreport import RunReport
+from harness.run.plan import make_plan
 from harness.run.session import _meta
 
 GOLDEN = REPO_ROOT / "tests" / "golden" / "run"
@@ -53,4 +54,4 @@ def test_patchset_hash_is_kcidbs_shell_recipe_over_the_patch_files(tmp_path):
 def test_an_origin_kcidb_would_refuse_is_an_error():
     meta, runs = load(GOLDEN)
     with pytest.raises(HarnessError, match="--origin 'My CI': KCIDB origins are lower-case"):
-        kcidb(meta, runs, GOLDEN, "My CI")
+        kcidb(RunReport.of(GOLDEN, meta, runs, origin="My CI"))

@@ -3,9 +3,9 @@
 import json
 import time
 
-from harness.guest import vm
 from harness.config.arches import load_arch
 from harness.core.progress import Quiet
+from harness.guest import accel as vm
 
 TIMEOUT = "the guest printed nothing within 15 s under KVM (log: /r/kvm-probe.log)"
 KVM_ERROR = "KVM internal error. Suberror: 1 (log: /r/kvm-probe.log)"

@@ -18,9 +18,9 @@ import pytest
 from harness.cli import main
 from harness.config import load_kernel
 from harness.core.errors import ConfigError, HarnessError
-from harness.sources.lore import parse_lore_arg, patch_tag
 from harness.core.progress import Progress, Quiet
 from harness.series.patches import Workspace, load_series_config, resolve_series
+from harness.sources.lore import parse_lore_arg, patch_tag
 from harness.sources.source import SourceTree
 
 MSGID = "v2-0-cover@example.org"

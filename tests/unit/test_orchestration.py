@@ -14,16 +14,15 @@ from pathlib import Path
 import pytest
 
 from harness import REPO_ROOT
-
 from harness.build import kbuild
-from harness.config.arches import load_arch
 from harness.config import SourceSpec, load_kernel, load_scenario
+from harness.config.arches import load_arch
 from harness.core.errors import HarnessError
-from harness.run.plan import Plan
 from harness.core.progress import Quiet
-from harness.verdict.results import KernelId
-from harness.series.patches import load_patch_dir
+from harness.run.plan import Plan
 from harness.run.session import Session
+from harness.series.patches import load_patch_dir
+from harness.verdict.results import KernelId
 
 FAKE = REPO_ROOT / "tests" / "fakelinux"
 BASE, PATCHED = KernelId("x86_64", "base"), KernelId("x86_64", "patched")
@@ -130,14 +129,14 @@ new file mode 100644
 
 
 def test_a_patched_kernel_with_the_bases_very_image_is_no_change_and_never_booted(tmp_path):
-    from harness.verdict.kinds import NO_CHANGE
-    from harness.output.report import passed, rows
+    from harness.verdict.kinds import NO_CHANGE, result_verdict
+    from harness.verdict.table import passed, rows
     plan = fake_plan(tmp_path, ADD_DOC)
     s = session(plan, tmp_path / "cache", tmp_path / "run")
     base, patched = s.kernel(BASE), s.kernel(PATCHED)
     assert base.key != patched.key and base.image.read_bytes() == patched.image.read_bytes()
     result = s.run_scenario(PATCHED, plan.scenarios[0])   # the fake image could not boot
-    assert result.unchanged and result.verdict == NO_CHANGE and result.error is None
+    assert result.unchanged and result_verdict(result) == NO_CHANGE and result.error is None
     assert not (tmp_path / "run" / "x86_64-patched" / "console.log").exists()
     records = {r.variant: r for r in s.records()}
     assert records["base"].image_sha256 == records["patched"].image_sha256
@@ -170,10 +169,11 @@ def test_a_changed_fragment_or_make_flag_is_a_new_kernel(tmp_path, change):
 
 def test_a_build_error_is_an_error_quoting_it_and_leaves_no_kernel(tmp_path):
     plan = fake_plan(tmp_path, change_memcontrol("#error broken by the patch"))
+    from harness.verdict.kinds import result_verdict
     cache = tmp_path / "cache"
     s = session(plan, cache, tmp_path / "run")
     result = s.run_scenario(PATCHED, plan.scenarios[0])
-    assert result.verdict == "ERROR"
+    assert result_verdict(result) == "ERROR"
     assert result.error.startswith("build: make failed (exit 2): ") and "mm/memcontrol.c:2:#error" in result.error
     assert s.records()[0].error == result.error
     assert not any((cache / "kernels").glob("*/image")), "a failed build left a kernel"
@@ -274,11 +274,12 @@ def test_kernels_exported_by_one_machine_are_imported_verified_and_found_without
 
 
 def test_selftest_runs_of_several_boots_add_up_and_a_missing_test_failed():
+    from harness.verdict.repeat import combine_selftests
+    from harness.verdict.repeat import with_runs as _with_runs
     from harness.verdict.results import ScenarioResult
-    from harness.run.session import _with_runs, combine_selftests
 
     def st(runs, error=None):
-        from harness.guest.runner import summarize_runs
+        from harness.verdict.repeat import summarize_runs
         return ScenarioResult(arch="x86_64", variant="patched", scenario="cgroup-selftests", iterations=2,
                               expectation="", kind="selftests", held=True, tests=summarize_runs(runs),
                               test_runs=runs, error=error)
@@ -296,8 +297,8 @@ def test_selftest_runs_of_several_boots_add_up_and_a_missing_test_failed():
 def test_selftests_that_differ_by_chance_run_again_until_decided_or_the_cap(tmp_path):
     """Session.confirm_selftests: only the undecided programs run again, on both kernels,
     ``iterations`` runs at a time, until the difference is significant or ``confirm_runs``."""
+    from harness.verdict.repeat import summarize_runs
     from harness.verdict.results import ScenarioResult
-    from harness.guest.runner import summarize_runs
     scenario = replace(load_scenario("cgroup-selftests"), iterations=3, confirm_runs=9)
     plan = replace(fake_plan(tmp_path), scenarios=(scenario,))
 
@@ -320,7 +321,7 @@ def test_selftests_that_differ_by_chance_run_again_until_decided_or_the_cap(tmp_
     base, patched = (s.run(k).result(scenario.name) for k in (BASE, PATCHED))
     assert patched.test_runs == {"test_kmem:basic": "fppfpffpf", "test_core:x": "fff"}
     assert base.test_runs["test_kmem:basic"] == "p" * 9
-    from harness.output.report import rows
+    from harness.verdict.table import rows
     (row,) = rows(s.records())
     assert row.verdict == "REGRESSED"
     assert any("test_kmem:basic: pass in all 9 runs on base, fail 5 of 9 runs on patched (p = 0.015), "

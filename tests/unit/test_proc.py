@@ -13,18 +13,12 @@ import paramiko
 import pytest
 
 from harness import REPO_ROOT
-
-from harness.run import checkseries
-
-from harness.core import errors
-
 from harness.build import kbuild
-
-from harness.core import proc
-from harness.guest.boot import retryable
-from harness.core.errors import (CommandTimeout, ConnectionLost, HarnessError, HostKeyMismatch,
-                            KernelSplat, PortTaken)
+from harness.core import errors, proc
+from harness.core.errors import CommandTimeout, ConnectionLost, HarnessError, HostKeyMismatch, KernelSplat, PortTaken
 from harness.core.progress import Quiet
+from harness.guest.boot import retryable
+from harness.run import checkseries
 from harness.series.patches import Workspace, load_patch_dir
 from harness.sources.source import SourceTree
 

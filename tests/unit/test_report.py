@@ -4,11 +4,24 @@ from dataclasses import replace
 
 import pytest
 
-from harness.verdict.kinds import (BROKEN, ERROR, FIXED, FLAKY, HOLDS, NO_REGRESSION, NOT_REPRODUCED, RAN,
-                           REGRESSED, REPRODUCED, STILL_BROKEN)
 from harness.output.render import summary
-from harness.output.report import Row, passed, rows
+from harness.output.runreport import RunReport
+from harness.verdict.kinds import (
+    BROKEN,
+    ERROR,
+    FIXED,
+    FLAKY,
+    HOLDS,
+    NO_REGRESSION,
+    NOT_REPRODUCED,
+    RAN,
+    REGRESSED,
+    REPRODUCED,
+    STILL_BROKEN,
+    result_verdict,
+)
 from harness.verdict.results import KernelMeta, RunMeta, RunRecord, ScenarioResult
+from harness.verdict.table import Row, passed, rows
 
 
 def ab_verdict(base, patched):
@@ -27,13 +40,13 @@ def result(variant, held=None, error=None, delta=None):
 
 
 def test_base_alone():
-    assert result("base", held=True, delta=500).verdict == REPRODUCED
-    assert result("base", held=False, delta=3).verdict == NOT_REPRODUCED
+    assert result_verdict(result("base", held=True, delta=500)) == REPRODUCED
+    assert result_verdict(result("base", held=False, delta=3)) == NOT_REPRODUCED
 
 
 def test_error_is_never_a_verdict():
-    assert result("base", error="boot: deadline").verdict == ERROR
-    assert result("base").verdict == ERROR  # no judgement made at all
+    assert result_verdict(result("base", error="boot: deadline")) == ERROR
+    assert result_verdict(result("base")) == ERROR  # no judgement made at all
 
 
 def test_ab_fixed_needs_reproduction_on_base():
@@ -52,7 +65,7 @@ def test_table_pairs_variants_and_summary_shows_values():
             RunRecord("x86_64", "patched", scenarios=(result("patched", True, delta=0),))]
     table = rows(runs)
     assert len(table) == 1 and table[0].verdict == FIXED
-    text = summary(table, runs)
+    text = summary(RunReport(table, runs))
     assert "1 -> 501 (+500)" in text and "FIXED" in text
 
 
@@ -73,7 +86,7 @@ def test_invariant_must_hold_on_both_kernels():
             RunRecord("arm64", "patched", scenarios=(invariant("patched", False),))]
     (row,) = rows(runs)
     assert row.verdict == BROKEN and not passed([row])
-    assert "not held: kept_stacks >= 100 (got 3)" in summary([row], runs)
+    assert "not held: kept_stacks >= 100 (got 3)" in summary(RunReport([row], runs))
     runs[1] = RunRecord("arm64", "patched", scenarios=(invariant("patched", True),))
     assert rows(runs)[0].verdict == HOLDS and passed(rows(runs))
 
@@ -83,13 +96,13 @@ def test_selftests_patched_no_worse_than_base():
     same = rows([RunRecord("x86_64", "base", scenarios=(selftests("base", base),)),
                  RunRecord("x86_64", "patched", scenarios=(selftests("patched", {**base, "t:b": "pass"}),))])
     assert same[0].verdict == NO_REGRESSION and passed(same)
-    text = summary(same, [])
+    text = summary(RunReport(same, []))
     assert "1 pass, 1 fail, 1 skip" in text and "2 pass, 0 fail, 1 skip" in text
     for worse in ({**base, "t:a": "fail"}, {**base, "t:c": "fail"}, {"t:b": "fail", "t:c": "skip"}):
         table = rows([RunRecord("x86_64", "base", scenarios=(selftests("base", base),)),
                       RunRecord("x86_64", "patched", scenarios=(selftests("patched", worse),))])
         assert table[0].verdict == REGRESSED and not passed(table)
-        assert "regressed t:" in summary(table, [])
+        assert "regressed t:" in summary(RunReport(table, []))
     # failing in some runs of patched only is no pass (test_selftest_judgement has the numbers)
     flaky = rows([RunRecord("x86_64", "base", scenarios=(selftests("base", base),)),
                   RunRecord("x86_64", "patched", scenarios=(selftests("patched", {**base, "t:a": "flaky"}),))])
@@ -104,7 +117,7 @@ def test_a_test_only_patched_reports_is_compared_too():
     base = {"t:a": "pass"}
     table = rows([RunRecord("x86_64", "base", scenarios=(selftests("base", base),)),
                   RunRecord("x86_64", "patched", scenarios=(selftests("patched", {**base, "t:new": "fail"}),))])
-    assert table[0].verdict == REGRESSED and "regressed t:new: missing on base, fail on patched" in summary(table, [])
+    assert table[0].verdict == REGRESSED and "regressed t:new: missing on base, fail on patched" in summary(RunReport(table, []))
     passing = rows([RunRecord("x86_64", "base", scenarios=(selftests("base", base),)),
                     RunRecord("x86_64", "patched", scenarios=(selftests("patched", {**base, "t:new": "pass"}),))])
     assert passing[0].verdict == NO_REGRESSION
@@ -116,16 +129,16 @@ def test_two_results_for_one_kernel_are_an_error_never_the_last_one():
         table = rows([RunRecord("x86_64", "base", scenarios=(first, second)),
                       RunRecord("x86_64", "patched", scenarios=(result("patched", True, delta=0),))])
         assert table[0].verdict == ERROR and not passed(table)
-        assert "x86_64 dying-memcg: base has more than one result" in summary(table, [])
+        assert "x86_64 dying-memcg: base has more than one result" in summary(RunReport(table, []))
 
 
 def test_fixed_upstream_wants_the_bug_nowhere():
     def up(variant, held):
         return ScenarioResult(arch="x86_64", variant=variant, scenario="dying-memcg", iterations=500,
                               expectation="", before=1, after=1, delta=0, held=held, kind="fixed-upstream")
-    assert up("base", True).verdict == NOT_REPRODUCED and passed(rows([RunRecord("x86_64", "base",
+    assert result_verdict(up("base", True)) == NOT_REPRODUCED and passed(rows([RunRecord("x86_64", "base",
                                                                                  scenarios=(up("base", True),))]))
-    assert up("base", False).verdict == REPRODUCED
+    assert result_verdict(up("base", False)) == REPRODUCED
     assert ab_verdict(up("base", True), up("patched", True)) == NOT_REPRODUCED
     assert ab_verdict(up("base", False), up("patched", True)) == REPRODUCED
     assert ab_verdict(up("base", True), up("patched", False)) == REGRESSED
@@ -140,10 +153,10 @@ def test_a_fixed_upstream_side_bound_failing_is_broken_not_the_bug():
                               expectation="", held=not failed, failed=failed, kind="fixed-upstream",
                               signature=("pinned",))
     side = up("base", ("kept >= 100 (got 98)",))
-    assert side.verdict == BROKEN and ab_verdict(side, up("patched", ())) == BROKEN
+    assert result_verdict(side) == BROKEN and ab_verdict(side, up("patched", ())) == BROKEN
     assert not passed(rows([RunRecord("x86_64", "base", scenarios=(side,))]))
     bug = up("base", ("pinned <= 0 (got 1)", "kept >= 100 (got 98)"))
-    assert bug.verdict == REPRODUCED and ab_verdict(bug, up("patched", ())) == REPRODUCED
+    assert result_verdict(bug) == REPRODUCED and ab_verdict(bug, up("patched", ())) == REPRODUCED
     assert ab_verdict(up("base", ()), up("patched", ("kept >= 100 (got 98)",))) == REGRESSED
 
 
@@ -159,7 +172,7 @@ def test_an_invariant_is_judged_against_the_base_value_too():
     less = rows([RunRecord("x86_64", "base", scenarios=(charge("base", 492),)),
                  RunRecord("x86_64", "patched", scenarios=(charge("patched", 100),))])
     assert less[0].verdict == BROKEN and not passed(less)
-    assert "patched: not held: charged_stacks >= 0.9 x base 492 (got 100)" in summary(less, [])
+    assert "patched: not held: charged_stacks >= 0.9 x base 492 (got 100)" in summary(RunReport(less, []))
 
 
 def test_one_variant_alone_passes_with_its_own_verdict():
@@ -172,7 +185,7 @@ def test_profiles_get_a_row_each_and_a_verdict_column_each():
             for p in ("default", "debug") for v in ("base", "patched")]
     table = rows(runs)
     assert [(r.profile, r.verdict) for r in table] == [("default", HOLDS), ("debug", HOLDS)]
-    lines = summary(table, runs).splitlines()
+    lines = summary(RunReport(table, runs)).splitlines()
     assert lines[0].split() == ["arm64", "kmem-charge", "default", HOLDS]
     assert ["arm64", "kmem-charge", "debug", HOLDS] in [line.split() for line in lines]
     assert ["arch", "scenario", "default", "debug"] in [line.split() for line in lines]
@@ -182,10 +195,10 @@ def test_summary_gives_the_total_and_says_when_stage_times_overlap():
     runs = [RunRecord("x86_64", v, scenarios=(result(v, True, delta=d),))
             for v, d in (("base", 500), ("patched", 0))]
     table = rows(runs)
-    assert "total 42.0 s\n" in summary(table, runs, meta(seconds=42.0, jobs=1)) + "\n"
-    both = summary(table, runs, meta(seconds=42.0, jobs=2))
+    assert "total 42.0 s\n" in summary(RunReport(table, runs, meta(seconds=42.0, jobs=1))) + "\n"
+    both = summary(RunReport(table, runs, meta(seconds=42.0, jobs=2)))
     assert "total 42.0 s; up to 2 guests at once, so the stage times below overlap" in both
-    assert "total" not in summary(table, runs)
+    assert "total" not in summary(RunReport(table, runs))
 
 
 def test_summary_is_a_mail_what_ran_a_block_per_row_and_the_result():
@@ -200,7 +213,7 @@ def test_summary_is_a_mail_what_ran_a_block_per_row_and_the_result():
     series = SeriesMeta(name="s", title="A series", sha256="ab" * 32,
                         patches=(PatchMeta("0001-x.patch", "x", ""), PatchMeta("0002-y.patch", "y", "")))
     m = meta(series=series, seconds=9.0, kernel=KernelMeta("linux-5.10", "5.10.262", origin="debian bullseye"))
-    text = summary(rows(runs), runs, m)
+    text = summary(RunReport(rows(runs), runs, m))
     lines = text.splitlines()
     assert all(len(line) <= 80 and line == line.rstrip() for line in lines), text
     assert lines[:5] == ["kharness test: A series", "series   s, 2 patches, sha256 abababababababab",
@@ -215,30 +228,30 @@ def test_summary_is_a_mail_what_ran_a_block_per_row_and_the_result():
 
 
 def test_summary_of_nothing_says_so():
-    assert summary([], []).splitlines()[-1] == "Result: nothing ran"
+    assert summary(RunReport([], [])).splitlines()[-1] == "Result: nothing ran"
 
 
 def test_repeats_are_the_median_with_each_run_kept_and_runs_that_disagree_are_flaky(tmp_path):
-    from harness.verdict.kinds import FLAKY
     from harness.output.report import load, write
-    from harness.run.session import combine
+    from harness.verdict.kinds import FLAKY, result_verdict
+    from harness.verdict.repeat import combine
 
     def run(variant, held, delta):
         return replace(result(variant, held, delta=delta), metrics={"delta": delta})
     base = combine([run("base", True, d) for d in (500, 498, 500, 499, 500)])
-    assert (base.delta, base.held, base.verdict) == (500, True, REPRODUCED)
+    assert (base.delta, base.held, result_verdict(base)) == (500, True, REPRODUCED)
     assert [x["metrics"]["delta"] for x in base.repeats] == [500, 498, 500, 499, 500]
     steady = combine([run("patched", True, d) for d in (0, 1, 0)])
     (row,) = rows([RunRecord("x86_64", "base", scenarios=(base,)), RunRecord("x86_64", "patched", scenarios=(steady,))])
     assert row.verdict == FIXED
     assert row.cell(row.base) == "1 -> 501 (+500) (median of 5 runs; delta 498..500)"
     wobbly = combine([run("patched", True, 0), run("patched", False, 500), run("patched", True, 1)])
-    assert wobbly.verdict == FLAKY and not wobbly.held
+    assert result_verdict(wobbly) == FLAKY and not wobbly.held
     (row,) = rows([RunRecord("x86_64", "base", scenarios=(base,)), RunRecord("x86_64", "patched", scenarios=(wobbly,))])
     assert row.verdict == FLAKY and not passed([row])
     assert row.notes()[1] == "x86_64 dying-memcg: patched run 2: not held (delta 500)"
     errs = combine([run("patched", True, 0), replace(result("patched", error="ssh: gone"), metrics={})])
-    assert errs.verdict == ERROR and errs.error == "run 2 of 2: ssh: gone"
+    assert result_verdict(errs) == ERROR and errs.error == "run 2 of 2: ssh: gone"
     write(tmp_path, meta(), [RunRecord("x86_64", "patched", scenarios=(wobbly,))])
     assert load(tmp_path)[1][0].scenarios[0] == wobbly          # every run survives report.json
 
@@ -247,20 +260,20 @@ def test_repeat_below_one_is_refused(tmp_path):
     import pytest
 
     from harness.core.errors import HarnessError
-    from harness.run.plan import make_plan
     from harness.core.progress import Progress
+    from harness.run.plan import make_plan
     with pytest.raises(HarnessError, match="--repeat 0: expected a positive number of runs"):
         make_plan(kernel="linux-5.10", variants=("base",), cache=tmp_path, progress=Progress(live=False), repeat=0)
 
 
 def test_online_cpu_lists_are_counted():
-    from harness.run.session import online_cpus
+    from harness.run.guests import online_cpus
     assert [online_cpus(t) for t in ("0", "0-1", "0-3,6", "0,2-3\n")] == [1, 2, 5, 3]
 
 
 def runs_of(variant, runs):
     """A selftests result from each test's outcome per run ("ppf": pass, pass, fail)."""
-    from harness.guest.runner import summarize_runs
+    from harness.verdict.repeat import summarize_runs
     return ScenarioResult(arch="x86_64", variant=variant, scenario="cgroup-selftests", iterations=len(
         next(iter(runs.values()))), expectation="", kind="selftests", held=True,
         tests=summarize_runs(runs), test_runs=runs)
@@ -335,7 +348,8 @@ def test_a_test_known_to_flake_on_the_base_is_shown_not_failed_unless_significan
 
 
 def test_a_known_flaky_entry_names_a_test_a_reason_and_a_date(tmp_path):
-    from harness.config import ConfigError, KnownFlaky
+    from harness.config import KnownFlaky
+    from harness.core.errors import ConfigError
     KnownFlaky("test_kmem:test_kmem_basic", "a race with RCU", "2026-12-05").validate(tmp_path, "")
     for bad, field in ((KnownFlaky("test_kmem_basic", "r", "2026-12-05"), "test"),
                        (KnownFlaky("p:t", "r", "yesterday"), "seen"), (KnownFlaky("p:t", " ", "2026-12-05"), "reason")):

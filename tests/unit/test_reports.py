@@ -4,8 +4,8 @@ import os
 import time
 from xml.etree import ElementTree as ET
 
-from harness.run.doctor import clean, list_configs
 from harness.output.report import load, write
+from harness.run.doctor import clean, list_configs
 from harness.verdict.results import RunMeta, RunRecord, ScenarioResult
 
 
@@ -138,8 +138,8 @@ def test_list_names_every_config_kind():
 def test_report_json_says_started_in_rfc3339_and_null_for_what_a_directory_series_lacks(tmp_path):
     from datetime import datetime
 
-    from harness.run.plan import make_plan
     from harness.core.progress import Progress
+    from harness.run.plan import make_plan
     from harness.run.session import _meta
     plan = make_plan(kernel="linux-5.10", arches="x86_64", cache=tmp_path, progress=Progress(live=False))
     meta = _meta(plan, tmp_path)
@@ -199,7 +199,8 @@ def _split_golden_run(tmp_path):
 
 
 def test_merge_of_one_job_per_arch_is_the_table_of_one_run(tmp_path):
-    from harness.output.report import merge, rows
+    from harness.output.report import merge
+    from harness.verdict.table import rows
     src, dirs = _split_golden_run(tmp_path)
     meta, runs = merge(dirs, tmp_path / "merged")
     whole = load(src)[1]
@@ -232,7 +233,8 @@ def test_merge_refuses_a_conflict_or_another_base_naming_both_runs(tmp_path):
 def test_a_rerun_replaces_its_scenarios_and_the_merged_command_says_so(tmp_path):
     import json
 
-    from harness.output.report import merge, rows
+    from harness.output.report import merge
+    from harness.verdict.table import rows
     _, (x86, arm) = _split_golden_run(tmp_path)
     again = tmp_path / "again"
     again.mkdir()

@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from harness.core.errors import CommandTimeout, ConnectionLost, HarnessError, HostKeyMismatch
 from harness.build.image import dropbear_private_key, openssh_private_key, openssh_public_key
+from harness.core.errors import CommandTimeout, ConnectionLost, HarnessError, HostKeyMismatch
 from harness.guest.ssh import Guest
 from harness.guest.vm import free_port
 

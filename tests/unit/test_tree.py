@@ -11,10 +11,10 @@ import pytest
 
 from harness import REPO_ROOT
 from harness.core.errors import HarnessError
-from harness.run.plan import make_plan
 from harness.core.progress import Progress
-from harness.verdict.results import KernelId
+from harness.run.plan import make_plan
 from harness.run.session import Session
+from harness.verdict.results import KernelId
 
 FAKE = REPO_ROOT / "tests" / "fakelinux"
 ENV = {"GIT_AUTHOR_NAME": "Dev", "GIT_AUTHOR_EMAIL": "dev@example.org", "GIT_COMMITTER_NAME": "Dev",

@@ -1,0 +1,216 @@
+"""Scenarios (configs/scenarios): a guest script, what is measured around it, and the bounds
+each kernel's values are judged by."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from harness import REPO_ROOT
+from harness.config.loader import CONFIG_DIR, check_name, find, known, load
+from harness.core.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Expectation:
+    """A bound on one value a scenario measured: ``metric`` (by default ``delta``, the harness's
+    own num_cgroups reading after minus before) at least ``min`` or ``min_fraction`` of the
+    iterations, or at most ``max``."""
+
+    metric: str = "delta"
+    min: int | None = None
+    max: int | None = None
+    min_fraction: float | None = None
+    # patched at least this fraction of the base kernel's value (judged when both ran): a fix
+    # must not work by accounting less than the kernel it changes
+    min_base_fraction: float | None = None
+
+    def validate(self, file: Path, where: str) -> None:
+        if sum(b is not None for b in (self.min, self.max, self.min_fraction, self.min_base_fraction)) != 1:
+            raise ConfigError(file, where, "expected exactly one of min, max, min_fraction, min_base_fraction")
+
+
+HIERARCHIES = ("v1", "v2")
+# the kinds a scenario's YAML may name, with the fields each must not leave empty; what a kind
+# does with them is harness/verdict/kinds.py's, which takes its ``needs`` from here
+KIND_NEEDS = {"fix": ("reproduced", "fixed"), "invariant": ("holds",), "selftests": ("selftests",)}
+BUILTIN_METRICS = ("delta", "before", "after")
+
+
+@dataclass(frozen=True)
+class ScenarioConfig:
+    """A guest script, how to measure around it, and what it must show on each kernel.
+
+    The harness reads /proc/cgroups itself before and after the script (``delta``); a script may
+    report more values, each declared in ``metrics`` and printed as ``kharness-metric NAME INT``.
+    ``helpers`` are C programs under guest-scripts/ built static for the guest's arch,
+    ``selftests`` programs of the tree's tools/testing/selftests/<selftests_dir> built the same
+    way; both are put in the guest next to the script. ``cmdline`` is added to the kernel command line
+    (such scenarios get a guest of their own). Each scenario starts on a guest no other
+    scenario ran on (``guest: own``, the default: a reproducer's 500 dying cgroups and their
+    sleeps are not the next scenario's starting point) unless it says ``guest: shared``.
+    """
+
+    name: str
+    script: str
+    description: str = ""
+    kind: str = "fix"
+    interpreter: str = "bash"
+    controller: str = "memory"
+    hierarchy: str = "v1"
+    cmdline: str = ""
+    guest: str = "own"     # own: a freshly booted guest; shared: may run where others ran
+    iterations: int = 500
+    timeout: float = 600.0
+    settle: float = 3.0
+    metrics: tuple[str, ...] = ()
+    show: tuple[str, ...] = ("delta",)   # the values the A/B table shows
+    helpers: tuple[str, ...] = ()
+    selftests: tuple[str, ...] = ()
+    selftests_dir: str = "cgroup"          # where they are, under tools/testing/selftests
+    selftests_uapi: bool = False           # built with the tree's include/uapi before the toolchain's
+    selftests_libs: tuple[str, ...] = ()   # Debian -dev packages (the guest's arch) they link statically
+    since: str = ""     # the first release whose tree has what it runs: older bases leave it out
+    # selftests: runs of a program per kernel at most when base and patched differ on one of its
+    # tests by less than chance rules out (kinds.judge_test): more runs, ``iterations`` at a
+    # time, for at most ``confirm_seconds`` of script time per kernel
+    confirm_runs: int = 30
+    confirm_seconds: float = 900.0
+    # its script never runs beside a kernel build (the machine's build lock, held shared): what
+    # it times measures the host's load, not the kernel (test_kmem_basic's race with RCU frees)
+    quiet_host: bool = False
+    env: dict[str, str] = field(default_factory=dict)   # more environment for the script
+    markers: tuple[str, ...] = ()   # more pytest markers for its tests (make test leaves out `extended`)
+    not_on: tuple[str, ...] = ()    # profiles whose kernels do not run it (the YAML says why)
+    # iterations on a profile's kernels, instead of the profile's cap (max_iterations): what a
+    # debug kernel can bear when the cap's count is too few to measure (the YAML says why)
+    iterations_on: dict[str, int] = field(default_factory=dict)
+    reproduced: tuple[Expectation, ...] = ()
+    fixed: tuple[Expectation, ...] = ()
+    holds: tuple[Expectation, ...] = ()
+    script_dirs: tuple[str, ...] = ()   # set by load_scenario: where script and helpers are
+
+    def guest_path(self, name: str) -> Path:
+        """The script's or a helper's file (config.script_dirs: beside the YAML, then guest-scripts/)."""
+        dirs = tuple(map(Path, self.script_dirs)) or (GUEST_SCRIPTS,)
+        path = guest_file(dirs, name)
+        if path is None:
+            raise ConfigError(Path(self.script_dirs[0] if self.script_dirs else GUEST_SCRIPTS), name,
+                              "no such guest script")
+        return path
+
+    @property
+    def marker(self) -> str:
+        return self.name.replace("-", "_")
+
+    @property
+    def signature(self) -> tuple[str, ...]:
+        """The metrics whose ``fixed`` bound is not also a ``reproduced`` one: what tells the bug
+        from its absence; the other bounds (the work was done, the memory came back) hold either way."""
+        return tuple(dict.fromkeys(e.metric for e in self.fixed if e not in self.reproduced))
+
+    def in_release(self, version: str) -> bool:
+        """Whether a base of ``version`` (5.10, 7.2) has what this scenario runs (``since``)."""
+        def release(v: str) -> tuple[int, ...]:
+            return tuple(int(x) for x in re.findall(r"\d+", v)[:2])
+        return not self.since or release(version) >= release(self.since)
+
+    def validate(self, file: Path, where: str) -> None:
+        check_name(file, "name", self.name)   # its output files' names, in the guest and here
+        if self.timeout <= 0:
+            raise ConfigError(file, "timeout", f"expected a positive number of seconds, got {self.timeout:g}")
+        if self.settle < 0:
+            raise ConfigError(file, "settle", f"expected 0 or more seconds, got {self.settle:g}")
+        if self.guest not in ("own", "shared"):
+            raise ConfigError(file, "guest", f"expected own or shared, got {self.guest!r}")
+        for name, value in (("script", self.script), *(("helpers", h) for h in self.helpers)):
+            _guest_file(file, name, value)
+        for h in self.helpers:
+            if not h.endswith(".c"):
+                raise ConfigError(file, "helpers", f"expected a C source (.c), got {h!r}")
+        if self.kind not in KIND_NEEDS:
+            raise ConfigError(file, "kind", f"expected one of {', '.join(KIND_NEEDS)}, got {self.kind!r}")
+        for name in KIND_NEEDS[self.kind]:
+            if not getattr(self, name):
+                raise ConfigError(file, name, f"missing (required for a {self.kind} scenario)")
+        if self.hierarchy not in HIERARCHIES:
+            raise ConfigError(file, "hierarchy", f"expected v1 or v2, got {self.hierarchy!r}")
+        if self.iterations < 1:
+            raise ConfigError(file, "iterations", "expected a positive integer")
+        if self.confirm_runs < 1:
+            raise ConfigError(file, "confirm_runs", "expected a positive integer")
+        declared = (*BUILTIN_METRICS, *self.metrics)
+        for name in ("reproduced", "fixed", "holds"):
+            for i, e in enumerate(getattr(self, name)):
+                if e.metric not in declared:
+                    raise ConfigError(file, f"{name}[{i}].metric", f"{e.metric!r} is not declared "
+                                      f"in metrics (known: {', '.join(declared)})")
+        for name in self.show:
+            if name not in declared:
+                raise ConfigError(file, "show", f"{name!r} is not declared in metrics")
+        profiles = known("profiles")
+        for name in self.not_on:
+            if name not in profiles:
+                raise ConfigError(file, "not_on", f"no profile {name!r} (known: {', '.join(profiles)})")
+        for name, count in self.iterations_on.items():
+            if name not in profiles:
+                raise ConfigError(file, f"iterations_on.{name}", f"no profile {name!r} (known: {', '.join(profiles)})")
+            if not isinstance(count, int) or isinstance(count, bool) or count < 1:
+                raise ConfigError(file, f"iterations_on.{name}", f"expected a positive integer, got {count!r}")
+        for m in self.markers:
+            if not re.fullmatch(r"[a-z][a-z0-9_]*", m):
+                raise ConfigError(file, "markers", f"expected a pytest marker name (a-z, 0-9, _), got {m!r}")
+        for t in self.selftests:
+            if not re.fullmatch(r"[\w-]+", t):
+                raise ConfigError(file, "selftests", f"expected a program name, got {t!r}")
+        if not re.fullmatch(r"\w[\w-]*(/\w[\w-]*)*", self.selftests_dir):
+            raise ConfigError(file, "selftests_dir", "expected a directory under tools/testing/selftests "
+                              f"(such as filesystems/mount-notify), got {self.selftests_dir!r}")
+        for lib in self.selftests_libs:
+            if not re.fullmatch(r"[a-z0-9][a-z0-9+.-]*-dev", lib):
+                raise ConfigError(file, "selftests_libs", f"expected a Debian -dev package name, got {lib!r}")
+        if self.since and not re.fullmatch(r"\d+\.\d+", self.since):
+            raise ConfigError(file, "since", f"expected a release such as 6.15, got {self.since!r}")
+        for name in self.env:
+            if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name) or name in ("ITERATIONS", "KHARNESS_DIR"):
+                raise ConfigError(file, f"env.{name}", "expected a variable name of its own "
+                                  "(ITERATIONS and KHARNESS_DIR are the harness's)")
+
+
+GUEST_SCRIPTS = REPO_ROOT / "guest-scripts"
+
+
+def script_dirs(file: Path) -> tuple[Path, ...]:
+    """Where a scenario's script and helpers are looked for: beside its YAML file when it is not
+    one of kharness's own (a kernel tree's .kharness/ keeps its scripts with it), then in
+    kharness's guest-scripts/ (whose scripts any scenario may use)."""
+    here = file.resolve().parent
+    own = here.is_relative_to(CONFIG_DIR.resolve())
+    return (GUEST_SCRIPTS,) if own else (here, GUEST_SCRIPTS)
+
+
+def guest_file(dirs: tuple[Path, ...], value: str) -> Path | None:
+    """``value`` in the first of ``dirs`` that has it; never a file outside them (it is copied
+    into the guest and run there)."""
+    for d in dirs:
+        path = (d / value).resolve()
+        if path.is_relative_to(d.resolve()) and path.is_file():
+            return path
+    return None
+
+
+def _guest_file(file: Path, field_name: str, value: str) -> None:
+    dirs = script_dirs(file)
+    if not any((d / value).resolve().is_relative_to(d.resolve()) for d in dirs):
+        raise ConfigError(file, field_name, f"expected a file under guest-scripts/, got {value!r}")
+    if guest_file(dirs, value) is None:
+        where = " or ".join(("guest-scripts/" if d == GUEST_SCRIPTS else f"{d}/") for d in dirs)
+        raise ConfigError(file, field_name, f"no such guest script: {value} (looked in {where})")
+
+
+def load_scenario(name: str, config_dir: Path = CONFIG_DIR) -> ScenarioConfig:
+    """A scenario by name (the search path) or by file, with where its scripts are."""
+    path = find("scenarios", name, config_dir)
+    return dataclasses.replace(load(ScenarioConfig, path), script_dirs=tuple(map(str, script_dirs(path))))
