@@ -3,7 +3,7 @@
 # memory.kmem.limit_in_bytes LIMIT, kmem-pages forks waiting children until fork fails (it
 # must fail with ENOMEM, as a failed kmem charge of a kernel stack does), then kills and reaps
 # them and leaves. Everything they were charged must be uncharged: C's kmem back to ~0 and P's
-# to where it began. Whether the removed C is gone is reported (after), not judged: on 5.10,
+# to where it began. Whether the removed C is gone is reported (c_dying), not judged: on 5.10,
 # base and patched alike, a child whose tasks forked and exited keeps 4 KiB of kmem and a few
 # pages of usage that no memory.stat key names, and stays dying (kharness found it here; the
 # series' own rows, where the tasks live on, show the reparenting).
@@ -40,4 +40,4 @@ echo "kharness-metric enomem $([ "$err" = ENOMEM ] && echo 1 || echo 0)"
 echo "kharness-metric failcnt $failcnt"
 echo "kharness-metric child_left_kb $((c1 / 1024))"
 echo "kharness-metric leak_kb $(((p1 - p0) / 1024))"
-echo "kharness-metric after $((gone - before - 1))"
+echo "kharness-metric c_dying $((gone - before - 1))"

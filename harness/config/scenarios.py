@@ -36,15 +36,19 @@ HIERARCHIES = ("v1", "v2")
 # the kinds a scenario's YAML may name, with the fields each must not leave empty; what a kind
 # does with them is harness/verdict/kinds.py's, which takes its ``needs`` from here
 KIND_NEEDS = {"fix": ("reproduced", "fixed"), "invariant": ("holds",), "selftests": ("selftests",)}
-BUILTIN_METRICS = ("delta", "before", "after")
+# what the harness measures around a script, by name, with the metrics each gives (a scenario's
+# ``measure:``; harness/guest/measures.py reads them): cgroups, the scenario's controller's
+# cgroups live and dying (``controller``, ``hierarchy``) before the script and, settled, after
+MEASURES: dict[str, tuple[str, ...]] = {"cgroups": ("before", "after", "delta")}
 
 
 @dataclass(frozen=True)
 class ScenarioConfig:
-    """A guest script, how to measure around it, and what it must show on each kernel.
+    """A guest script, what is measured around it, and what it must show on each kernel.
 
-    The harness reads /proc/cgroups itself before and after the script (``delta``); a script may
-    report more values, each declared in ``metrics`` and printed as ``kharness-metric NAME INT``.
+    The harness takes the scenario's ``measure`` itself, before and after the script (by
+    default ``cgroups``: /proc/cgroups, ``before``, ``after``, ``delta``); a script may report
+    more values, each declared in ``metrics`` and printed as ``kharness-metric NAME INT``.
     ``helpers`` are C programs under guest-scripts/ built static for the guest's arch,
     ``selftests`` programs of the tree's tools/testing/selftests/<selftests_dir> built the same
     way; both are put in the guest next to the script. ``cmdline`` is added to the kernel command line
@@ -58,15 +62,16 @@ class ScenarioConfig:
     description: str = ""
     kind: str = "fix"
     interpreter: str = "bash"
-    controller: str = "memory"
-    hierarchy: str = "v1"
+    measure: tuple[str, ...] = ("cgroups",)   # MEASURES the harness takes around the script
+    controller: str = "memory"   # cgroups: the controller counted
+    hierarchy: str = "v1"        # cgroups: v1, or v2 (cgroup.stat where the controller has no v1 row)
     cmdline: str = ""
     guest: str = "own"     # own: a freshly booted guest; shared: may run where others ran
     iterations: int = 500
     timeout: float = 600.0
     settle: float = 3.0
     metrics: tuple[str, ...] = ()
-    show: tuple[str, ...] = ("delta",)   # the values the A/B table shows
+    show: tuple[str, ...] = ()   # the values the A/B table shows (default: delta, if measured)
     helpers: tuple[str, ...] = ()
     selftests: tuple[str, ...] = ()
     selftests_dir: str = "cgroup"          # where they are, under tools/testing/selftests
@@ -100,6 +105,17 @@ class ScenarioConfig:
             raise ConfigError(Path(self.script_dirs[0] if self.script_dirs else GUEST_SCRIPTS), name,
                               "no such guest script")
         return path
+
+    @property
+    def measured(self) -> tuple[str, ...]:
+        """The metrics the harness's own measures give."""
+        return tuple(m for name in self.measure for m in MEASURES[name])
+
+    @property
+    def shown(self) -> tuple[str, ...]:
+        """What the table shows of a result: ``show``, else the delta when cgroups are measured,
+        else the script's metrics."""
+        return self.show or (("delta",) if "delta" in self.measured else self.metrics)
 
     @property
     def marker(self) -> str:
@@ -141,7 +157,15 @@ class ScenarioConfig:
             raise ConfigError(file, "iterations", "expected a positive integer")
         if self.confirm_runs < 1:
             raise ConfigError(file, "confirm_runs", "expected a positive integer")
-        declared = (*BUILTIN_METRICS, *self.metrics)
+        for name in self.measure:
+            if name not in MEASURES:
+                raise ConfigError(file, "measure", f"expected one of {', '.join(MEASURES)}, got {name!r}")
+        if len(set(self.measure)) != len(self.measure):
+            raise ConfigError(file, "measure", "a measure named twice")
+        declared = (*self.measured, *self.metrics)
+        if len(set(declared)) != len(declared):
+            raise ConfigError(file, "metrics", f"a metric of the harness's measures ({', '.join(self.measured)}) "
+                              "declared again")
         for name in ("reproduced", "fixed", "holds"):
             for i, e in enumerate(getattr(self, name)):
                 if e.metric not in declared:

@@ -1,8 +1,9 @@
-"""Scenarios: run a guest script between two readings of /proc/cgroups, and judge its values.
+"""Scenarios: run a guest script between the readings of its measures (measures.py), and
+collect its values.
 
-The harness reads /proc/cgroups itself, before and after, with its own parser: ``delta`` never
-comes from the script. Values only the script can see (a charge in the middle of its run, a
-count while a file descriptor is open) it reports as ``kharness-metric NAME INT`` lines, each
+The harness takes its measures itself (the memory controller's cgroups, before and after), with
+its own parsers: ``delta`` never comes from the script. Values only the script can see (a
+charge in the middle of its run, a count while a file descriptor is open) it reports as ``kharness-metric NAME INT`` lines, each
 declared by the scenario and parsed strictly; upstream selftests report TAP. Anything that makes
 a value doubtful (no memory controller, a script that failed, a declared metric missing or not
 an integer, a selftest program that reported nothing) is an error, never a verdict.
@@ -12,27 +13,19 @@ from __future__ import annotations
 
 import re
 import shlex
-import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.config import GUEST_SCRIPTS, ScenarioConfig
-from harness.core.errors import HarnessError
+from harness.core.errors import HarnessError, KernelSplat
 from harness.core.progress import Progress
+from harness.guest.measures import measures
 from harness.guest.ssh import Guest
 from harness.verdict.repeat import OUTCOME, summarize_runs
 
 GUEST_DIR = "/tmp/kharness"
 LIB = GUEST_SCRIPTS / "kharness-lib.sh"
-V2_ROOT = "/sys/fs/cgroup/unified"   # where the guest's /init mounts cgroup2
-
-
-@dataclass(frozen=True)
-class CgroupRow:
-    subsys: str
-    hierarchy: int
-    num_cgroups: int
-    enabled: bool
 
 
 METRIC_LINE = re.compile(r"kharness-metric (\S+)\s*(.*)")
@@ -45,67 +38,12 @@ PROGRAM_LINE = re.compile(r"kharness-selftest (\S+) exit (-?\d+)")
 
 @dataclass(frozen=True)
 class Measurement:
-    before: int
-    after: int
-    settle_seconds: float     # how long after the script the second reading was taken
+    settle_seconds: float     # how long after the script its measures waited to read
     script_seconds: float
-    metrics: dict[str, int]   # delta, before, after and the script's declared metrics
+    metrics: dict[str, int]   # the measures' (cgroups: before, after, delta) and the script's declared ones
     tests: dict[str, str]     # selftests: "program:test" -> pass, fail, skip or flaky
     notes: tuple[str, ...] = ()   # what the script says of this kernel (``kharness-note TEXT``)
     test_runs: dict[str, str] = field(default_factory=dict)   # "program:test" -> "ppf": each run
-
-    @property
-    def delta(self) -> int:
-        return self.after - self.before
-
-
-def parse_proc_cgroups(text: str) -> dict[str, CgroupRow]:
-    """Parse /proc/cgroups ("#subsys_name hierarchy num_cgroups enabled" and one row each)."""
-    lines = [line for line in text.splitlines() if line.strip()]
-    if not lines or not lines[0].startswith("#subsys_name"):
-        raise HarnessError("scenario", f"/proc/cgroups has no header line: {text[:80]!r}")
-    rows = {}
-    for line in lines[1:]:
-        fields = line.split()
-        if len(fields) != 4 or not all(f.isdigit() for f in fields[1:]) or fields[3] not in "01":
-            raise HarnessError("scenario", f"/proc/cgroups: unparsable row {line!r}")
-        rows[fields[0]] = CgroupRow(fields[0], int(fields[1]), int(fields[2]), fields[3] == "1")
-    return rows
-
-
-def controller_count(text: str, controller: str, hierarchy: str = "v1") -> int:
-    """num_cgroups of ``controller``, which must exist, be enabled and, for v1, be mounted
-    (a controller on the v2 hierarchy shows hierarchy 0 and counts all the same)."""
-    rows = parse_proc_cgroups(text)
-    row = rows.get(controller)
-    if row is None:
-        raise HarnessError("scenario", f"/proc/cgroups has no {controller} row: is CONFIG_MEMCG set?")
-    if not row.enabled:
-        raise HarnessError("scenario", f"the {controller} controller is disabled (cgroup_disable=?)")
-    if hierarchy == "v1" and row.hierarchy == 0:
-        raise HarnessError("scenario", f"the {controller} controller is not mounted on a v1 hierarchy")
-    return row.num_cgroups
-
-
-def v2_count(stat: str) -> int:
-    """The cgroups of the v2 hierarchy, live and dying, from its root's cgroup.stat: what
-    /proc/cgroups counts for a controller there (its root, its descendants, the dying ones)."""
-    values = dict(line.split(None, 1) for line in stat.splitlines() if line.strip())
-    try:
-        return 1 + int(values["nr_descendants"]) + int(values["nr_dying_descendants"])
-    except (KeyError, ValueError):
-        raise HarnessError("scenario", f"{V2_ROOT}/cgroup.stat: no nr_descendants and "
-                           f"nr_dying_descendants in {stat[:120]!r}") from None
-
-
-def count_cgroups(guest: Guest, scenario: ScenarioConfig) -> int:
-    """The scenario's controller's num_cgroups from /proc/cgroups; on the v2 hierarchy, where a
-    kernel without the controller's v1 files has no row for it (7.x without MEMCG_V1), from
-    cgroup.stat."""
-    text = guest.read("/proc/cgroups")
-    if scenario.hierarchy == "v2" and scenario.controller not in parse_proc_cgroups(text):
-        return v2_count(guest.read(f"{V2_ROOT}/cgroup.stat"))
-    return controller_count(text, scenario.controller, scenario.hierarchy)
 
 
 def parse_metrics(text: str, declared: tuple[str, ...], script: str) -> dict[str, int]:
@@ -199,9 +137,11 @@ def parse_selftest_runs(text: str, programs: tuple[str, ...], script: str) -> di
 
 
 def run_scenario(guest: Guest, scenario: ScenarioConfig, run_dir: Path, progress: Progress,
-                 label: str = "", programs: dict[str, bytes] | None = None) -> Measurement:
+                 label: str = "", programs: dict[str, bytes] | None = None,
+                 watch: Callable[[], None] | None = None) -> Measurement:
     """Put the script and its programs in the guest, run it with its output kept in files,
-    measure around it."""
+    measure around it. ``watch`` (the guest's console) may end the script's run at once: a
+    kernel splat, say, that would otherwise be found only at the scenario's deadline."""
     name = label or scenario.name
     script = scenario.guest_path(scenario.script).read_bytes()
     remote = f"{GUEST_DIR}/{scenario.script}"
@@ -211,10 +151,9 @@ def run_scenario(guest: Guest, scenario: ScenarioConfig, run_dir: Path, progress
     guest.put(LIB.read_bytes(), f"{GUEST_DIR}/{LIB.name}")
     for program, data in (programs or {}).items():
         guest.put(data, f"{GUEST_DIR}/{program}", mode="0755")
-    count = lambda: count_cgroups(guest, scenario)  # noqa: E731
-    before = count()
-    progress.info(f"scenario {name}: {scenario.controller} num_cgroups before = {before}, "
-                  f"running {scenario.script} ({scenario.iterations} iterations)")
+    taken = {m.name: m.before(guest, scenario) for m in measures(scenario)}
+    progress.info(f"scenario {name}: running {scenario.script} ({scenario.iterations} iterations)"
+                  + "".join(f"; {k} before: {v}" for k, v in taken.items()))
     out, err = f"{GUEST_DIR}/{scenario.name}.out", f"{GUEST_DIR}/{scenario.name}.err"
     # The script's children (e.g. `sleep 3600 &`) keep their stdout open: with it in a file and
     # stdin from /dev/null, the SSH channel reaches EOF when the script itself exits. Under
@@ -229,7 +168,9 @@ def run_scenario(guest: Guest, scenario: ScenarioConfig, run_dir: Path, progress
     command = (f"cd {q(GUEST_DIR)} && ITERATIONS={int(scenario.iterations)} KHARNESS_DIR={q(GUEST_DIR)} {assigns}"
                f"bash -c {shlex.quote(job)} - {shlex.quote(scenario.interpreter)} {shlex.quote(remote)}")
     try:
-        result = guest.run(command, timeout=scenario.timeout)
+        result = guest.run(command, timeout=scenario.timeout, watch=watch)
+    except KernelSplat:
+        raise   # the kernel's report is the error; the guest may answer nothing more
     except HarnessError as e:
         raise _unfinished(guest, scenario, e, pidfile, out, err, run_dir)
     stdout, stderr = guest.read(out), guest.read(err)
@@ -245,13 +186,16 @@ def run_scenario(guest: Guest, scenario: ScenarioConfig, run_dir: Path, progress
         test_runs = parse_selftest_runs(stdout, scenario.selftests, scenario.script) if scenario.selftests else {}
     except HarnessError as e:
         raise HarnessError(e.stage, e.message, run_dir / f"{scenario.name}.out")
-    after, waited = _settled_count(count, scenario.settle, before)
-    m = Measurement(before, after, waited, result.seconds,
-                    {"before": before, "after": after, "delta": after - before, **metrics},
+    measured, waited, said = {}, 0.0, []
+    for measure in measures(scenario):
+        values, seconds = measure.after(guest, scenario, taken[measure.name])
+        measured.update(values)
+        waited += seconds
+        said.append(measure.said(scenario, values) + (f" (settled {seconds:.1f} s)" if seconds else ""))
+    m = Measurement(waited, result.seconds, {**measured, **metrics},
                     summarize_runs(test_runs), parse_notes(stdout), test_runs)
-    shown = "".join(f", {k} = {m.metrics[k]}" for k in scenario.show if k != "delta")
-    progress.info(f"scenario {name}: after = {after} (settled {waited:.1f} s), delta = {m.delta}"
-                  f"{shown}, script {result.seconds:.1f} s")
+    said += [f"{k} {m.metrics[k]}" for k in scenario.shown if k not in measured]
+    progress.info(f"scenario {name}: {', '.join(said + [f'script {result.seconds:.1f} s'])}")
     return m
 
 
@@ -284,23 +228,3 @@ def _unfinished(guest: Guest, scenario: ScenarioConfig, e: HarnessError, pidfile
                             f"and could not be stopped ({problem}): {last}", run_dir / f"{scenario.name}.err", tail)
     return HarnessError("scenario", f"{scenario.script} did not finish within {scenario.timeout:g} s: "
                         f"{last}", run_dir / f"{scenario.name}.err", tail)
-
-
-def _settled_count(count, settle: float, before: int, stable: float = 2.0) -> tuple[int, float]:
-    """Read the count until it is back to ``before``, has not moved for ``stable`` seconds, or
-    ``settle`` seconds have passed.
-
-    A removed cgroup is freed a moment after its last reference goes (RCU, workqueues), so an
-    immediate reading can count cgroups that are about to go; a count that stays put is not
-    going anywhere (the base kernel's pinned cgroups).
-    """
-    start = time.monotonic()
-    last, since = None, start
-    while True:
-        value = count()
-        now = time.monotonic()
-        if value != last:
-            last, since = value, now
-        if value <= before or now - since >= stable or now - start >= settle:
-            return value, now - start
-        time.sleep(0.25)

@@ -95,9 +95,13 @@ class Guest:
             raise ConnectionLost(f"connection to the guest was lost and a new one failed: "
                                  f"{e or type(e).__name__}")
 
-    def run(self, command: str, timeout: float = 60.0, stdin: bytes | None = None) -> CommandResult:
-        """Run ``command`` in the guest; a timeout or a dropped connection is a HarnessError."""
+    def run(self, command: str, timeout: float = 60.0, stdin: bytes | None = None,
+            watch: Callable[[], None] | None = None) -> CommandResult:
+        """Run ``command`` in the guest; a timeout or a dropped connection is a HarnessError.
+        ``watch`` is called every half second while it runs: what it raises (the kernel's
+        splat on the console) ends the wait at once, the command's channel closed."""
         start = time.monotonic()
+        watched = start
         if not self.connected():
             self._redial()
         transport = self.client.get_transport()
@@ -129,6 +133,13 @@ class Guest:
                         break
                 if not transport.is_active():
                     raise ConnectionLost(f"connection dropped while running `{command}`")
+                if watch is not None and time.monotonic() - watched >= 0.5:
+                    watched = time.monotonic()
+                    try:
+                        watch()
+                    except BaseException:
+                        chan.close()
+                        raise
                 if not got:
                     time.sleep(0.01)
             status = chan.recv_exit_status()

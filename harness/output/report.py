@@ -19,8 +19,10 @@ from harness.verdict.kinds import result_verdict
 from harness.verdict.results import RunMeta, RunRecord
 from harness.verdict.table import Row, rows
 
-SCHEMA_VERSION = 2
-READABLE_SCHEMAS = (1, 2)   # 1 had no profile, kind, metrics or tests: their defaults fill in
+SCHEMA_VERSION = 3
+# 1 had no profile, kind, metrics or tests: their defaults fill in; 1 and 2 had before, after
+# and delta as fields of a result: they become its metrics
+READABLE_SCHEMAS = (1, 2, 3)
 
 
 def to_json(meta: RunMeta, runs: list[RunRecord], table: list[Row]) -> dict[str, Any]:

@@ -108,8 +108,17 @@ def _name(value: Any, where: str) -> None:
         raise Unfit(where, f"expected a name ([a-z0-9][a-z0-9._-]*), got {_short(value)}")
 
 
+LEGACY_METRICS = ("before", "after", "delta")   # fields of a result in schemas 1 and 2
+
+
 def _scenario(data: Any, where: str) -> ScenarioResult:
     values = _typed(ScenarioResult, data, where, ("arch", "variant", "scenario", "iterations", "expectation"))
+    for name in LEGACY_METRICS:   # schema 1 and 2: its own field, now a metric
+        old = data.get(name)
+        if old is not None and (not isinstance(old, int) or isinstance(old, bool)):
+            raise Unfit(f"{where}.{name}", f"expected an integer, got {_short(old)}")
+        if old is not None:
+            values["metrics"] = {name: old, **values.get("metrics", {})}
     for name in ("arch", "variant", "profile", "scenario"):
         if name in values:
             _name(values[name], f"{where}.{name}")
@@ -123,9 +132,9 @@ def _scenario(data: Any, where: str) -> ScenarioResult:
             raise Unfit(f"{where}.test_runs.{test}", f"expected letters p, f, s, got {_short(runs)}")
     judged = values.get("error") is None and values.get("held") is not None
     if judged and "delta" in values.get("show", ("delta",)):   # the table shows before -> after (delta)
-        for name in ("before", "after", "delta"):
-            if values.get(name) is None:
-                raise Unfit(f"{where}.{name}", "missing from a result that was judged and shows the delta")
+        for name in LEGACY_METRICS:
+            if name not in values.get("metrics", {}):
+                raise Unfit(f"{where}.metrics.{name}", "missing from a result that was judged and shows the delta")
     if "repeats" in values:
         values["repeats"] = tuple(_repeat(r, f"{where}.repeats[{i}]") for i, r in enumerate(values["repeats"]))
     return ScenarioResult(**values)

@@ -211,7 +211,7 @@ class Session:
         scenario = self.plan.scenario_for(scenario, kid.profile)
         expectations = kind_expectations(scenario, kid.variant)
         common = dict(arch=kid.arch, variant=kid.variant, profile=kid.profile, scenario=scenario.name,
-                      kind=scenario.kind, show=scenario.show, iterations=scenario.iterations,
+                      kind=scenario.kind, show=scenario.shown, iterations=scenario.iterations,
                       cmdline=scenario.cmdline, signature=scenario.signature,
                       known_flaky=self._known_flaky(kid, scenario),
                       expectation=describe_all(expectations, scenario.iterations),
@@ -269,7 +269,7 @@ class Session:
 
     def _confirm_once(self, kid: KernelId, scenario: ScenarioConfig, narrowed: ScenarioConfig) -> ScenarioResult:
         common = dict(arch=kid.arch, variant=kid.variant, profile=kid.profile, scenario=scenario.name,
-                      kind=scenario.kind, show=scenario.show, iterations=narrowed.iterations,
+                      kind=scenario.kind, show=scenario.shown, iterations=narrowed.iterations,
                       cmdline=scenario.cmdline, expectation="", known_flaky=self._known_flaky(kid, scenario))
         try:
             return self._run_once(kid, narrowed, (), common, fresh=True, programs_of=scenario)
@@ -291,11 +291,12 @@ class Session:
             if self.guests.cancelled:
                 raise HarnessError("scenario", "run interrupted before this scenario ran")
             with run.stage(f"scenario {scenario.name}", "scenario"), self._quiet(kid, scenario):
-                m = run_scenario(booted.guest, scenario, run.logs(), self.progress, kid.label, programs)
+                m = run_scenario(booted.guest, scenario, run.logs(), self.progress, kid.label, programs,
+                                 watch=booted.vm.check)
             booted.vm.check()  # a splat during the scenario voids its numbers
             failed = failed_expectations(expectations, m.metrics, scenario.iterations)
             result = ScenarioResult(
-                **common, before=m.before, after=m.after, delta=m.delta, held=not failed,
+                **common, held=not failed,
                 failed=tuple(failed), metrics=m.metrics, tests=m.tests, test_runs=m.test_runs,
                 notes=m.notes + _host_load_note(scenario),
                 settle_seconds=round(m.settle_seconds, 2), script_seconds=round(m.script_seconds, 2))

@@ -132,7 +132,9 @@ class Kind:
 
     def cell(self, result: ScenarioResult) -> str:
         """What the table shows of one variant that ran without error."""
-        text = ", ".join(f"{result.before} -> {result.after} ({result.delta:+d})" if k == "delta"
+        m = result.metrics
+        text = ", ".join(f"{m.get('before', '?')} -> {m.get('after', '?')} ({m['delta']:+d})"
+                         if k == "delta" and "delta" in m
                          else f"{k} {result.metrics.get(k, '?')}" for k in result.show)
         return text
 

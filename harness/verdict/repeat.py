@@ -33,8 +33,7 @@ def combine(results: list[ScenarioResult]) -> ScenarioResult:
         return statistics.median_low(known) if known else None
     # each of the first run's metrics has a value there: never None
     metrics = {m: v for m in first.metrics if (v := median([r.metrics.get(m) for r in results])) is not None}
-    return replace(first, before=median([r.before for r in results]), after=median([r.after for r in results]),
-                   delta=median([r.delta for r in results]), metrics=metrics,
+    return replace(first, metrics=metrics,
                    held=all(r.held for r in results),
                    failed=tuple(dict.fromkeys(f for r in results for f in r.failed)),
                    notes=tuple(dict.fromkeys(n for r in results for n in r.notes)),

@@ -50,9 +50,6 @@ class ScenarioResult:
     scenario: str
     iterations: int
     expectation: str            # the bound this variant is judged by, in words
-    before: int | None = None
-    after: int | None = None
-    delta: int | None = None
     held: bool | None = None    # the variant's expectation held (bug present on base, absent on patched)
     settle_seconds: float | None = None
     script_seconds: float | None = None
@@ -61,6 +58,8 @@ class ScenarioResult:
     kind: str = "fix"
     profile: str = DEFAULT_PROFILE
     show: tuple[str, ...] = ("delta",)                    # the metrics the table shows
+    # the harness's measures (cgroups: before, after, delta) and the script's metrics; a
+    # report.json of schema 1 or 2 had before, after and delta as fields of their own
     metrics: dict[str, int] = field(default_factory=dict)
     tests: dict[str, str] = field(default_factory=dict)   # selftests: "program:test" -> result
     # selftests: "program:test" -> its outcome in each run, a letter a run ("ppf": pass, pass,

@@ -15,7 +15,7 @@ def test_scenario(kharness_case):
     assert result.error is None, f"{result.error} (log: {result.log})"
     where = f"{kharness_case.scenario} on {kharness_case.arch}/{kharness_case.variant}"
     # a guest of its own: no other scenario's dying cgroups or sleeps to start from
-    assert result.fresh_guest and result.before == 1, f"{where}: started on a used guest ({result.before} cgroups)"
+    assert result.fresh_guest and result.metrics["before"] == 1, f"{where}: started on a used guest ({result.metrics['before']} cgroups)"
     assert result.held, f"{where}: not held: {'; '.join(result.failed)} (expected {result.expectation})"
     if kharness_case.variant == "patched":
         # the patched kernel is judged against the base, by the CLI table's own code: FIXED

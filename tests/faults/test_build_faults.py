@@ -18,7 +18,7 @@ import pytest
 from harness.config import load_scenario
 from harness.core.cache import cache_root, locked
 from harness.series.patches import load_patch_dir
-from harness.verdict.kinds import ERROR, STILL_BROKEN
+from harness.verdict.kinds import ERROR, STILL_BROKEN, result_verdict
 from harness.verdict.results import KernelId
 
 from .conftest import (
@@ -77,7 +77,7 @@ def test_build_error_is_an_error_quoting_the_first_compiler_error(tmp_path, x86)
         result = session.run_scenario(KernelId(x86.name, "patched"), load_scenario("dying-memcg"))
         (record,) = session.records()
     log = tmp_path / "run" / "x86_64-patched" / "build.log"
-    assert result.verdict == ERROR
+    assert result_verdict(result) == ERROR
     # the first error of the log, not the cascade after it (gcc quotes with ‘’ in UTF-8 locales)
     assert re.fullmatch(r"build: make failed \(exit 2\): \S*/mm/memcontrol\.c:2:22: error: expected "
                         rf"expression before [‘']?;[’']? token \(see {re.escape(str(log))}\)",
@@ -121,7 +121,7 @@ def test_build_interrupted_by_sigterm_leaves_no_make_and_no_kernel_then_builds_c
         assert record["error"] is None and record["build_cached"] is False
         assert record["objects_compiled"] >= 1
         assert record["scenarios"][0]["verdict"] == STILL_BROKEN
-        assert record["scenarios"][0]["delta"] == 50
+        assert record["scenarios"][0]["metrics"]["delta"] == 50
         assert (cache / "kernels" / record["kernel_key"] / "image").is_file()
     finally:  # the kernel is this test's own: the next suite run must build it again
         if record.get("kernel_key") and f"kernels/{record['kernel_key']}" not in before:

@@ -27,7 +27,7 @@ from harness.core.errors import HarnessError
 from harness.core.progress import Progress
 from harness.guest import vm as vm_module
 from harness.guest.ssh import Guest
-from harness.verdict.kinds import ERROR
+from harness.verdict.kinds import ERROR, result_verdict
 from harness.verdict.results import KernelId
 
 from .conftest import alive, boot, our_qemus, session_for, wait_until
@@ -67,7 +67,7 @@ def test_script_that_exits_non_zero_is_an_error_with_its_stderr_tail(shared, x86
                         "echo \"mkdir: can't create directory 'kmem_test': Too many links\" >&2\n"
                         "exit 3")
     result = session.run_scenario(KernelId(x86.name, "base"), replace(SEED, interpreter=fails))
-    assert result.verdict == ERROR and result.held is None and result.delta is None
+    assert result_verdict(result) == ERROR and result.held is None and "delta" not in result.metrics
     assert result.error == (f"scenario: dying-memcg.sh exited 3: mkdir: can't create directory "
                             f"'kmem_test': Too many links (see {out / 'dying-memcg.err'})")
     assert result.log == str(out / "dying-memcg.err")
@@ -78,7 +78,7 @@ def test_script_that_times_out_is_an_error_with_its_stderr_tail_and_is_stopped(s
     session, booted, out = shared
     hangs = interpreter(booted.guest, "hangs.sh", 'echo "iteration 1 of 500" >&2\nsleep 3600')
     result = session.run_scenario(KernelId(x86.name, "base"), replace(SEED, interpreter=hangs, timeout=3))
-    assert result.verdict == ERROR
+    assert result_verdict(result) == ERROR
     assert result.error == ("scenario: dying-memcg.sh did not finish within 3 s: iteration 1 of 500 "
                             f"(see {out / 'dying-memcg.err'})")
     assert result.log == str(out / "dying-memcg.err")
@@ -92,7 +92,7 @@ def test_script_that_times_out_is_an_error_with_its_stderr_tail_and_is_stopped(s
 def test_proc_cgroups_without_the_controller_row_is_an_error_never_a_verdict(shared, x86):
     session, booted, out = shared
     result = session.run_scenario(KernelId(x86.name, "base"), replace(SEED, controller="nosuch", iterations=5))
-    assert result.verdict == ERROR and result.before is None
+    assert result_verdict(result) == ERROR and "before" not in result.metrics
     assert result.error == "scenario: /proc/cgroups has no nosuch row: is CONFIG_MEMCG set?"
     # the seed scenario still runs on this guest: the error did not come from the guest
     assert session.run_scenario(KernelId(x86.name, "base"), replace(SEED, iterations=50)).held is True
@@ -106,7 +106,7 @@ def test_connection_dropped_mid_script_is_an_ssh_error_and_the_guest_stays_usabl
     drops = interpreter(booted.guest, "drops.sh", f'echo "dropping the connection" >&2\n'
                         f"{DROP_SESSIONS}\nsleep 30")
     result = session.run_scenario(KernelId(x86.name, "base"), replace(SEED, interpreter=drops))
-    assert result.verdict == ERROR
+    assert result_verdict(result) == ERROR
     assert re.fullmatch(r"ssh: connection (dropped|failed) while running `cd /tmp/kharness && "
                         r"ITERATIONS=500 KHARNESS_DIR=/tmp/kharness bash -c .* - /tmp/kharness/drops.sh /tmp/kharness/dying-memcg.sh`.*; dying-memcg.sh "
                         r"stderr so far: dropping the connection \(see .*dying-memcg.err\)",
@@ -156,7 +156,7 @@ def test_guest_that_stops_answering_mid_script_is_an_ssh_error(x86, tmp_path):
 
         threading.Thread(target=stop_qemu, daemon=True).start()
         result = session.run_scenario(KernelId(x86.name, "base"), replace(SEED, interpreter=freeze, timeout=4))
-        assert result.verdict == ERROR
+        assert result_verdict(result) == ERROR
         assert result.error.startswith("ssh: `cd /tmp/kharness && ITERATIONS=500 KHARNESS_DIR=/tmp/kharness "
                                        "bash -c ")
         assert " - /tmp/kharness/freeze.sh /tmp/kharness/dying-memcg.sh`" in result.error

@@ -53,7 +53,7 @@ def test_failing_guest_script_exits_2_with_its_stderr_in_the_report(checkout, tm
     (run,) = report(results)["runs"]
     (result,) = run["scenarios"]
     err = next(results.iterdir()) / "x86_64-base" / "fails.err"
-    assert result["verdict"] == ERROR and result["delta"] is None
+    assert result["verdict"] == ERROR and "delta" not in result["metrics"]
     assert result["error"] == ("scenario: fails.sh exited 7: mkdir: cannot create directory "
                                f"kmem_test: Operation not permitted (see {err})")
     assert err.read_text().startswith("creating cgroups\n")
@@ -68,7 +68,7 @@ def _rerun_gives_the_same_result(results: Path) -> None:
     (run,) = report(results)["runs"]
     (result,) = run["scenarios"]
     assert run["error"] is None and run["build_cached"] is True
-    assert result["verdict"] == REPRODUCED and result["delta"] == 50
+    assert result["verdict"] == REPRODUCED and result["metrics"]["delta"] == 50
 
 
 def _interrupt(proc, signum: int, log: Path) -> None:

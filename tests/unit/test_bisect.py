@@ -27,8 +27,8 @@ def test_every_prefix_is_a_variant_and_the_last_one_is_patched():
 def fix(variant: str, delta: int, **kw) -> ScenarioResult:
     """A dying-memcg result: base holds when the bug shows (delta 500), the others when it is gone."""
     held = delta >= 450 if variant == "base" else delta <= 5
-    return ScenarioResult("x86_64", variant, "dying-memcg", 500, "", 1, 1 + delta, delta, held,
-                          metrics={"delta": delta}, **kw)
+    return ScenarioResult("x86_64", variant, "dying-memcg", 500, "", held,
+                          metrics={"before": 1, "after": 1 + delta, "delta": delta}, **kw)
 
 
 def inv(variant: str, stacks: int, **kw) -> ScenarioResult:

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from harness import REPO_ROOT
-from harness.config import KernelConfig, ScenarioConfig, load, load_kernel, load_scenario
+from harness.config import MEASURES, KernelConfig, ScenarioConfig, load, load_kernel, load_scenario
 from harness.config.arches import all_arches, load_arch
 from harness.core.errors import ConfigError, HarnessError
 from harness.verdict.kinds import expectations
@@ -129,11 +129,31 @@ def test_expectation_needs_exactly_one_bound(tmp_path):
     ("kind: selftests\nselftests: [t]\nsince: v6.15\n", r"since: expected a release such as 6.15, got 'v6.15'"),
     ("kind: invariant\nholds: [{max: 0}]\nhierarchy: v3\n", r"hierarchy: expected v1 or v2"),
     ("kind: invariant\nholds: [{max: 0}]\nguest: reused\n", r"guest: expected own or shared, got 'reused'"),
+    ("kind: invariant\nholds: [{max: 0}]\nmeasure: [slab]\n", r"measure: expected one of cgroups, got 'slab'"),
+    ("kind: invariant\nholds: [{max: 0}]\nmeasure: [cgroups, cgroups]\n", r"measure: a measure named twice"),
+    ("kind: invariant\nholds: [{max: 0}]\nmetrics: [after]\n", r"metrics: a metric of the harness's measures"),
+    # nothing measured around the script: delta is no metric of it
+    ("kind: invariant\nholds: [{max: 0}]\nmeasure: []\n", r"holds\[0\].metric: 'delta' is not declared"),
 ])
 def test_scenario_fields_are_checked(tmp_path, body, message):
     p = write(tmp_path, "scenarios", "s", "name: s\nscript: dying-memcg.sh\n" + body)
     with pytest.raises(ConfigError, match=message):
         load(ScenarioConfig, p)
+
+
+def test_what_is_measured_around_a_script_is_the_scenarios_to_say(tmp_path):
+    """cgroups (before, after, delta) by default; a scenario that measures nothing itself is
+    judged and shown by its script's metrics alone."""
+    from harness.guest.measures import MEASURE_KINDS
+    assert set(MEASURE_KINDS) == set(MEASURES)
+    default = load(ScenarioConfig, write(tmp_path, "scenarios", "d", "name: d\nscript: dying-memcg.sh\n"
+                                         "kind: invariant\nholds: [{max: 0}]\n"))
+    assert default.measure == ("cgroups",) and default.measured == ("before", "after", "delta")
+    assert default.shown == ("delta",)
+    alone = load(ScenarioConfig, write(tmp_path, "scenarios", "a", "name: a\nscript: dying-memcg.sh\n"
+                                       "kind: invariant\nmeasure: []\nmetrics: [pinned]\n"
+                                       "holds: [{metric: pinned, max: 0}]\n"))
+    assert alone.measured == () and alone.shown == ("pinned",)
 
 
 def test_a_name_given_twice_on_the_command_line_is_planned_once():

@@ -140,7 +140,8 @@ def test_a_patched_kernel_with_the_bases_very_image_is_no_change_and_never_boote
     assert not (tmp_path / "run" / "x86_64-patched" / "console.log").exists()
     records = {r.variant: r for r in s.records()}
     assert records["base"].image_sha256 == records["patched"].image_sha256
-    booted_base = replace(result, variant="base", unchanged=False, held=True, delta=500, before=1, after=501)
+    booted_base = replace(result, variant="base", unchanged=False, held=True,
+                          metrics={"before": 1, "after": 501, "delta": 500})
     (row,) = rows([replace(records["base"], scenarios=(booted_base,)), records["patched"]])
     assert row.verdict == NO_CHANGE and not passed([row])
     assert row.cell(row.patched) == "same image as base"

@@ -35,7 +35,7 @@ def meta(**fields):
 
 def result(variant, held=None, error=None, delta=None):
     return ScenarioResult(arch="x86_64", variant=variant, scenario="dying-memcg", iterations=500,
-                          expectation="", before=1, after=1 + (delta or 0), delta=delta,
+                          expectation="", metrics={} if delta is None else {"before": 1, "after": 1 + delta, "delta": delta},
                           held=held, error=error)
 
 
@@ -135,7 +135,8 @@ def test_two_results_for_one_kernel_are_an_error_never_the_last_one():
 def test_fixed_upstream_wants_the_bug_nowhere():
     def up(variant, held):
         return ScenarioResult(arch="x86_64", variant=variant, scenario="dying-memcg", iterations=500,
-                              expectation="", before=1, after=1, delta=0, held=held, kind="fixed-upstream")
+                              expectation="", metrics={"before": 1, "after": 1, "delta": 0}, held=held,
+                              kind="fixed-upstream")
     assert result_verdict(up("base", True)) == NOT_REPRODUCED and passed(rows([RunRecord("x86_64", "base",
                                                                                  scenarios=(up("base", True),))]))
     assert result_verdict(up("base", False)) == REPRODUCED
@@ -163,8 +164,8 @@ def test_a_fixed_upstream_side_bound_failing_is_broken_not_the_bug():
 def test_an_invariant_is_judged_against_the_base_value_too():
     def charge(variant, stacks):
         return ScenarioResult(arch="x86_64", variant=variant, scenario="kmem-charge", iterations=100,
-                              expectation="", before=1, after=1, delta=0, held=True, kind="invariant",
-                              metrics={"charged_stacks": stacks}, relative={"charged_stacks": 0.9})
+                              expectation="", held=True, kind="invariant",
+                              metrics={"before": 1, "after": 1, "delta": 0, "charged_stacks": stacks}, relative={"charged_stacks": 0.9})
     same = rows([RunRecord("x86_64", "base", scenarios=(charge("base", 492),)),
                  RunRecord("x86_64", "patched", scenarios=(charge("patched", 480),))])
     assert same[0].verdict == HOLDS and passed(same)
@@ -237,9 +238,9 @@ def test_repeats_are_the_median_with_each_run_kept_and_runs_that_disagree_are_fl
     from harness.verdict.repeat import combine
 
     def run(variant, held, delta):
-        return replace(result(variant, held, delta=delta), metrics={"delta": delta})
+        return replace(result(variant, held, delta=delta), metrics={"before": 1, "after": 1 + delta, "delta": delta})
     base = combine([run("base", True, d) for d in (500, 498, 500, 499, 500)])
-    assert (base.delta, base.held, result_verdict(base)) == (500, True, REPRODUCED)
+    assert (base.metrics["delta"], base.held, result_verdict(base)) == (500, True, REPRODUCED)
     assert [x["metrics"]["delta"] for x in base.repeats] == [500, 498, 500, 499, 500]
     steady = combine([run("patched", True, d) for d in (0, 1, 0)])
     (row,) = rows([RunRecord("x86_64", "base", scenarios=(base,)), RunRecord("x86_64", "patched", scenarios=(steady,))])

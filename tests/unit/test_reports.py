@@ -11,7 +11,7 @@ from harness.verdict.results import RunMeta, RunRecord, ScenarioResult
 
 def result(variant, held=None, error=None, delta=None):
     return ScenarioResult(arch="arm64", variant=variant, scenario="dying-memcg", iterations=500,
-                          expectation="delta <= 5", before=1, after=1 + (delta or 0), delta=delta,
+                          expectation="delta <= 5", metrics={} if delta is None else {"before": 1, "after": 1 + delta, "delta": delta},
                           held=held, error=error)
 
 
@@ -32,7 +32,8 @@ def test_report_round_trips_and_renders(tmp_path):
 
 
 def test_a_schema_1_report_still_renders(tmp_path):
-    """Before schema 2 there was no profile, kind, metrics or tests: their defaults fill in."""
+    """Before schema 2 there was no profile, kind, metrics or tests: their defaults fill in;
+    before schema 3 before, after and delta were fields of a result: they are its metrics."""
     import json
     base = {"arch": "arm64", "variant": "base", "scenario": "dying-memcg", "iterations": 500,
             "expectation": "delta >= 450", "before": 1, "after": 501, "delta": 500, "held": True,
@@ -44,8 +45,12 @@ def test_a_schema_1_report_still_renders(tmp_path):
         "table": []}))
     meta, runs = load(tmp_path)
     assert [s.profile for r in runs for s in r.scenarios] == ["default", "default"]
+    assert [s.metrics for r in runs for s in r.scenarios] == [{"before": 1, "after": 501, "delta": 500},
+                                                              {"before": 1, "after": 1, "delta": 0}]
     table = write(tmp_path, meta, runs)
-    assert [r.verdict for r in table] == ["FIXED"]
+    assert [r.verdict for r in table] == ["FIXED"] and "1 -> 501 (+500)" in table[0].cell(table[0].base)
+    again = json.loads((tmp_path / "report.json").read_text())
+    assert again["schema"] == 3 and "delta" not in again["runs"][0]["scenarios"][0]
 
 
 def junit_cases(tmp_path):

@@ -5,7 +5,8 @@ import pytest
 
 from harness.config import Expectation
 from harness.core.errors import HarnessError
-from harness.guest.runner import controller_count, parse_metrics, parse_proc_cgroups, parse_selftests
+from harness.guest.measures import controller_count, parse_proc_cgroups
+from harness.guest.runner import parse_metrics, parse_selftests
 from harness.verdict.kinds import failed_expectations
 
 PROC_CGROUPS = """#subsys_name\thierarchy\tnum_cgroups\tenabled

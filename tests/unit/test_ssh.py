@@ -109,6 +109,22 @@ def test_a_command_that_outlives_its_timeout_is_a_timeout_not_a_result(server):
     g.close()
 
 
+def test_what_the_watch_raises_ends_the_wait_at_once(server):
+    """A script's run is watched (the guest's console, for a splat): what the watch raises ends
+    it then, not at the scenario's deadline."""
+    g = server.guest()
+    start = time.monotonic()
+
+    def watch():
+        if time.monotonic() - start > 1:
+            raise HarnessError("guest", "kernel reported: BUG: KASAN: slab-use-after-free")
+    with pytest.raises(HarnessError, match="KASAN"):
+        g.run("sleep 30", timeout=600, watch=watch)
+    assert time.monotonic() - start < 5
+    assert g.run("echo again").stdout == "again\n"
+    g.close()
+
+
 def test_a_dropped_connection_is_an_ssh_error_and_the_next_command_reconnects(server):
     g = server.guest()
     # kill the session's own dropbear process (the listener, its parent, stays)
