@@ -10,12 +10,12 @@ VARIANT ?= $(if $(KERNEL),base,both)
 ARGS    ?=
 PYTEST_ARGS ?=
 
-# Debian packages: QEMU for both guest arches, the native and aarch64 cross compilers, what a
-# kernel build needs, ccache, the tools that unpack Debian packages for the guest image, and b4
-# (series from mail).
-DEB_PACKAGES := qemu-system-x86 qemu-system-arm gcc make bc bison flex libelf-dev libssl-dev \
-	gcc-aarch64-linux-gnu binutils-aarch64-linux-gnu libc6-dev-arm64-cross ccache cpio xz-utils \
+# Debian packages: the native compiler and what a kernel build needs, ccache, the tools that
+# unpack Debian packages for the guest image, and b4 (series from mail); then each arch's own
+# (its QEMU, its cross compiler), from the host_packages line of configs/arches/*.yaml.
+DEB_PACKAGES := gcc make bc bison flex libelf-dev libssl-dev ccache cpio xz-utils \
 	git python3-venv dpkg-dev dropbear-bin kmod rsync perl b4
+ARCH_PACKAGES := $(shell sed -n 's/^host_packages: *\[\(.*\)\]/\1/p' configs/arches/*.yaml | tr ',' ' ')
 
 VENV_STAMP := $(VENV)/.kharness-installed
 
@@ -24,7 +24,7 @@ VENV_STAMP := $(VENV)/.kharness-installed
 deps: deps-system deps-python
 
 deps-system:
-	@missing=""; for p in $(DEB_PACKAGES); do \
+	@missing=""; for p in $(DEB_PACKAGES) $(ARCH_PACKAGES); do \
 		dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || missing="$$missing $$p"; \
 	done; \
 	if [ -n "$$missing" ]; then \

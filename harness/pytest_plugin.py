@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from harness.config import known, load_scenario
-from harness.config.arches import all_arches, arch_name
+from harness.config.arches import all_arches, arch_name, default_arches
 from harness.core.cache import cache_root
 from harness.core.progress import Progress
 from harness.guest.ssh import CommandResult, Guest
@@ -60,7 +60,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def _selected_arches(config: pytest.Config) -> list[str]:
-    return names(config.getoption("--kharness-arch"), all_arches(), "arch", arch_name)
+    return names(config.getoption("--kharness-arch"), all_arches(), "arch", arch_name, default_arches())
 
 
 def _variants(config: pytest.Config) -> tuple[str, ...]:

@@ -327,11 +327,12 @@ def build_guest_image(arch: Arch, cache: Path, progress: Progress) -> GuestImage
     """The cached image for ``arch``, built on first use; only version resolution runs on a hit."""
     config = load_guest_config()
     darch = arch.debian_arch
-    apt = PrivateApt(cache, config.suite, architectures=(darch,))
+    suite = arch.guest_suite or config.suite
+    apt = PrivateApt(cache, suite, architectures=(darch,))
     start = time.monotonic()
     apt.update()
     packages = resolve_packages(apt, darch, config.packages, cache)
-    progress.info(f"guest image {darch}: {len(packages)} packages from {config.suite} resolved "
+    progress.info(f"guest image {darch}: {len(packages)} packages from {suite} resolved "
                   f"in {time.monotonic() - start:.1f} s")
     key = digest([FORMAT_VERSION, darch, *packages, INIT_SCRIPT, config.busybox,
                   json.dumps(config.binaries, sort_keys=True), str(config.gzip_level)])[:20]

@@ -129,7 +129,7 @@ def guest_libs(arch: Arch, packages: tuple[str, ...], cache: Path,
     directory and the packages as name:arch=version."""
     config = load_guest_config()
     darch = arch.debian_arch
-    apt = PrivateApt(cache, config.suite, architectures=(darch,))
+    apt = PrivateApt(cache, arch.guest_suite or config.suite, architectures=(darch,))
     apt.update()
     resolved = resolve_packages(apt, darch, packages, cache)
     final = cache / "programs" / arch.name / f"libs-{digest(resolved)[:24]}"

@@ -38,6 +38,14 @@ class Arch:
     boot_deadline_kvm: float = 20.0
     qemu_args: tuple[str, ...] = ()
     aliases: tuple[str, ...] = ()     # other names for it (Debian's, uname -m's)
+    # the Debian suite the guest's packages (and the static libraries of its programs) come
+    # from, when guest.yaml's does not have this arch (bookworm has no riscv64)
+    guest_suite: str | None = None
+    # what the host needs to build and boot it (its QEMU, its cross compiler and libc): the
+    # Makefile's `make deps` installs them, read from this line (a one-line YAML list)
+    host_packages: tuple[str, ...] = ()
+    # `--arch all` (make boot-test, make test) takes it; an arch without says how to run it
+    in_all: bool = True
 
     def validate(self, file: Path, where: str) -> None:
         check_name(file, "name", self.name)
@@ -50,6 +58,11 @@ class Arch:
             raise ConfigError(file, "memory", f"expected a size such as 1G or 1536M, got {self.memory!r}")
         if self.boot_deadline <= 0:
             raise ConfigError(file, "boot_deadline", "expected a positive number of seconds")
+        for p in self.host_packages:
+            if not re.fullmatch(r"[a-z0-9][a-z0-9+.-]+", p):
+                raise ConfigError(file, "host_packages", f"expected Debian package names, got {p!r}")
+        if self.guest_suite is not None:
+            check_name(file, "guest_suite", self.guest_suite)
 
     @property
     def native(self) -> bool:
@@ -78,6 +91,11 @@ def load_arch(name: str, config_dir: Path = CONFIG_DIR) -> Arch:
         raise ConfigError(find("arches", name, config_dir), "name",
                           f"expected {name!r} (the file's name), got {arch.name!r}")
     return arch
+
+
+def default_arches(config_dir: Path = CONFIG_DIR) -> list[str]:
+    """What ``--arch all`` means: every arch whose YAML does not leave itself out (in_all)."""
+    return [a for a in all_arches(config_dir) if load(Arch, config_dir / "arches" / f"{a}.yaml").in_all]
 
 
 def all_arches(config_dir: Path = CONFIG_DIR) -> list[str]:

@@ -18,7 +18,7 @@ from harness.config import (
     load_profile,
     load_scenario,
 )
-from harness.config.arches import Arch, all_arches, arch_name, load_arch
+from harness.config.arches import Arch, all_arches, arch_name, default_arches, load_arch
 from harness.core.cache import atomic_file
 from harness.core.errors import HarnessError
 from harness.core.progress import Progress
@@ -31,14 +31,15 @@ VARIANTS = ("base", "patched")
 
 
 def names(value: str | list[str] | tuple[str, ...], choices: list[str], what: str,
-          canonical=lambda n: n) -> list[str]:
-    """A comma list (or several), or ``all``; each name once, each one known."""
+          canonical=lambda n: n, every: list[str] | None = None) -> list[str]:
+    """A comma list (or several), or ``all`` (``every``, else all ``choices``); each name once,
+    each one known."""
     items = [value] if isinstance(value, str) else list(value)
     words = [w for item in items for w in item.split(",") if w]
     if not words:
         raise HarnessError("config", f"{what} {','.join(items)!r}: names no {what} (known: {', '.join(choices)}, all)")
     if words == ["all"]:
-        return list(choices)
+        return list(choices if every is None else every)
     out = list(dict.fromkeys(canonical(w) for w in words))
     for n in out:
         if n not in choices:
@@ -218,7 +219,7 @@ def make_plan(*, series: str | None = None, kernel: str | None = None, arches: s
                 progress.info(f"scenario {s.name}: not on {k.name}'s {p} kernels: {k.profiles[p].skip[s.name]}")
     return Plan(kernel=k,
                 arches=tuple((guest or GuestOptions()).apply(load_arch(a))
-                             for a in names(arches, all_arches(), "arch", arch_name)),
+                             for a in names(arches, all_arches(), "arch", arch_name, default_arches())),
                 variants=tuple(variants), scenarios=tuple(chosen),
                 profiles=chosen_profiles, series=series_obj, kconfig_add=extra, repeat=repeat)
 

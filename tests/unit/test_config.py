@@ -497,3 +497,31 @@ def test_a_skip_names_a_known_scenario_and_a_reason(tmp_path):
     with pytest.raises(ConfigError) as e:
         load_kernel("linux-5.10", cfg)
     assert "expected the reason" in str(e.value)
+
+
+def test_the_makefile_installs_each_arch_s_host_packages_as_its_yaml_lists_them():
+    """make deps reads configs/arches/*.yaml's host_packages line with sed (before Python has
+    its YAML package): that line must say what the YAML does."""
+    import subprocess
+    for name in all_arches():
+        path = REPO_ROOT / "configs" / "arches" / f"{name}.yaml"
+        out = subprocess.run(["sed", "-n", r"s/^host_packages: *\[\(.*\)\]/\1/p", str(path)],
+                             capture_output=True, text=True, check=True).stdout
+        assert out.replace(",", " ").split() == list(load_arch(name).host_packages), name
+        assert load_arch(name).host_packages, f"{name}: no host_packages: make deps would install no QEMU for it"
+
+
+def test_all_arches_are_those_that_do_not_leave_themselves_out():
+    """riscv64 runs when named: `--arch all` (make boot-test, make test) keeps to the arches
+    whose kernels they have always built."""
+    from harness.config.arches import default_arches
+    from harness.run.plan import make_plan
+    assert "riscv64" in all_arches() and "riscv64" not in default_arches()
+    from harness.core.cache import cache_root
+    from harness.core.progress import Progress
+
+    def arches(value):
+        plan = make_plan(kernel="linux-5.10", variants=("base",), arches=value, cache=cache_root(),
+                         progress=Progress(live=False))
+        return [a.name for a in plan.arches]
+    assert arches("all") == default_arches() and arches("riscv64") == ["riscv64"]
