@@ -239,21 +239,28 @@ def library_closure(root: Path, binaries: list[Path]) -> dict[str, Path]:
 
 
 def _unpacked_file(root: Path, path: str) -> Path:
-    real = resolve_in_tree(root, path)
-    if not real.is_file():
-        raise HarnessError(STAGE, f"{path} is not a file in the unpacked packages")
-    return real
+    """``path`` in the unpacked packages, or under usr/ where a suite with a merged /usr
+    (trixie) ships what older ones put in /bin and /sbin."""
+    for candidate in (path, f"usr/{path}"):
+        real = resolve_in_tree(root, candidate)
+        if real.is_file():
+            return real
+    raise HarnessError(STAGE, f"{path} is not a file in the unpacked packages (nor usr/{path})")
 
 
 def busybox_applets(binary: bytes) -> list[str]:
     """The applet names, read from busybox's own sorted, NUL-separated name table: the target's
     busybox cannot run on the host to print ``--list``."""
-    start = binary.find(b"\0[\0[[\0")
-    end = binary.find(b"\0\0", start + 1)
-    names = [n.decode("ascii", "replace") for n in binary[start + 1:end].split(b"\0")]
-    if start < 0 or "sh" not in names or names != sorted(names):
-        raise HarnessError(STAGE, "cannot find the applet name table in busybox")
-    return names
+    # it starts with the applets "[" and "[[" (what comes before it differs between builds:
+    # bookworm's has a NUL there, trixie's riscv64 a byte of other data)
+    start = binary.find(b"[\0[[\0")
+    while start >= 0:
+        end = binary.find(b"\0\0", start)
+        names = [n.decode("ascii", "replace") for n in binary[start:end].split(b"\0")]
+        if "sh" in names and names == sorted(names):
+            return names
+        start = binary.find(b"[\0[[\0", start + 1)
+    raise HarnessError(STAGE, "cannot find the applet name table in busybox")
 
 
 def assemble(root: Path, config: GuestConfig, host_key: bytes,
