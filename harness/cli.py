@@ -13,6 +13,7 @@ from harness.config import known
 from harness.core.errors import HarnessError, os_failure
 from harness.output.formats import FORMATS
 from harness.run.pipeline import default_jobs
+from harness.run.plan import VARIANTS
 from harness.sources.lore import DEFAULT_LORE
 
 EXIT_ERROR = commands.EXIT_ERROR
@@ -72,6 +73,11 @@ def _run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("-j", "--jobs", type=int, default=default_jobs(), metavar="N",
                    help=f"guests running at once, one vCPU each (default: one per core, here "
                         f"{default_jobs()}); kernels are always built one at a time")
+    _guest_options(p)
+
+
+def _guest_options(p: argparse.ArgumentParser) -> None:
+    """How each guest is run (run, bisect, shell)."""
     p.add_argument("--accel", choices=("auto", "kvm", "tcg"), default="auto",
                    help="auto (default): KVM when a boot probe under it works, else TCG, and the "
                         "report says why; kvm: KVM or an error; tcg: never probe")
@@ -102,6 +108,19 @@ def parser() -> argparse.ArgumentParser:
     bld.add_argument("--variant", default="both", help="base, patched or both (default)")
     bld.add_argument("--profile", default="default", help="kernel config profiles, a comma list")
     bld.set_defaults(func=commands.cmd_build)
+    kc = verb("kconfig", "each arch's .config of a kernel (tinyconfig + fragments, verified), no build")
+    _common(kc)
+    kc.add_argument("--variant", default="base", choices=VARIANTS, help="base (default) or patched")
+    kc.add_argument("--profile", default="default", help="the kernel config profile (default: default)")
+    kc.add_argument("--show", action="append", default=[], metavar="OPTION",
+                    help="print an option's value (CONFIG_ optional; repeatable or a comma list)")
+    kc.set_defaults(func=commands.cmd_kconfig)
+    sh = verb("shell", "a shell in a kernel's guest, with a scenario's script and programs staged")
+    _common(sh)
+    sh.add_argument("--variant", default="base", choices=VARIANTS, help="base (default) or patched")
+    sh.add_argument("--profile", default="default", help="the kernel config profile (default: default)")
+    _guest_options(sh)
+    sh.set_defaults(func=commands.cmd_shell)
     chk = verb("check-series", "build after every patch; checkpatch every patch")
     _common(chk)
     chk.add_argument("--profile",

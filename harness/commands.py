@@ -13,6 +13,7 @@ import time
 from dataclasses import asdict, replace
 from pathlib import Path
 
+from harness import REPO_ROOT
 from harness.build.kbuild import CCACHE_REMOTE_VAR
 from harness.core.cache import cache_root
 from harness.core.errors import HarnessError
@@ -25,7 +26,9 @@ from harness.output.runreport import RunReport
 from harness.output.store import export_kernels, import_kernels
 from harness.run.checkseries import check_series, series_matrix
 from harness.run.doctor import clean, doctor, list_configs
+from harness.run.authoring import kconfig, shell, values
 from harness.run.pipeline import run_plan
+from harness.run.session import Session
 from harness.run.plan import VARIANTS, GuestOptions, Plan, check_profiles, make_plan, names
 from harness.series.tree import is_kernel_checkout
 from harness.verdict.bisect import matrix as bisect_matrix
@@ -34,6 +37,7 @@ from harness.verdict.bisect import prefix_variants
 from harness.verdict.bisect import render as bisect_render
 from harness.verdict.bisect import to_json as bisect_json
 from harness.verdict.kinds import ERROR
+from harness.verdict.results import KernelId
 from harness.verdict.table import passed
 
 EXIT_OK, EXIT_FAIL, EXIT_ERROR = 0, 1, 2
@@ -129,6 +133,38 @@ def cmd_build(args: argparse.Namespace) -> int:
                                          f"kernel {rec.kernel_key[:12]} ({'cached' if rec.build_cached else 'built'})"))
     print(f"report: {run_dir / 'report.json'}")
     return EXIT_ERROR if any(rec.error for rec in records) or not records else EXIT_OK
+
+
+def cmd_kconfig(args: argparse.Namespace) -> int:
+    """Each arch's .config of the variant's kernel on a profile, verified, without a build;
+    --show prints what it says of the options named."""
+    progress = Progress(verbosity=args.verbosity)
+    plan = replace(_plan(args, (args.variant,)), scenarios=())
+    session = Session(plan, _cache(args), _run_dir(args.results), progress)
+    for c in kconfig(session, args.variant, args.profile):
+        print(f"{c.arch}: {c.config}")
+        print("  fragments: " + " ".join(str(f.relative_to(REPO_ROOT)) if f.is_relative_to(REPO_ROOT)
+                                         else str(f) for f in c.fragments))
+        for symbol, value in values(c.config, [s for item in args.show for s in item.split(",") if s]).items():
+            print(f"  {symbol}={value}")
+    return EXIT_OK
+
+
+def cmd_shell(args: argparse.Namespace) -> int:
+    """A shell in the guest of one arch's kernel, in the scenario's directory with its script
+    and programs staged (--scenario); commands from stdin when it is not a terminal."""
+    plan = _plan(args, (args.variant,))
+    if len(plan.arches) != 1:
+        raise HarnessError("config", f"--arch {args.arch}: a shell is in one arch's guest "
+                           f"(one of {', '.join(a.name for a in plan.arches)})")
+    if args.scenario and len(plan.scenarios) != 1:
+        raise HarnessError("config", "--scenario: a shell stages one scenario's programs")
+    scenario = plan.scenario_for(plan.scenarios[0], args.profile) if args.scenario else None
+    session = Session(plan, _cache(args), _run_dir(args.results), Progress(verbosity=args.verbosity))
+    try:
+        return shell(session, KernelId(plan.arches[0].name, args.variant, args.profile), scenario)
+    finally:
+        session.close()
 
 
 def cmd_bisect(args: argparse.Namespace) -> int:

@@ -136,6 +136,19 @@ def parse_selftest_runs(text: str, programs: tuple[str, ...], script: str) -> di
     return tests
 
 
+def stage(guest: Guest, scenario: ScenarioConfig, programs: dict[str, bytes]) -> str:
+    """The scenario's script, kharness-lib.sh and programs in the guest's GUEST_DIR; the
+    script's path there."""
+    remote = f"{GUEST_DIR}/{scenario.script}"
+    guest.check(f"mkdir -p {shlex.quote(GUEST_DIR)}")
+    guest.put(scenario.guest_path(scenario.script).read_bytes(), remote, mode="0755")
+    # the functions every script may source (guest-scripts/kharness-lib.sh), next to it
+    guest.put(LIB.read_bytes(), f"{GUEST_DIR}/{LIB.name}")
+    for program, data in programs.items():
+        guest.put(data, f"{GUEST_DIR}/{program}", mode="0755")
+    return remote
+
+
 def run_scenario(guest: Guest, scenario: ScenarioConfig, run_dir: Path, progress: Progress,
                  label: str = "", programs: dict[str, bytes] | None = None,
                  watch: Callable[[], None] | None = None) -> Measurement:
@@ -143,14 +156,7 @@ def run_scenario(guest: Guest, scenario: ScenarioConfig, run_dir: Path, progress
     measure around it. ``watch`` (the guest's console) may end the script's run at once: a
     kernel splat, say, that would otherwise be found only at the scenario's deadline."""
     name = label or scenario.name
-    script = scenario.guest_path(scenario.script).read_bytes()
-    remote = f"{GUEST_DIR}/{scenario.script}"
-    guest.check(f"mkdir -p {shlex.quote(GUEST_DIR)}")
-    guest.put(script, remote, mode="0755")
-    # the functions every script may source (guest-scripts/kharness-lib.sh), next to it
-    guest.put(LIB.read_bytes(), f"{GUEST_DIR}/{LIB.name}")
-    for program, data in (programs or {}).items():
-        guest.put(data, f"{GUEST_DIR}/{program}", mode="0755")
+    remote = stage(guest, scenario, programs or {})
     taken = {m.name: m.before(guest, scenario) for m in measures(scenario)}
     progress.info(f"scenario {name}: running {scenario.script} ({scenario.iterations} iterations)"
                   + "".join(f"; {k} before: {v}" for k, v in taken.items()))

@@ -359,3 +359,16 @@ def test_a_timing_sensitive_guest_keeps_builds_off_the_machine_and_beside_its_pe
     for t in (*guests, b):
         t.join(10)
     assert built.is_set()
+
+
+def test_kconfig_gives_each_arch_s_verified_config_without_a_build(tmp_path):
+    """kharness kconfig: tinyconfig + the plan's fragments, merged and checked as a build's
+    are, cached under the same key; nothing compiled."""
+    from harness.run.authoring import kconfig, values
+    plan, cache = fake_plan(tmp_path), tmp_path / "cache"
+    (configured,) = kconfig(session(plan, cache, tmp_path / "run"), "base", "default")
+    assert configured.arch == "x86_64" and configured.config.is_relative_to(cache / "configs")
+    assert [f.name for f in configured.fragments][-1] == "x86_64.config"
+    assert values(configured.config, ["CONFIG_MEMCG", "BUG", "NO_SUCH"]) == {
+        "CONFIG_MEMCG": "y", "BUG": "y", "NO_SUCH": "n"}
+    assert not (cache / "kernels").exists()   # no make of an image
