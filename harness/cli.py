@@ -63,6 +63,10 @@ def _common(p: argparse.ArgumentParser) -> None:
 def _run_options(p: argparse.ArgumentParser) -> None:
     """What run and bisect both take besides _common's: iterations, repeats, profiles, guests."""
     p.add_argument("--iterations", type=int, help="override the scenarios' iteration count")
+    p.add_argument("--fixes", action="append", metavar="SCENARIO",
+                   help="the fix scenarios the series claims to fix, judged FIXED (a comma list; "
+                        "default: its config's fixes:, none for a directory, mail or tree); every "
+                        "other must not regress")
     p.add_argument("--repeat", type=int, default=1, metavar="N",
                    help="each scenario on N fresh boots per kernel: the table shows the median and "
                         "each value's range, a row holds only when all N runs agree (else FLAKY); "

@@ -64,7 +64,8 @@ def _plan(args: argparse.Namespace, variants: tuple[str, ...]) -> Plan:
                      lore_base=args.lore_base,
                      guest=GuestOptions(getattr(args, "accel", "auto"), getattr(args, "cpus", None),
                                         getattr(args, "memory", None), getattr(args, "append", "") or ""),
-                     kconfig_add=getattr(args, "kconfig_add", None), repeat=getattr(args, "repeat", 1))
+                     kconfig_add=getattr(args, "kconfig_add", None), repeat=getattr(args, "repeat", 1),
+                     fixes=getattr(args, "fixes", None))
 
 
 def _cache(args: argparse.Namespace) -> Path:

@@ -10,7 +10,8 @@ from pathlib import Path
 from xml.etree import ElementTree as ET
 
 from harness.output.runreport import RunReport
-from harness.verdict.kinds import ERROR, judge_tests
+from harness.verdict.kinds import ERROR
+from harness.verdict.testruns import judge_tests
 from harness.verdict.results import RunMeta, RunRecord, console_name
 from harness.verdict.table import Row
 

@@ -17,7 +17,8 @@ from typing import Any
 
 from harness.config.loader import NAME, _convert
 from harness.core.errors import ConfigError, HarnessError
-from harness.verdict.kinds import KINDS, LEGACY_RUNS
+from harness.verdict.kinds import KINDS
+from harness.verdict.testruns import LEGACY_RUNS
 from harness.verdict.results import KernelMeta, PatchMeta, RunMeta, RunRecord, ScenarioResult, SeriesMeta
 
 KEY = re.compile(r"[0-9a-f]{64}")   # a cache key (kernels/<key>): sha256 hex

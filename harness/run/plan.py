@@ -25,7 +25,7 @@ from harness.core.progress import Progress
 from harness.series.patches import Series, load_series_config, names_config, resolve_series
 from harness.series.tree import from_tree
 from harness.sources.lore import DEFAULT_LORE
-from harness.verdict.kinds import bounds_problem
+from harness.verdict.bounds import bounds_problem
 
 VARIANTS = ("base", "patched")
 
@@ -165,7 +165,8 @@ def make_plan(*, series: str | None = None, kernel: str | None = None, arches: s
               cache: Path, progress: Progress, series_version: int | None = None,
               lore_base: str = DEFAULT_LORE, guest: GuestOptions | None = None,
               kconfig_add: list[str] | None = None, tree: Path | None = None,
-              base: str | None = None, dirty: bool = False, repeat: int = 1) -> Plan:
+              base: str | None = None, dirty: bool = False, repeat: int = 1,
+              fixes: list[str] | None = None) -> Plan:
     """The plan a command line describes; what it leaves out comes from the series' config (its
     kernel, its scenarios), then from configs/defaults.yaml. A base-only run needs no series: it
     must work before (and without) any patch, so the series' patches are read only for a patched
@@ -205,6 +206,17 @@ def make_plan(*, series: str | None = None, kernel: str | None = None, arches: s
             s = replace(s, iterations=iterations)
         chosen.append(s)
     chosen = [replace(s, kind="fixed-upstream") if s.name in k.fixed_upstream else s for s in chosen]
+    # what the series claims to fix (--fixes, else its config's fixes:) is judged FIXED; any other
+    # fix scenario must not regress (a series given as a directory, mail or tree claims nothing)
+    claimed = [w for item in fixes for w in item.split(",") if w] if fixes is not None else \
+        list(config.fixes if config else ())
+    for name in claimed if fixes is not None else ():
+        if name not in {s.name for s in chosen}:
+            raise HarnessError("config", f"--fixes {name}: not among the run's scenarios "
+                               f"({', '.join(s.name for s in chosen)})")
+    if "patched" in variants:
+        chosen = [replace(s, kind="unclaimed") if s.kind == "fix" and s.name not in claimed else s
+                  for s in chosen]
     older = [s for s in chosen if not s.in_release(k.version)]
     for s in older:
         progress.info(f"scenario {s.name}: needs Linux {s.since} or later ({k.name} is {k.version}): left out")

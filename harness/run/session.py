@@ -45,7 +45,8 @@ from harness.run.plan import Plan
 from harness.series.patches import Workspace
 from harness.sources.source import fetch_source
 from harness.verdict.bisect import prefix_of
-from harness.verdict.kinds import describe_all, failed_expectations, undecided_programs
+from harness.verdict.bounds import describe_all, failed_expectations
+from harness.verdict.testruns import undecided_programs
 from harness.verdict.kinds import expectations as kind_expectations
 from harness.verdict.repeat import combine, combine_selftests, with_runs
 from harness.verdict.results import KernelId, KernelMeta, PatchMeta, RunMeta, RunRecord, ScenarioResult, SeriesMeta

@@ -48,6 +48,9 @@ class SeriesConfig:
     title: str
     kernel: str                      # configs/kernels/<kernel>.yaml
     scenarios: tuple[str, ...]
+    # the fix scenarios whose bug the series claims to fix (judged FIXED); every other scenario
+    # must not regress (the patched kernel shows what the base shows)
+    fixes: tuple[str, ...] = ()
     patches: str | None = None       # directory of git format-patch files (relative: see base)
     mbox: str | None = None          # mbox file (relative: see base)
     lore: str | None = None          # message-id or lore URL of the thread
@@ -79,6 +82,9 @@ class SeriesConfig:
         find("kernels", self.kernel, file=file, field="kernel")
         for i, name in enumerate(self.scenarios):
             find("scenarios", name, file=file, field=f"scenarios[{i}]")
+        for i, name in enumerate(self.fixes):
+            if name not in self.scenarios:
+                raise ConfigError(file, f"fixes[{i}]", f"{name!r} is not among the series' scenarios")
 
 
 @dataclass(frozen=True)

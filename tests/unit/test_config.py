@@ -331,7 +331,7 @@ def test_a_min_fraction_bound_at_no_iterations_is_vacuous():
     from dataclasses import replace
 
     from harness.config import load_scenario
-    from harness.verdict.kinds import bounds_problem
+    from harness.verdict.bounds import bounds_problem
     problem = bounds_problem(replace(load_scenario("kmem-charge"), iterations=0))
     assert problem and "holds for a script that did nothing" in problem
 
@@ -525,3 +525,28 @@ def test_all_arches_are_those_that_do_not_leave_themselves_out():
                          progress=Progress(live=False))
         return [a.name for a in plan.arches]
     assert arches("all") == default_arches() and arches("riscv64") == ["riscv64"]
+
+
+def test_what_a_series_claims_to_fix_is_judged_fixed_and_the_rest_must_not_regress(tmp_path):
+    from harness.core.cache import cache_root
+    from harness.core.progress import Progress
+    from harness.run.plan import make_plan
+    from harness.series.patches import SeriesConfig
+
+    def kinds(**kw):
+        plan = make_plan(cache=cache_root(), progress=Progress(live=False), **kw)
+        return {s.name: s.kind for s in plan.scenarios}
+    ours = kinds(series="obj-cgroup-kmem", scenarios=["dying-memcg,kmem-charge"])
+    assert ours == {"dying-memcg": "fix", "kmem-charge": "invariant"}
+    # a directory of patches claims nothing: the bug is the base's, and must stay as it is
+    assert kinds(series=str(REPO_ROOT / "kernel-patches" / "obj-cgroup-kmem"), kernel="linux-5.10",
+                 scenarios=["dying-memcg"]) == {"dying-memcg": "unclaimed"}
+    assert kinds(series=str(REPO_ROOT / "kernel-patches" / "obj-cgroup-kmem"), kernel="linux-5.10",
+                 scenarios=["dying-memcg"], fixes=["dying-memcg"]) == {"dying-memcg": "fix"}
+    assert kinds(series="obj-cgroup-kmem", variants=("base",), scenarios=["dying-memcg"]) == {"dying-memcg": "fix"}
+    with pytest.raises(HarnessError, match="--fixes inotify-pin: not among the run's scenarios"):
+        kinds(series="obj-cgroup-kmem", scenarios=["dying-memcg"], fixes=["inotify-pin"])
+    p = write(tmp_path, "series", "s", "name: s\ntitle: t\nkernel: linux-5.10\npatches: .\n"
+              "scenarios: [dying-memcg]\nfixes: [inotify-pin]\n")
+    with pytest.raises(ConfigError, match=r"fixes\[0\]: 'inotify-pin' is not among the series' scenarios"):
+        load(SeriesConfig, p)

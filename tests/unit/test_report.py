@@ -6,20 +6,7 @@ import pytest
 
 from harness.output.render import summary
 from harness.output.runreport import RunReport
-from harness.verdict.kinds import (
-    BROKEN,
-    ERROR,
-    FIXED,
-    FLAKY,
-    HOLDS,
-    NO_REGRESSION,
-    NOT_REPRODUCED,
-    RAN,
-    REGRESSED,
-    REPRODUCED,
-    STILL_BROKEN,
-    result_verdict,
-)
+from harness.verdict.kinds import BROKEN, ERROR, FIXED, FLAKY, HOLDS, NO_REGRESSION, NOT_REPRODUCED, RAN, REGRESSED, REPRODUCED, STILL_BROKEN, result_verdict
 from harness.verdict.results import KernelMeta, RunMeta, RunRecord, ScenarioResult
 from harness.verdict.table import Row, passed, rows
 
@@ -286,7 +273,7 @@ def verdict_of(base_runs, patched_runs):
 
 
 def test_the_fisher_test_of_patched_failing_more_often():
-    from harness.verdict.kinds import worse_by_chance
+    from harness.verdict.testruns import worse_by_chance
     assert worse_by_chance(3, 3, 0, 3) == pytest.approx(1 / 20)     # C(3,3) / C(6,3)
     assert worse_by_chance(1, 3, 0, 3) == pytest.approx(0.5)        # one failure: either kernel's
     assert worse_by_chance(4, 12, 0, 12) == pytest.approx(495 / 10626)
@@ -294,7 +281,7 @@ def test_the_fisher_test_of_patched_failing_more_often():
 
 
 def test_a_test_that_patched_alone_fails_is_regressed_whether_or_not_significant():
-    from harness.verdict.kinds import judge_test
+    from harness.verdict.testruns import judge_test
     always = judge_test("t:a", "ppp", "fff")
     assert (always.verdict, always.decided) == ("regressed", True)
     sometimes = judge_test("t:a", "ppp", "fpp")     # 1 of 3: chance could do it; more runs decide
@@ -309,7 +296,7 @@ def test_a_test_that_patched_alone_fails_is_regressed_whether_or_not_significant
 
 
 def test_a_test_both_kernels_fail_sometimes_is_flaky_never_a_pass():
-    from harness.verdict.kinds import judge_test
+    from harness.verdict.testruns import judge_test
     assert judge_test("t:a", "pfp", "ppf").verdict == "flaky"
     row = verdict_of("pfp", "pfp")
     assert row.verdict == FLAKY and not row.ok
@@ -322,12 +309,12 @@ def test_a_test_only_base_fails_sometimes_is_fixed_intermittently_no_regression(
     row = verdict_of("pfp", "ppp")
     assert row.verdict == NO_REGRESSION and row.ok
     assert row.notes() == ["x86_64 cgroup-selftests: fixed t:a: fail 1 of 3 runs on base, pass in all 3 runs on patched"]
-    from harness.verdict.kinds import judge_test
+    from harness.verdict.testruns import judge_test
     assert judge_test("t:a", "pfp", "ppp").verdict == "fixed"
 
 
 def test_the_programs_more_runs_could_decide():
-    from harness.verdict.kinds import undecided_programs
+    from harness.verdict.testruns import undecided_programs
     base = runs_of("base", {"a:x": "ppp", "b:y": "ppp", "c:z": "ppp"})
     patched = runs_of("patched", {"a:x": "fpp", "b:y": "fff", "c:z": "ppp"})
     assert undecided_programs(base, patched) == ("a",)
@@ -336,7 +323,7 @@ def test_the_programs_more_runs_could_decide():
 def test_a_test_known_to_flake_on_the_base_is_shown_not_failed_unless_significantly_worse():
     from dataclasses import replace as with_
 
-    from harness.verdict.kinds import judge_test
+    from harness.verdict.testruns import judge_test
     assert judge_test("t:a", "ppfpp", "pfppp", known=True).verdict == "known"      # both flake
     assert judge_test("t:a", "ppppp", "pfppp", known=True).verdict == "regressed"  # only patched fails
     assert judge_test("t:a", "ppp", "fff", known=True).verdict == "regressed"      # p = 0.05
@@ -356,3 +343,19 @@ def test_a_known_flaky_entry_names_a_test_a_reason_and_a_date(tmp_path):
                        (KnownFlaky("p:t", "r", "yesterday"), "seen"), (KnownFlaky("p:t", " ", "2026-12-05"), "reason")):
         with pytest.raises(ConfigError, match=field):
             bad.validate(tmp_path, "")
+
+
+def test_a_bug_the_series_does_not_claim_must_not_regress_and_is_never_still_broken():
+    """A foreign series that leaves the base's bug as it is: NO-REGRESSION (exit 0), never
+    STILL-BROKEN; one that brings a bug the base does not show: REGRESSED."""
+    def unclaimed(variant, held):
+        return replace(result(variant, held, delta=500 if held else 0), kind="unclaimed")
+    same = rows([RunRecord("x86_64", v, scenarios=(unclaimed(v, True),)) for v in ("base", "patched")])
+    assert same[0].verdict == NO_REGRESSION and passed(same) and same[0].notes() == []
+    brought = rows([RunRecord("x86_64", "base", scenarios=(unclaimed("base", False),)),
+                    RunRecord("x86_64", "patched", scenarios=(unclaimed("patched", True),))])
+    assert brought[0].verdict == REGRESSED and not passed(brought)
+    assert "patched shows what the base does not" in brought[0].notes()[0]
+    gone = rows([RunRecord("x86_64", "base", scenarios=(unclaimed("base", True),)),
+                 RunRecord("x86_64", "patched", scenarios=(unclaimed("patched", False),))])
+    assert gone[0].verdict == NO_REGRESSION and passed(gone) and "does not claim" in gone[0].notes()[0]

@@ -7,7 +7,7 @@ from harness.config import Expectation
 from harness.core.errors import HarnessError
 from harness.guest.measures import controller_count, parse_proc_cgroups
 from harness.guest.runner import parse_metrics, parse_selftests
-from harness.verdict.kinds import failed_expectations
+from harness.verdict.bounds import failed_expectations
 
 PROC_CGROUPS = """#subsys_name\thierarchy\tnum_cgroups\tenabled
 cpuset\t0\t1\t1
