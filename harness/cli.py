@@ -139,6 +139,10 @@ def parser() -> argparse.ArgumentParser:
     rep.add_argument("--write", action="store_true",
                      help="also write the run directory's reports anew (after an upgrade)")
     rep.set_defaults(func=commands.cmd_report)
+    b4c = verb("b4-check", "b4's external check command: the verdict of the newest run of the series "
+                           "a mail on stdin belongs to, as b4 review reads it")
+    b4c.add_argument("--results", default="results", help="where run directories are (default ./results)")
+    b4c.set_defaults(func=commands.cmd_b4_check)
     mrg = verb("merge", "merge the run directories of several jobs into one run and one table")
     mrg.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="run directories of one A/B")
     mrg.add_argument("--rerun", action="append", default=[], metavar="RUN_DIR",

@@ -18,6 +18,7 @@ from harness.build.kbuild import CCACHE_REMOTE_VAR
 from harness.core.cache import cache_root
 from harness.core.errors import HarnessError
 from harness.core.progress import Progress
+from harness.output.b4check import subject_of
 from harness.output.formats import FORMATS, render
 from harness.output.render import summary
 from harness.output.report import load as report_load
@@ -166,6 +167,36 @@ def cmd_shell(args: argparse.Namespace) -> int:
         return shell(session, KernelId(plan.arches[0].name, args.variant, args.profile), scenario)
     finally:
         session.close()
+
+
+def find_run(results: Path, subject: str) -> Path | None:
+    """The newest run directory under ``results`` whose series has ``subject`` as a patch's
+    subject or as its title."""
+    if not subject or not results.is_dir():
+        return None
+    runs = sorted((d for d in results.iterdir() if (d / "report.json").is_file()),
+                  key=lambda d: (d / "report.json").stat().st_mtime, reverse=True)
+    for run_dir in runs:
+        try:
+            meta, _ = report_load(run_dir)
+        except HarnessError:   # another tool's file, a run being written: not this series
+            continue
+        s = meta.series
+        if s is not None and (subject == s.title or subject in {p.subject for p in s.patches}):
+            return run_dir
+    return None
+
+
+def cmd_b4_check(args: argparse.Namespace) -> int:
+    """b4's external check command: a mail (a patch or the cover letter) on stdin; the verdict
+    of the newest run of its series under --results, as b4's JSON ([] when none tested it)."""
+    run_dir = find_run(Path(args.results), subject_of(sys.stdin.buffer.read()))
+    if run_dir is None:
+        print("[]")
+        return EXIT_OK
+    meta, records = report_load(run_dir)
+    print(FORMATS["b4"].render(RunReport.of(run_dir, meta, records)), end="")
+    return EXIT_OK
 
 
 def cmd_bisect(args: argparse.Namespace) -> int:

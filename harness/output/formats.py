@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness.core.cache import atomic_file
+from harness.output.b4check import b4_check
 from harness.output.kcidb import kcidb_json
 from harness.output.render import junit, markdown, record, summary
 from harness.output.runreport import RunReport
@@ -28,6 +29,7 @@ FORMATS: dict[str, Format] = {
     "junit": Format(junit, "junit.xml", "JUnit XML for CI dashboards"),
     "ab": Format(record, None, "the A/B record kept beside a series (kernel-patches/NAME.ab.json)"),
     "kcidb": Format(kcidb_json, None, "KernelCI KCIDB JSON (schema v5.3), for kcidb-submit"),
+    "b4": Format(b4_check, None, "b4's external check JSON (b4 review; kharness b4-check finds the run)"),
 }
 
 

@@ -5,6 +5,7 @@ function of a RunReport (formats.FORMATS)."""
 from __future__ import annotations
 
 import json
+import os
 import textwrap
 from pathlib import Path
 from xml.etree import ElementTree as ET
@@ -139,7 +140,26 @@ def summary(rr: RunReport) -> str:
         for s in run.scenarios:
             if s.error and s.error != run.error:
                 out += _wrap(f"ERROR {s.scenario}: {s.error}", "  ")
-    return "\n".join(out + [""] + _result(table)) + "\n"
+    return "\n".join(out + [""] + _result(table) + _tested_by(table, runs, meta)) + "\n"
+
+
+def tested_by_ident() -> str:
+    """Who the Tested-by: names: $KHARNESS_TESTED_BY ("Name <address>"), else a placeholder."""
+    return os.environ.get("KHARNESS_TESTED_BY", "").strip() or "NAME <ADDRESS>"
+
+
+def _tested_by(table: list[Row], runs: list[RunRecord], meta: RunMeta | None) -> list[str]:
+    """A Tested-by: block to paste into a reply to the series, when every row is as it must be."""
+    if meta is None or meta.series is None or not table or not all(r.ok for r in table):
+        return []
+    arches = sorted({r.arch for r in runs})
+    accel = sorted({r.accel for r in runs if r.accel})
+    what = (f"Linux {meta.kernel.version or '?'} and {meta.series.name} on it (sha256 "
+            f"{meta.series.sha256[:16]}), {' and '.join(arches)} under QEMU ({', '.join(accel) or '?'}), "
+            f"profile{'s' if len(meta.profiles) > 1 else ''} {', '.join(meta.profiles)}: "
+            f"{', '.join(sorted({r.scenario for r in table}))}")
+    return ["", "Every row as expected; for a reply to the series:", "",
+            f"Tested-by: {tested_by_ident()}", *_wrap(f"kharness {meta.kharness}: {what}", "  ", "  ")]
 
 
 def record(rr: RunReport) -> str:

@@ -1,0 +1,50 @@
+"""The verdict where reviewers look: b4's external check protocol (``b4 review``'s
+review-series-check-cmd and review-perpatch-check-cmd). The command reads one mail (a patch or
+the cover letter) on stdin and prints a JSON array of results, each with ``tool``, ``status``
+(pass, warn, fail), ``summary``, ``url`` and ``details``; an empty array says nothing is known.
+
+``kharness b4-check`` answers from the newest run directory whose series has the mail's subject
+(a patch's, or the cover letter's title; commands.find_run): it never runs kernels while b4
+waits."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import json
+import re
+
+from harness.output.render import notes, table_lines
+from harness.output.runreport import RunReport
+from harness.verdict.kinds import FLAKY, NO_CHANGE
+
+TOOL = "kharness"
+
+
+def b4_check(rr: RunReport) -> str:
+    """One result for the run: pass when every row is as it must be; warn when the only rows
+    that are not are FLAKY or NO-CHANGE (inconclusive); fail otherwise (ERROR included: a splat
+    on the patched kernel is one)."""
+    table, meta = rr.table, rr.meta
+    bad = [r for r in table if not r.ok]
+    status = "fail" if not table or any(r.verdict not in (FLAKY, NO_CHANGE) for r in bad) else \
+        "warn" if bad else "pass"
+    where = f" on Linux {meta.kernel.version}" if meta and meta.kernel.version else ""
+    arches = ", ".join(sorted({r.arch for r in table}))
+    summary = (f"{len(table) - len(bad)}/{len(table)} rows as expected{where} ({arches})" if table
+               else "nothing ran")
+    if bad:
+        summary += "; not: " + ", ".join(f"{r.where} {r.verdict}" for r in bad)
+    header, lines = table_lines(table)
+    details = "\n".join(["  ".join(header), *("  ".join(line) for line in lines), "", *notes(table)]).rstrip()
+    result = {"tool": TOOL, "status": status, "summary": summary, "details": details}
+    if rr.run_dir is not None and (rr.run_dir / "summary.txt").is_file():
+        result["url"] = (rr.run_dir / "summary.txt").resolve().as_uri()
+    return json.dumps([result], indent=1) + "\n"
+
+
+def subject_of(mail: bytes) -> str:
+    """The mail's subject without its [PATCH v2 n/m] prefixes and folding."""
+    msg = email.message_from_bytes(mail, policy=email.policy.default)
+    subject = " ".join(str(msg.get("Subject", "")).split())
+    return re.sub(r"^(\[[^\]]*\]\s*)+", "", subject).strip()

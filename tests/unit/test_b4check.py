@@ -1,0 +1,52 @@
+"""Where reviewers look: b4's external check JSON for a run, found from the mail b4 hands over,
+and a Tested-by: block in summary.txt when every row is as it must be."""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+import sys
+
+from harness import REPO_ROOT
+from harness.cli import main
+from harness.output.b4check import subject_of
+from harness.output.render import summary
+from harness.output.report import load
+from harness.output.runreport import RunReport
+
+GOLDEN_RUN = REPO_ROOT / "tests" / "golden" / "run"
+MAIL = (b"From: Dev <dev@example.org>\nMessage-Id: <1@example.org>\nSubject: [PATCH v3 2/5]\n"
+        b" mm: memcontrol: make page_memcg{_rcu} only applicable for non-kmem page\n\nbody\n")
+
+
+def b4_check(monkeypatch, capsys, results, mail: bytes) -> list:
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(mail)))
+    assert main(["b4-check", "--results", str(results)]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def test_a_patch_of_a_tested_series_gets_its_runs_verdict_and_an_unknown_one_nothing(tmp_path, monkeypatch, capsys):
+    assert subject_of(MAIL) == "mm: memcontrol: make page_memcg{_rcu} only applicable for non-kmem page"
+    shutil.copytree(GOLDEN_RUN, tmp_path / "20261201-000000")
+    (result,) = b4_check(monkeypatch, capsys, tmp_path, MAIL)
+    # the golden run's one row that is not as it must be is FLAKY: inconclusive, never a pass
+    assert result["tool"] == "kharness" and result["status"] == "warn"
+    assert result["summary"].startswith("9/10 rows as expected") and "FLAKY" in result["summary"]
+    assert "dying-memcg" in result["details"]
+    cover = MAIL.replace(b"[PATCH v3 2/5]\n mm: memcontrol: make page_memcg{_rcu} only applicable for non-kmem page",
+                         b"[PATCH v3 0/5] Use obj_cgroup APIs to charge kmem pages")
+    assert b4_check(monkeypatch, capsys, tmp_path, cover)[0]["status"] == "warn"
+    other = MAIL.replace(b"mm: memcontrol: make page_memcg", b"net: something else")
+    assert b4_check(monkeypatch, capsys, tmp_path, other) == []
+
+
+def test_every_row_as_expected_gives_a_tested_by_block_and_one_that_is_not_none(monkeypatch):
+    meta, runs = load(GOLDEN_RUN)
+    rr = RunReport.of(GOLDEN_RUN, meta, runs)
+    assert "Tested-by:" not in summary(rr)   # a FLAKY row
+    good = RunReport([r for r in rr.table if r.ok], runs, meta, GOLDEN_RUN)
+    monkeypatch.setenv("KHARNESS_TESTED_BY", "A Tester <tester@example.org>")
+    text = summary(good)
+    assert "\nTested-by: A Tester <tester@example.org>\n" in text
+    assert f"sha256 {meta.series.sha256[:16]}" in text.replace("\n  ", " ")
