@@ -13,7 +13,7 @@ from typing import ClassVar
 from harness.config.scenarios import KIND_NEEDS, Expectation, ScenarioConfig
 from harness.verdict.bounds import relative_failures
 from harness.verdict.results import ScenarioResult
-from harness.verdict.testruns import judge_tests, selftest_flaky
+from harness.verdict.testruns import judge_tests, selftest_flaky, stale_known
 
 # Verdicts of one variant on its own, and of the A/B comparison.
 REPRODUCED, NOT_REPRODUCED, FIXED, STILL_BROKEN, ERROR = (
@@ -184,6 +184,8 @@ class Selftests(Kind):
             out += [f"{where}: {j.verdict} {j.words}" for j in judge_tests(base, patched) if j.verdict != "same"]
         elif (alone := base or patched) is not None:
             out += [f"{where}: flaky {x}" for x in selftest_flaky(alone, None)]
+        if (first := base or patched) is not None:
+            out += [f"{where}: {x}" for x in stale_known(first, patched if base is not None else None)]
         return out + failed_notes(where, base, patched, ok)
 
 

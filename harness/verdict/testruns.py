@@ -113,3 +113,14 @@ def selftest_flaky(base: ScenarioResult, patched: ScenarioResult | None) -> list
     return [f"{t}: " + ", ".join(f"{r.variant} {_runs_words(test_runs(r, t) or '')}" for r in both) for t in names]
 
 
+def stale_known(base: ScenarioResult, patched: ScenarioResult | None) -> list[str]:
+    """The tests listed as known to flake on this base that passed every run on every kernel
+    here: their entry may be stale (shown, never hidden; it still runs and is judged)."""
+    results = [r for r in (base, patched) if r is not None]
+    out = []
+    for test in base.known_flaky:
+        runs = [test_runs(r, test) for r in results]
+        if all(x is not None and set(x) == {"p"} for x in runs):
+            total = sum(len(x or "") for x in runs)
+            out.append(f"{test} passed all {total} runs here: its known_flaky entry may be stale")
+    return out

@@ -333,6 +333,12 @@ def test_a_test_known_to_flake_on_the_base_is_shown_not_failed_unless_significan
     known = Row(row.arch, row.scenario, base, patched)
     assert known.verdict == NO_REGRESSION and known.ok
     assert "known to flake on this base" in known.notes()[0]
+    # an entry whose test passed every run on both kernels is shown as maybe stale, still judged
+    calm = verdict_of("ppppp", "pppp")
+    base, patched = (with_(r, known_flaky=("t:a",)) for r in (calm.base, calm.patched))
+    stale = Row(calm.arch, calm.scenario, base, patched)
+    assert stale.verdict == NO_REGRESSION and stale.ok
+    assert stale.notes() == ["x86_64 cgroup-selftests: t:a passed all 9 runs here: its known_flaky entry may be stale"]
 
 
 def test_a_known_flaky_entry_names_a_test_a_reason_and_a_date(tmp_path):
