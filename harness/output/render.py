@@ -11,7 +11,7 @@ from pathlib import Path
 from xml.etree import ElementTree as ET
 
 from harness.output.runreport import RunReport
-from harness.verdict.kinds import ERROR
+from harness.verdict.kinds import ERROR, kind
 from harness.verdict.testruns import judge_tests
 from harness.verdict.results import RunMeta, RunRecord, console_name
 from harness.verdict.table import Row
@@ -275,7 +275,7 @@ def junit(rr: RunReport) -> str:
                         _tail(run_dir / r.kernel.dir_name / f"{r.scenario}.out")]
             ET.SubElement(case, "system-out").text = "\n".join(out)
             ET.SubElement(case, "system-err").text = _tail(run_dir / bad.kernel.dir_name / console_name(bad.cmdline))
-            if row.kind == "selftests":
+            if kind(row.kind).has_tests:
                 _selftest_cases(suite, row)
         cases = suite.findall("testcase")
         suite.set("tests", str(len(cases)))

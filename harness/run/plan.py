@@ -26,6 +26,7 @@ from harness.series.patches import Series, load_series_config, names_config, res
 from harness.series.tree import from_tree
 from harness.sources.lore import DEFAULT_LORE
 from harness.verdict.bounds import bounds_problem
+from harness.verdict.kinds import kind
 
 VARIANTS = ("base", "patched")
 
@@ -99,7 +100,7 @@ class Plan:
         nor a scenario that says ``not_on: [debug]``, nor one the kernel base's profile skips)."""
         if profile in scenario.not_on or scenario.name in self.kernel.profiles[profile].skip:
             return False
-        return scenario.kind != "selftests" or self.profile(profile).selftests
+        return not kind(scenario.kind).has_tests or self.profile(profile).selftests
 
 
 KCONFIG_LINE = re.compile(r"CONFIG_[A-Za-z0-9_]+=(?:[ynm]|-?[0-9]+|0x[0-9a-fA-F]+|\"[^\"]*\")")

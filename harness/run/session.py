@@ -48,7 +48,8 @@ from harness.verdict.bisect import prefix_of
 from harness.verdict.bounds import describe_all, failed_expectations
 from harness.verdict.testruns import undecided_programs
 from harness.verdict.kinds import expectations as kind_expectations
-from harness.verdict.repeat import combine, combine_selftests, with_runs
+from harness.verdict.kinds import kind
+from harness.verdict.repeat import with_runs
 from harness.verdict.results import KernelId, KernelMeta, PatchMeta, RunMeta, RunRecord, ScenarioResult, SeriesMeta
 
 
@@ -220,12 +221,9 @@ class Session:
                                 if e.min_base_fraction is not None})
         if self.unchanged(kid):   # the base's very image: what it shows is the base's
             result = ScenarioResult(**common, unchanged=True)
-        elif self.plan.repeat > 1 and scenario.kind == "selftests":   # every run of every boot
-            result = combine_selftests([self._run_once(kid, scenario, expectations, common, fresh=True)
-                                        for _ in range(self.plan.repeat)])
-        elif self.plan.repeat > 1:
-            result = combine([self._run_once(kid, scenario, expectations, common, fresh=True)
-                              for _ in range(self.plan.repeat)])
+        elif self.plan.repeat > 1:   # each run on a fresh boot, combined as the kind does
+            result = kind(scenario.kind).combine([self._run_once(kid, scenario, expectations, common, fresh=True)
+                                                  for _ in range(self.plan.repeat)])
         else:
             result = self._run_once(kid, scenario, expectations, common)
         run.add(result)
@@ -244,7 +242,7 @@ class Session:
         reruns have taken ``confirm_seconds`` of script time.
         Each kernel's result then holds every run (``test_runs``) and says how many were added."""
         kids = [KernelId(arch, v, profile) for v in ("base", "patched")]
-        if scenario.kind != "selftests" or any(k not in self._runs for k in kids):
+        if not kind(scenario.kind).has_tests or any(k not in self._runs for k in kids):
             return
         scenario = self.plan.scenario_for(scenario, profile)
         spent = 0.0   # script seconds of the reruns, the slower kernel's

@@ -12,6 +12,7 @@ from typing import ClassVar
 
 from harness.config.scenarios import KIND_NEEDS, Expectation, ScenarioConfig
 from harness.verdict.bounds import relative_failures
+from harness.verdict.repeat import combine, combine_selftests
 from harness.verdict.results import ScenarioResult
 from harness.verdict.testruns import judge_tests, selftest_flaky, stale_known
 
@@ -38,9 +39,16 @@ class Kind:
     good: ClassVar[dict[str, str]]            # what ran -> the verdict the row must show
     failures: ClassVar[tuple[str, ...]] = ()  # variant verdicts that are a failed expectation
     declared: ClassVar[bool] = True           # a scenario's YAML may name it (else a kernel's does)
+    # its results are tests, each judged base against patched (a profile may run none of them,
+    # reruns may settle a difference, junit shows each as a testcase)
+    has_tests: ClassVar[bool] = False
 
     def expectations(self, scenario: ScenarioConfig, variant: str) -> tuple[Expectation, ...]:
         return ()
+
+    def combine(self, results: list[ScenarioResult]) -> ScenarioResult:
+        """--repeat's runs of one kernel, each on a fresh boot, as one result."""
+        return combine(results)
 
     def variant_verdict(self, result: ScenarioResult) -> str:
         """The verdict of one variant that ran without error."""
@@ -162,9 +170,14 @@ class Selftests(Kind):
     name = "selftests"
     needs = KIND_NEEDS[name]
     good = {BOTH: NO_REGRESSION, "base": RAN, "patched": RAN}
+    has_tests = True
 
     def variant_verdict(self, result: ScenarioResult) -> str:
         return RAN
+
+    def combine(self, results: list[ScenarioResult]) -> ScenarioResult:
+        """Every run of every boot, test by test."""
+        return combine_selftests(results)
 
     def pair_verdict(self, base: ScenarioResult, patched: ScenarioResult) -> str:
         """REGRESSED when a test regressed (``judge_test``), FLAKY when one fails on both
