@@ -137,6 +137,8 @@ def summary(rr: RunReport) -> str:
                 _wrap(f"{run.kernel.label}: {run.accel or '?'}; {_timings(run, chr(0xa0))}", "", "  ")]
         if run.error:
             out += _wrap(f"ERROR {run.error}", "  ")
+        for line in run.not_built:
+            out += _wrap(line, "  ")
         for s in run.scenarios:
             if s.error and s.error != run.error:
                 out += _wrap(f"ERROR {s.scenario}: {s.error}", "  ")
@@ -203,6 +205,7 @@ def markdown(rr: RunReport) -> str:
         out.append(f"- {run.kernel.label}: {run.accel_reason or run.accel or '?'}; {_timings(run)}")
         if run.error:
             out.append(f"  - ERROR {run.error}")
+        out += [f"  - {line}" for line in run.not_built]
     return "\n".join(out) + "\n"
 
 

@@ -22,12 +22,14 @@ from typing import Any
 
 from harness import __version__
 from harness.build.image import GuestImage, build_guest_image
+from harness.build.coverage import not_built
 from harness.build.kbuild import (
     CCACHE_REMOTE_VAR,
     KernelBuild,
     build_kernel,
     build_lock_path,
     cached_kernel,
+    parse_config,
     without_credentials,
 )
 from harness.build.programs import build_helpers, build_selftests
@@ -170,6 +172,12 @@ class Session:
                    build_cached=kernel.cached, objects_compiled=kernel.objects,
                    kernel_dir=str(kernel.image.parent), image_sha256=sha256_file(kernel.image))
         shutil.copyfile(kernel.config, run.logs() / "kernel.config")   # the .config that booted
+        if kid.variant != "base":   # the series' changes this .config leaves out, and why
+            missing = not_built(lambda path: ws.show(commit, path), ws.diff(self.commit("base"), commit),
+                                parse_config(kernel.config.read_text()))
+            for line in missing:
+                self.progress.info(f"build {kid.label}: {line}")
+            run.update(not_built=tuple(missing))
         return kernel
 
     def _arch(self, name: str) -> Arch:
@@ -220,7 +228,7 @@ class Session:
                       relative={e.metric: e.min_base_fraction for e in expectations
                                 if e.min_base_fraction is not None})
         if self.unchanged(kid):   # the base's very image: what it shows is the base's
-            result = ScenarioResult(**common, unchanged=True)
+            result = ScenarioResult(**common, unchanged=True, notes=run.record.not_built)
         elif self.plan.repeat > 1:   # each run on a fresh boot, combined as the kind does
             result = kind(scenario.kind).combine([self._run_once(kid, scenario, expectations, common, fresh=True)
                                                   for _ in range(self.plan.repeat)])

@@ -346,6 +346,15 @@ class Workspace:
         """git's id of ``path`` in ``commit``: what a build from that directory depends on."""
         return self._git("rev-parse", f"{commit}:{path}").stdout.strip()
 
+    def diff(self, old: str, new: str) -> str:
+        """`git diff -U0` from ``old`` to ``new``: every changed line, no context."""
+        return self._git("diff", "-U0", "--no-color", old, new).stdout
+
+    def show(self, commit: str, path: str) -> str | None:
+        """``path`` as ``commit`` has it, None when it has no such file."""
+        r = self._git("show", f"{commit}:{path}", check=False)
+        return r.stdout if r.returncode == 0 else None
+
     def has(self, commit: str, path: str) -> bool:
         """Whether ``path`` exists in ``commit``."""
         return self._git("cat-file", "-e", f"{commit}:{path}", check=False).returncode == 0

@@ -113,6 +113,8 @@ class RunRecord:
     boots: dict[str, float] = field(default_factory=dict)   # seconds to SSH, per kernel command line
     error: str | None = None
     log: str | None = None
+    # the series' changes this kernel's .config does not compile, each with the option that would
+    not_built: tuple[str, ...] = ()
 
     @property
     def kernel(self) -> KernelId:

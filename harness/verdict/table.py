@@ -79,7 +79,7 @@ class Row:
                     for i, x in enumerate(r.repeats, 1)]
         if self.verdict == NO_CHANGE:
             return [f"{self.where}: the patched kernel's image is byte-identical to the base's: the "
-                    "series changes nothing built for this arch and profile (not booted)"]
+                    "series changes nothing built for this arch and profile (not booted)"] + self.script_notes()
         return kind(self.kind).notes(self.where, self.base, self.patched, self.ok) + self.script_notes()
 
     def script_notes(self) -> list[str]:

@@ -372,3 +372,43 @@ def test_kconfig_gives_each_arch_s_verified_config_without_a_build(tmp_path):
     assert values(configured.config, ["CONFIG_MEMCG", "BUG", "NO_SUCH"]) == {
         "CONFIG_MEMCG": "y", "BUG": "y", "NO_SUCH": "n"}
     assert not (cache / "kernels").exists()   # no make of an image
+
+
+NEW_OBJECT = """From 0000000000000000000000000000000000000000 Mon Sep 17 00:00:00 2001
+From: Test <test@example.org>
+Date: Thu, 1 Jan 1970 00:00:00 +0000
+Subject: [PATCH] mm: an object only an option builds
+
+---
+ mm/Makefile | 1 +
+ mm/extra.c  | 4 ++++
+ 2 files changed, 5 insertions(+)
+
+diff --git a/mm/Makefile b/mm/Makefile
+new file mode 100644
+--- /dev/null
++++ b/mm/Makefile
+@@ -0,0 +1 @@
++obj-$(CONFIG_FAKE_EXTRA) += extra.o
+diff --git a/mm/extra.c b/mm/extra.c
+new file mode 100644
+--- /dev/null
++++ b/mm/extra.c
+@@ -0,0 +1,4 @@
++int extra;
++#ifdef CONFIG_MEMCG
++int extra_memcg;
++#endif
+--
+2.39.5
+"""
+
+
+def test_the_changes_a_patched_kernels_config_does_not_compile_are_named_with_their_option(tmp_path):
+    plan, cache = fake_plan(tmp_path, NEW_OBJECT), tmp_path / "cache"
+    s = session(plan, cache, tmp_path / "run")
+    s.kernel(PATCHED)
+    assert s.run(PATCHED).record.not_built == (
+        "mm/extra.c is not built: CONFIG_FAKE_EXTRA is off (its Makefile's obj-$(CONFIG_FAKE_EXTRA))",)
+    s.kernel(KernelId("x86_64", "base"))
+    assert s.run(KernelId("x86_64", "base")).record.not_built == ()
