@@ -194,7 +194,8 @@ def make_plan(*, series: str | None = None, kernel: str | None = None, arches: s
                                                 series_version, lore_base)
         elif series is not None and names_config(series):   # base only: the series' kernel and
             config = load_series_config(series)                # scenarios, none of its patches
-        k = load_kernel(kernel or (config.kernel if config else None) or defaults.kernel)
+        k = series_base(load_kernel(kernel or (config.kernel if config else None) or defaults.kernel),
+                        series_obj, progress)
     scenario_names = scenarios or list((config.scenarios if config else k.scenarios) or defaults.scenarios)
     if scenarios and not any(w for item in scenarios for w in item.split(",")):
         raise HarnessError("config", f"--scenario {','.join(scenarios)!r}: names no scenario")
@@ -235,6 +236,21 @@ def make_plan(*, series: str | None = None, kernel: str | None = None, arches: s
                              for a in names(arches, all_arches(), "arch", arch_name, default_arches())),
                 variants=tuple(variants), scenarios=tuple(chosen),
                 profiles=chosen_profiles, series=series_obj, kconfig_add=extra, repeat=repeat)
+
+
+def series_base(k: KernelConfig, series: Series | None, progress: Progress) -> KernelConfig:
+    """The series' own base (the base-commit: of its cover letter) when its kernel comes from
+    git: that commit, fetched like any ref (one the repository lacks is an error naming it). A
+    kernel from release tarballs keeps its release, and the run says the commit went unchecked."""
+    if series is None or not series.base_commit:
+        return k
+    gits = [s for s in k.sources if s.type == "git"]
+    if not gits:
+        progress.info(f"series {series.name}: base-commit {series.base_commit[:12]} not checked: {k.name} "
+                      "comes from release tarballs (a git source in its config would take that commit)")
+        return k
+    progress.info(f"series {series.name}: its base-commit {series.base_commit[:12]} is the base")
+    return replace(k, sources=tuple(replace(s, ref=series.base_commit) for s in gits))
 
 
 def profile_names(kernel: KernelConfig, value: str | list[str]) -> tuple[str, ...]:

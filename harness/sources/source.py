@@ -170,7 +170,12 @@ def _from_git(spec: SourceSpec, cache: Path, progress: Progress) -> SourceTree:
     try:
         progress.info(f"source: git fetch --depth 1 {spec.repo} {spec.ref}")
         _git("init", "-q", str(work))
-        _git("-C", str(work), "fetch", "-q", "--depth", "1", spec.repo, spec.ref)
+        try:
+            _git("-C", str(work), "fetch", "-q", "--depth", "1", spec.repo, spec.ref)
+        except HarnessError as e:
+            if commit == spec.ref:   # a commit named (a series' base-commit:) that is not there
+                raise HarnessError("source", f"{spec.repo} has no commit {spec.ref}: {e.message}") from None
+            raise
         commit = _git("-C", str(work), "rev-parse", "FETCH_HEAD^{commit}").strip()
         archive = ["git", "-C", str(work), "archive", "--format=tar", commit]
         tree = _extract(cache, f"git-{commit}", progress, f"git archive {commit}",

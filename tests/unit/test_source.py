@@ -601,3 +601,23 @@ def test_sid_has_no_updates_or_security_suite(tmp_path):
     assert "Suites: sid\n" in sid and "-updates" not in sid and "-security" not in sid
     stable = PrivateApt(tmp_path, "bullseye", sources=True, mirrors=mirrors).sources_text
     assert "bullseye-updates" in stable and "bullseye-security" in stable
+
+
+def test_a_series_base_commit_is_the_base_of_a_git_kernel_and_an_unknown_one_an_error(repo, fetch, progress):
+    """A series from mail names its base (base-commit: in the cover letter): a kernel from git
+    takes that commit; one its repository lacks is an error naming it; a kernel from release
+    tarballs keeps its release and says the commit went unchecked."""
+    from dataclasses import replace as with_
+
+    from harness.run.plan import series_base
+    from harness.series.patches import Series
+    first = git("-C", str(repo), "rev-parse", "HEAD~1")
+    k = kernel(git_source(repo, "v5.10.99"))
+    series = Series("s", "t", (), "mbox s.mbox v1", base_commit=first)
+    based = series_base(k, series, progress)
+    assert based.sources[0].ref == first and fetch(*based.sources).sha256 == first
+    with pytest.raises(HarnessError, match=f"has no commit {'0' * 40}"):
+        fetch(*series_base(k, with_(series, base_commit="0" * 40), progress).sources)
+    tarball_kernel = kernel(path_source(repo))
+    assert series_base(tarball_kernel, series, progress) == tarball_kernel
+    assert f"base-commit {first[:12]} not checked" in progress.stream.getvalue()
