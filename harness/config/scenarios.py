@@ -79,7 +79,7 @@ class ScenarioConfig:
     selftests_libs: tuple[str, ...] = ()   # Debian -dev packages (the guest's arch) they link statically
     since: str = ""     # the first release whose tree has what it runs: older bases leave it out
     # selftests: runs of a program per kernel at most when base and patched differ on one of its
-    # tests by less than chance rules out (kinds.judge_test): more runs, ``iterations`` at a
+    # tests by less than chance rules out (testruns.judge_test): more runs, ``iterations`` at a
     # time, for at most ``confirm_seconds`` of script time per kernel
     confirm_runs: int = 30
     confirm_seconds: float = 900.0

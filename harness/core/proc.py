@@ -3,7 +3,7 @@ helpers) goes through here: an argument list, a deadline that fires even when th
 silent, the child's whole process group killed and reaped on every exit path, the `$ cmd` log
 header written once, and every failure a HarnessError of the stage that ran it.
 
-(QEMU itself runs under pexpect, for its console: harness/vm.py.)
+(QEMU itself runs under pexpect, for its console: harness/guest/vm.py.)
 """
 
 from __future__ import annotations

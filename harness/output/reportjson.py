@@ -69,7 +69,7 @@ def read_json(path: Path, stage: str = "report") -> Any:
 
 @dataclass(frozen=True)
 class Repeat:
-    """One of --repeat's runs as ScenarioResult.repeats keeps it (session.combine)."""
+    """One of --repeat's runs as ScenarioResult.repeats keeps it (repeat.combine)."""
 
     held: bool | None = None
     failed: tuple[str, ...] = ()

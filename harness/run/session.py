@@ -244,7 +244,7 @@ class Session:
 
     def confirm_selftests(self, arch: str, profile: str, scenario: ScenarioConfig) -> None:
         """Run again, on fresh boots of both kernels, the selftest programs with a test whose
-        difference between base and patched is not yet beyond chance (kinds.judge_test: patched
+        difference between base and patched is not yet beyond chance (testruns.judge_test: patched
         failing it more often, not significantly), ``iterations`` more runs at a time, until
         every difference is decided, a program has run ``confirm_runs`` times on a kernel, or the
         reruns have taken ``confirm_seconds`` of script time.

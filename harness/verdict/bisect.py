@@ -97,7 +97,7 @@ class BisectRow:
 
 def matrix(runs: list[RunRecord], n: int) -> list[BisectRow]:
     """A row per (arch, scenario, profile) of the base: each prefix's result judged against the
-    base's with the verdict code of the A/B table (report.Row). A prefix that has no result, or
+    base's with the verdict code of the A/B table (table.Row). A prefix that has no result, or
     two, is an ERROR there."""
     results: dict[tuple[str, str, str], dict[int, list[ScenarioResult]]] = {}
     for run in runs:

@@ -63,7 +63,7 @@ class ScenarioResult:
     metrics: dict[str, int] = field(default_factory=dict)
     tests: dict[str, str] = field(default_factory=dict)   # selftests: "program:test" -> result
     # selftests: "program:test" -> its outcome in each run, a letter a run ("ppf": pass, pass,
-    # fail; scenario.OUTCOME); empty in a report.json older than it (``tests`` alone then)
+    # fail; repeat.OUTCOME); empty in a report.json older than it (``tests`` alone then)
     test_runs: dict[str, str] = field(default_factory=dict)
     known_flaky: tuple[str, ...] = ()   # selftests known to flake on this base and arch (its config)
     failed: tuple[str, ...] = ()                          # the expectations that did not hold

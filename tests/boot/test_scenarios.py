@@ -2,7 +2,7 @@
 
 A fix scenario must show the bug on the base kernel (``reproduced``) and not on the patched one
 (``fixed``); an invariant must hold on both; the selftests must run on both. Every patched test
-also runs the base and judges the pair as the CLI's table does (report.Row): FIXED only when
+also runs the base and judges the pair as the CLI's table does (table.Row): FIXED only when
 the base reproduced, an invariant's bounds relative to the base, no selftest worse than base. An error on the way (build, boot, script,
 parse) fails the test with its reason.
 """

@@ -56,7 +56,7 @@ def test_the_check_above_would_see_an_offence(tmp_path):
 
 
 # What may be pasted into a guest's shell command: a value quoted (shlex.quote, or `q`, the
-# name scenario.py gives it) or a number; `assigns` is scenario.py's VAR=value list, each value
+# name runner.py gives it) or a number; `assigns` is runner.py's VAR=value list, each value
 # quoted where it is made (and each name checked at load: config.ScenarioConfig.validate).
 QUOTING = {"quote", "q", "int"}
 PRE_QUOTED = {"assigns"}
