@@ -91,8 +91,10 @@ def test_build_error_is_an_error_quoting_the_first_compiler_error(tmp_path, x86)
 def test_build_interrupted_by_sigterm_leaves_no_make_and_no_kernel_then_builds_cleanly(tmp_path):
     patches = one_line_patch(tmp_path / "series", "mm: memcontrol: a comment",
                              "/* kharness fault matrix: a build interrupted half-way */")
+    # the series claims the bug (--fixes): a comment leaves it, so the rebuilt kernel is judged
+    # STILL-BROKEN (a directory of patches claims nothing by itself: must not regress)
     run = ("run", "--arch", "x86_64", "--variant", "patched", "--series", str(patches),
-           "--iterations", "50")
+           "--iterations", "50", "--fixes", "dying-memcg")
     cache = cache_root()
     before, stale = kernels(cache), half_written(cache)
     log = tmp_path / "interrupted.log"
