@@ -33,9 +33,10 @@ FORMATS: dict[str, Format] = {
 }
 
 
-def render(run_dir: Path, meta: RunMeta, runs: list[RunRecord]) -> list[Row]:
-    """Every format that has a file, into ``run_dir``, all from the same records as report.json."""
-    rr = RunReport.of(run_dir, meta, runs)
+def render(run_dir: Path, meta: RunMeta, runs: list[RunRecord], table: list[Row] | None = None) -> list[Row]:
+    """Every format that has a file, into ``run_dir``, all from the same records as report.json
+    (and its table, when the caller has it already)."""
+    rr = RunReport(table, runs, meta, run_dir) if table is not None else RunReport.of(run_dir, meta, runs)
     for fmt in FORMATS.values():
         if fmt.file:
             with atomic_file(run_dir / fmt.file, "w") as f:   # replaces a symlink there, never follows it

@@ -44,10 +44,11 @@ def to_json(meta: RunMeta, runs: list[RunRecord], table: list[Row]) -> dict[str,
 
 
 def write(run_dir: Path, meta: RunMeta, runs: list[RunRecord]) -> list[Row]:
+    table = rows(runs)
     with atomic_file(run_dir / "report.json", "w") as f:
-        json.dump(to_json(meta, runs, rows(runs)), f, indent=2)
+        json.dump(to_json(meta, runs, table), f, indent=2)
         f.write("\n")
-    return render(run_dir, meta, runs)
+    return render(run_dir, meta, runs, table)
 
 
 def load(run_dir: Path) -> tuple[RunMeta, list[RunRecord]]:

@@ -173,8 +173,11 @@ class Session:
                    kernel_dir=str(kernel.image.parent), image_sha256=sha256_file(kernel.image))
         shutil.copyfile(kernel.config, run.logs() / "kernel.config")   # the .config that booted
         if kid.variant != "base":   # the series' changes this .config leaves out, and why
-            missing = not_built(lambda path: ws.show(commit, path), ws.diff(self.commit("base"), commit),
-                                parse_config(kernel.config.read_text()))
+            # the diff and the files it reads are the commit's: made once for all its kernels
+            diff = self._memo.get(("diff", commit), lambda: ws.diff(self.commit("base"), commit), "series")
+            missing = not_built(lambda path: self._memo.get(("show", commit, path),
+                                                            lambda: ws.show(commit, path), "series"),
+                                diff, parse_config(kernel.config.read_text()))
             for line in missing:
                 self.progress.info(f"build {kid.label}: {line}")
             run.update(not_built=tuple(missing))
