@@ -47,7 +47,7 @@ from harness.guest.boot import boot
 from harness.guest.runner import run_scenario
 from harness.guest.vm import INIT_MARK, SSHD_MARK, free_port, qemu_command
 from harness.run.plan import make_plan
-from harness.series.patches import Workspace
+from harness.series.workspace import Workspace
 from harness.sources.source import fetch_source
 
 BENCH = Path(__file__).resolve().parent

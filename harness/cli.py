@@ -63,6 +63,11 @@ def _common(p: argparse.ArgumentParser) -> None:
 def _run_options(p: argparse.ArgumentParser) -> None:
     """What run and bisect both take besides _common's: iterations, repeats, profiles, guests."""
     p.add_argument("--iterations", type=int, help="override the scenarios' iteration count")
+    p.add_argument("--tests", action="append", metavar="TESTS",
+                   help="the tree's own tests to run, a comma list: auto (those the series' changed "
+                        "paths call for: configs/tests.yaml and the tree's MAINTAINERS, each said with "
+                        "why), kselftest:DIR (a collection of tools/testing/selftests, run by its "
+                        "run_kselftest.sh) or a scenario; default auto for a series with no config")
     p.add_argument("--fixes", action="append", metavar="SCENARIO",
                    help="the fix scenarios the series claims to fix, judged FIXED (a comma list; "
                         "default: its config's fixes:, none for a directory, mail or tree); every "

@@ -58,7 +58,7 @@ def _plan(args: argparse.Namespace, variants: tuple[str, ...]) -> Plan:
     """The plan the arguments describe (plan.make_plan, as the pytest plugin builds it)."""
     if getattr(args, "ccache_remote", None):   # every build of the run, whichever thread makes it
         os.environ[CCACHE_REMOTE_VAR] = args.ccache_remote
-    return make_plan(tree=_tree(args), base=args.base, dirty=args.dirty,series=args.series, kernel=args.kernel, arches=args.arch, variants=variants,
+    return make_plan(tree=_tree(args), base=args.base, dirty=args.dirty, series=args.series, kernel=args.kernel, arches=args.arch, variants=variants,
                      scenarios=args.scenario, profiles=getattr(args, "profile", None) or "default",
                      iterations=getattr(args, "iterations", None), cache=_cache(args),
                      progress=Progress(verbosity=args.verbosity), series_version=args.series_version,
@@ -66,7 +66,7 @@ def _plan(args: argparse.Namespace, variants: tuple[str, ...]) -> Plan:
                      guest=GuestOptions(getattr(args, "accel", "auto"), getattr(args, "cpus", None),
                                         getattr(args, "memory", None), getattr(args, "append", "") or ""),
                      kconfig_add=getattr(args, "kconfig_add", None), repeat=getattr(args, "repeat", 1),
-                     fixes=getattr(args, "fixes", None))
+                     fixes=getattr(args, "fixes", None), tests=getattr(args, "tests", None))
 
 
 def _cache(args: argparse.Namespace) -> Path:

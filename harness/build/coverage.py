@@ -151,3 +151,56 @@ def not_built(read: Reader, diff: str, config: dict[str, str]) -> list[str]:
             if lines and len(lines) == end - start + 1:
                 out.append(f"{path}:{start}-{end} is not built: under {dead[lines[0]]}, off in this .config")
     return out
+
+
+def wanted(read: Reader, diff: str, config: dict[str, str]) -> dict[str, str]:
+    """The options that would build what of ``diff`` ``config`` leaves out, each with the
+    change it builds: the off obj-$(CONFIG_X) of a changed file, the CONFIG_X of a changed hunk's
+    plain #ifdef / #if IS_ENABLED / defined() (a negated or compound condition is left alone)."""
+    out: dict[str, str] = {}
+    for path, ranges in changed_lines(diff).items():
+        source = read(path) if path.endswith((".c", ".S")) else None
+        if source is None:
+            continue
+        off = [o for o in kbuild_options(read, path) if config.get(o, "n") not in ("y", "m")]
+        for o in off:
+            out.setdefault(o, path)
+        if off:
+            continue
+        dead = dead_lines(source, config)
+        for start, end in ranges:
+            conds = {dead[n] for n in range(start, end + 1) if n in dead}
+            for cond in conds:
+                m = re.fullmatch(r"#(?:ifdef|if)\s+(?:defined\s*\(?\s*|IS_ENABLED\s*\(\s*|IS_BUILTIN\s*\(\s*)?"
+                                 r"(CONFIG_\w+)\s*\)?", cond)
+                if m:
+                    out.setdefault(m.group(1), f"{path}:{start}-{end}")
+    return out
+
+
+DEPENDS = re.compile(r"^\s*depends on\s+(.+)$")
+
+
+def with_dependencies(options: list[str], definition: Callable[[str], str | None],
+                      config: dict[str, str]) -> list[str]:
+    """``options`` and the options their Kconfig `depends on` names that ``config`` has off,
+    recursively (``definition``: the text of a symbol's `config` block, None when none is
+    found): a && b needs both, a || b the first; a negated or compared term is left to the
+    merge's verification."""
+    out: list[str] = []
+    queue = list(options)
+    while queue:
+        option = queue.pop(0)
+        if option in out:
+            continue
+        out.append(option)
+        block = definition(option[len("CONFIG_"):]) or ""
+        for line in block.splitlines():
+            m = DEPENDS.match(line)
+            if not m:
+                continue
+            for term in re.split(r"&&", re.sub(r"#.*", "", m.group(1))):
+                first = term.split("||")[0].strip().strip("()").strip()
+                if re.fullmatch(r"[A-Z0-9_]+", first) and config.get(f"CONFIG_{first}", "n") not in ("y", "m"):
+                    queue.append(f"CONFIG_{first}")
+    return out

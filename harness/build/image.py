@@ -33,7 +33,7 @@ from harness.core.progress import Progress, human_size
 from harness.sources.debian import PrivateApt
 
 STAGE = "guest-image"
-FORMAT_VERSION = "guest-image-1"   # bump when the layout or anything written below changes
+FORMAT_VERSION = "guest-image-2"   # bump when the layout or anything written below changes
 HOST_KEY_PATH = "etc/dropbear/dropbear_ed25519_host_key"
 
 # PID 1 must never exit (the kernel panics), so nothing here uses `set -e` or `exec`s away.
@@ -48,6 +48,9 @@ INIT_SCRIPT = f"""\
 echo "kharness-init: start"
 export PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root
 mount -t devtmpfs devtmpfs /dev
+# what udev would link: kselftest's runner appends to /dev/stdout (devtmpfs has none: the
+# append would make a file of that name)
+ln -s /proc/self/fd /dev/fd; ln -s fd/0 /dev/stdin; ln -s fd/1 /dev/stdout; ln -s fd/2 /dev/stderr
 mount -t proc proc /proc
 mount -t tmpfs tmpfs /tmp
 ip link set lo up

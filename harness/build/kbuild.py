@@ -27,7 +27,7 @@ from harness.core.errors import HarnessError
 from harness.core.progress import Progress
 
 if TYPE_CHECKING:
-    from harness.series.patches import Checkout
+    from harness.series.workspace import Checkout
 
 # Pinned so two builds of the same tree and .config are byte-identical and hit ccache, and a
 # series that changes nothing built for an arch gives the base's very image (NO-CHANGE): the
@@ -144,7 +144,7 @@ def without_credentials(url: str) -> str:
     return re.sub(r"^([a-z+]+://)[^/@]*@", r"\1", url)
 
 
-def _config_path(arch: Arch, tree_id: str, fragments: list[Path], cache: Path,
+def config_path(arch: Arch, tree_id: str, fragments: list[Path], cache: Path,
                  make_flags: tuple[str, ...]) -> Path:
     cross = arch.make_cross
     key = digest([tree_id, arch.kernel_arch, cross, toolchain_id(cross), *make_flags,
@@ -161,7 +161,7 @@ def cached_kernel(arch: Arch, tree_id: str, fragments: tuple[str, ...], cache: P
     """The kernel of this tree and config when the cache has it, found without the tree itself
     (so a rerun needs no checkout, and waits for no build of another tree); its build log is
     appended to ``log_path``, as build_kernel does on a cache hit."""
-    config = _config_path(arch, tree_id, fragment_paths(arch, fragments), cache, make_flags)
+    config = config_path(arch, tree_id, fragment_paths(arch, fragments), cache, make_flags)
     if not config.exists():
         return None
     config_text = config.read_text()
@@ -176,14 +176,17 @@ def cached_kernel(arch: Arch, tree_id: str, fragments: tuple[str, ...], cache: P
 
 
 def make_config(arch: Arch, tree: Checkout, fragments: list[Path], cache: Path,
-                make_flags: tuple[str, ...], log_path: Path) -> Path:
-    """tinyconfig + fragments merged by the tree's merge_config.sh, then verified; cached."""
-    final = _config_path(arch, tree.tree_id, fragments, cache, make_flags)
+                make_flags: tuple[str, ...], log_path: Path, lenient: tuple[str, ...] = ()) -> Path:
+    """tinyconfig + fragments merged by the tree's merge_config.sh, then verified; cached.
+    ``lenient`` fragments (a kselftest collection's config) are merged but not verified: what
+    they ask that the kernel cannot take is the caller's to name."""
+    final = config_path(arch, tree.tree_id, fragments, cache, make_flags)
     if final.exists():
         return final
     requested: dict[str, str] = {}
     for p in fragments:
-        requested.update(parse_config(p.read_text()))
+        if str(p) not in lenient:
+            requested.update(parse_config(p.read_text()))
     with tempfile.TemporaryDirectory(prefix="kharness-config-") as tmp:
         out = Path(tmp)
         steps = [
@@ -214,7 +217,7 @@ def first_errors(log_text: str, limit: int = 6) -> str:
 
 def build_kernel(arch: Arch, tree: Checkout, fragments: tuple[str, ...], cache: Path,
                  run_dir: Path, progress: Progress, make_flags: tuple[str, ...] = (),
-                 label: str = "") -> KernelBuild:
+                 label: str = "", lenient: tuple[str, ...] = ()) -> KernelBuild:
     """Configure and build ``tree`` for ``arch``; reuse the cached kernel when nothing changed."""
     start = time.monotonic()
     log_path = run_dir / "build.log"
@@ -222,7 +225,7 @@ def build_kernel(arch: Arch, tree: Checkout, fragments: tuple[str, ...], cache: 
     frags = fragment_paths(arch, fragments)
     cross = arch.make_cross
     tool = toolchain_id(cross)
-    config = make_config(arch, tree, frags, cache, make_flags, log_path)
+    config = make_config(arch, tree, frags, cache, make_flags, log_path, lenient)
     config_text = config.read_text()
     config_sha = digest([config_text])
     key = _kernel_key(arch, tree.tree_id, config_text, make_flags)

@@ -25,7 +25,7 @@ from harness.core.progress import Progress
 from harness.sources.debian import PrivateApt
 
 if TYPE_CHECKING:
-    from harness.series.patches import Workspace
+    from harness.series.workspace import Workspace
 
 SELFTESTS = "tools/testing/selftests"
 UAPI_PATHS = ("include/uapi", "tools/include", "tools/arch")   # what KHDR/TOOLS_INCLUDES name

@@ -85,6 +85,22 @@ class KnownFlaky:
 
 
 @dataclass(frozen=True)
+class KnownFailure(KnownFlaky):
+    """A test known to fail on this base every run (a feature the small kernels leave out, a
+    test broken upstream), as BPF CI's DENYLIST and LKFT's known issues list them: it still runs
+    and is shown; the rows name it as known, and an entry whose test passed is reported stale.
+    ``test`` is a kselftest program or program:subtest."""
+
+    def validate(self, file: Path, where: str) -> None:
+        if not re.fullmatch(r"\S+", self.test):
+            raise ConfigError(file, f"{where}test", f"expected program or program:test, got {self.test!r}")
+        if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", self.seen):
+            raise ConfigError(file, f"{where}seen", f"expected a date YYYY-MM-DD, got {self.seen!r}")
+        if not self.reason.strip():
+            raise ConfigError(file, f"{where}reason", "say why it fails")
+
+
+@dataclass(frozen=True)
 class KernelConfig:
     """A base kernel: a name, the version series it belongs to, where to get it, and what its
     kernels need: kconfig fragments on top of tinyconfig (the guest's, the memcg facts of this
@@ -104,11 +120,14 @@ class KernelConfig:
     fixed_upstream: dict[str, str] = field(default_factory=dict)
     scenarios: tuple[str, ...] = ()   # what a run on this base without a series runs by default
     known_flaky: tuple[KnownFlaky, ...] = ()   # selftests that flake on this base: shown, not failed
+    known_failures: tuple[KnownFailure, ...] = ()   # tests that fail on this base every run: named, shown
 
     def validate(self, file: Path, where: str) -> None:
         check_name(file, "name", self.name)
         for i, k in enumerate(self.known_flaky):
             k.validate(file, f"known_flaky[{i}].")
+        for i, f in enumerate(self.known_failures):
+            f.validate(file, f"known_failures[{i}].")
         if not self.sources:
             raise ConfigError(file, "sources", "expected at least one source")
         fragments(file, "", self.kconfig, self.arch_kconfig)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from harness import REPO_ROOT
 from harness.config.loader import CONFIG_DIR, check_name, find, known, load
+from harness.config.tests import KUNIT_PREFIX, PREFIX, TARGET, Collection, load_tests
 from harness.core.errors import ConfigError
 
 
@@ -35,7 +36,8 @@ class Expectation:
 HIERARCHIES = ("v1", "v2")
 # the kinds a scenario's YAML may name, with the fields each must not leave empty; what a kind
 # does with them is harness/verdict/kinds.py's, which takes its ``needs`` from here
-KIND_NEEDS = {"fix": ("reproduced", "fixed"), "invariant": ("holds",), "selftests": ("selftests",)}
+KIND_NEEDS = {"fix": ("reproduced", "fixed"), "invariant": ("holds",), "selftests": ("selftests",),
+              "kselftest": ("kselftest",), "kunit": ("kunit",)}
 # what the harness measures around a script, by name, with the metrics each gives (a scenario's
 # ``measure:``; harness/guest/measures.py reads them): cgroups, the scenario's controller's
 # cgroups live and dying (``controller``, ``hierarchy``) before the script and, settled, after
@@ -75,6 +77,12 @@ class ScenarioConfig:
     helpers: tuple[str, ...] = ()
     selftests: tuple[str, ...] = ()
     selftests_dir: str = "cgroup"          # where they are, under tools/testing/selftests
+    # kselftest: a collection (TARGET) of the tree, installed by its Makefile and run by its
+    # run_kselftest.sh (``selftests``, when given, the programs of it that run)
+    kselftest: str = ""
+    # kunit: a directory of the tree with a .kunitconfig, whose suites are built into the kernel
+    # and run at its boot; their KTAP read from the kernel log by the tree's kunit.py parse
+    kunit: str = ""
     selftests_uapi: bool = False           # built with the tree's include/uapi before the toolchain's
     selftests_libs: tuple[str, ...] = ()   # Debian -dev packages (the guest's arch) they link statically
     since: str = ""     # the first release whose tree has what it runs: older bases leave it out
@@ -116,6 +124,14 @@ class ScenarioConfig:
         """What the table shows of a result: ``show``, else the delta when cgroups are measured,
         else the script's metrics."""
         return self.show or (("delta",) if "delta" in self.measured else self.metrics)
+
+    @property
+    def tree_config(self) -> str | None:
+        """The tree's fragment this scenario's tests need in the kernel: a kselftest
+        collection's `config`, a KUnit directory's `.kunitconfig`."""
+        if self.kselftest:
+            return f"tools/testing/selftests/{self.kselftest}/config"
+        return f"{self.kunit}/.kunitconfig" if self.kunit else None
 
     @property
     def marker(self) -> str:
@@ -192,6 +208,11 @@ class ScenarioConfig:
         if not re.fullmatch(r"\w[\w-]*(/\w[\w-]*)*", self.selftests_dir):
             raise ConfigError(file, "selftests_dir", "expected a directory under tools/testing/selftests "
                               f"(such as filesystems/mount-notify), got {self.selftests_dir!r}")
+        if self.kunit and (not TARGET.fullmatch(self.kunit) or ".." in self.kunit):
+            raise ConfigError(file, "kunit", f"expected a directory of the tree with a .kunitconfig, got {self.kunit!r}")
+        if self.kselftest and (not TARGET.fullmatch(self.kselftest) or ".." in self.kselftest):
+            raise ConfigError(file, "kselftest", "expected a collection, a directory under "
+                              f"tools/testing/selftests (such as filesystems/mount-notify), got {self.kselftest!r}")
         for lib in self.selftests_libs:
             if not re.fullmatch(r"[a-z0-9][a-z0-9+.-]*-dev", lib):
                 raise ConfigError(file, "selftests_libs", f"expected a Debian -dev package name, got {lib!r}")
@@ -235,6 +256,42 @@ def _guest_file(file: Path, field_name: str, value: str) -> None:
 
 
 def load_scenario(name: str, config_dir: Path = CONFIG_DIR) -> ScenarioConfig:
-    """A scenario by name (the search path) or by file, with where its scripts are."""
+    """A scenario by name (the search path) or by file, with where its scripts are;
+    ``kselftest:TARGET`` a collection of the tree under test (kselftest_scenario)."""
+    if name.startswith(PREFIX):
+        return kselftest_scenario(name)
+    if name.startswith(KUNIT_PREFIX):
+        return kunit_scenario(name)
     path = find("scenarios", name, config_dir)
     return dataclasses.replace(load(ScenarioConfig, path), script_dirs=tuple(map(str, script_dirs(path))))
+
+
+def kselftest_scenario(name: str) -> ScenarioConfig:
+    """The scenario that runs collection ``kselftest:TARGET`` with the tree's run_kselftest.sh,
+    each test judged base against patched (the kselftest kind; configs/tests.yaml says what the
+    collection needs)."""
+    target = name[len(PREFIX):]
+    if not TARGET.fullmatch(target) or ".." in target:
+        raise ConfigError(CONFIG_DIR / "tests.yaml", name, "expected kselftest:DIR, a directory under "
+                          "tools/testing/selftests (such as kselftest:filesystems/mount-notify)")
+    c = load_tests().collections.get(target, Collection())
+    return ScenarioConfig(
+        name="kselftest-" + re.sub(r"[^a-z0-9_-]", "-", target.lower()), script="kselftest.sh", kind="kselftest",
+        description=f"tools/testing/selftests/{target} of the tree under test, run by its run_kselftest.sh",
+        measure=(), kselftest=target, selftests_libs=c.libs, cmdline=c.cmdline, timeout=c.timeout,
+        iterations=c.iterations, settle=0.0, quiet_host=c.quiet_host, script_dirs=(str(GUEST_SCRIPTS),),
+        env={"KSELFTEST_TIMEOUT": str(c.test_timeout)} if c.test_timeout else {})
+
+
+def kunit_scenario(name: str) -> ScenarioConfig:
+    """The scenario of ``kunit:DIR``: the suites DIR/.kunitconfig names, built into both kernels
+    (CONFIG_KUNIT=y), run at boot; their KTAP read from the guest's kernel log by the tree's own
+    kunit.py parse, each test judged base against patched."""
+    directory = name[len(KUNIT_PREFIX):].strip("/")
+    if not TARGET.fullmatch(directory) or ".." in directory:
+        raise ConfigError(CONFIG_DIR / "tests.yaml", name, "expected kunit:DIR, a directory of the tree with "
+                          "a .kunitconfig (such as kunit:lib/kunit)")
+    return ScenarioConfig(
+        name="kunit-" + re.sub(r"[^a-z0-9_-]", "-", directory.lower()), script="kunit.sh", kind="kunit",
+        description=f"the KUnit suites of {directory}/.kunitconfig, run at boot", measure=(), kunit=directory,
+        iterations=1, timeout=120.0, settle=0.0, script_dirs=(str(GUEST_SCRIPTS),))

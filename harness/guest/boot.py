@@ -9,7 +9,7 @@ from pathlib import Path
 
 from harness.build.image import GuestImage
 from harness.config.arches import Arch
-from harness.core.errors import CommandTimeout, ConnectionLost, HarnessError, PortTaken
+from harness.core.errors import CommandTimeout, ConnectionLost, HarnessError, KernelSplat, PortTaken
 from harness.core.progress import Progress
 from harness.guest.ssh import Guest
 from harness.guest.vm import READY_MARK, SSHD_MARK, VM, Accel
@@ -86,3 +86,17 @@ def _start(vm: VM, deadline: float) -> None:
         vm.stop()
         vm.start()
         vm.wait_for(SSHD_MARK, deadline)
+
+
+def splat_first(booted: Booted | None, e: HarnessError) -> HarnessError:
+    """A kernel splat explains a failed scenario better than what the script saw of it (a task
+    killed by BUG(), a read that failed): the console's report becomes the error."""
+    if booted is None or isinstance(e, KernelSplat):
+        return e
+    try:
+        booted.vm.check()
+    except KernelSplat as splat:
+        return splat
+    except HarnessError:
+        pass
+    return e

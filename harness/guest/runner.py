@@ -11,6 +11,7 @@ an integer, a selftest program that reported nothing) is an error, never a verdi
 
 from __future__ import annotations
 
+import os
 import re
 import shlex
 from collections.abc import Callable
@@ -23,6 +24,7 @@ from harness.core.progress import Progress
 from harness.guest.measures import measures
 from harness.guest.ssh import Guest
 from harness.verdict.repeat import OUTCOME, summarize_runs
+from harness.verdict.testruns import TEST_RANK
 
 GUEST_DIR = "/tmp/kharness"
 LIB = GUEST_SCRIPTS / "kharness-lib.sh"
@@ -34,6 +36,10 @@ NOTE_LINE = re.compile(r"kharness-note (.+)")
 # (ksft_test_result_skip's message is the test's name) or "ok 5 test_name # SKIP reason"
 TAP_LINE = re.compile(r"(not )?ok (\d+) (?:# SKIP\s+(\S+).*|(\S+)(.*))")
 PROGRAM_LINE = re.compile(r"kharness-selftest (\S+) exit (-?\d+)")
+# KTAP as run_kselftest.sh writes it: a result line, its description, an optional directive
+KTAP_RESULT = re.compile(r"(not )?ok \d+\s*(?:- )?(.*?)\s*(?:#\s*(SKIP|XFAIL|TODO)\b\s*(.*))?")
+KSFT_RUN = re.compile(r"kharness-kselftest run (\d+)(?: exit (-?\d+))?")
+KSFT_PROGRAM = re.compile(r"selftests: (\S+): (\S+)")
 
 
 @dataclass(frozen=True)
@@ -136,6 +142,57 @@ def parse_selftest_runs(text: str, programs: tuple[str, ...], script: str) -> di
     return tests
 
 
+def _ktap(line: str) -> tuple[str, str] | None:
+    """A KTAP result line as (description, outcome letter), None for any other line."""
+    m = KTAP_RESULT.fullmatch(line)
+    if not m:
+        return None
+    failed, name, directive, reason = m.groups()
+    if directive == "SKIP":
+        return (name or reason.split(" ", 1)[0] or "?"), "s"
+    return name or "?", ("f" if failed and directive != "TODO" else "p")
+
+
+def parse_kselftest_runs(text: str, script: str) -> dict[str, str]:
+    """run_kselftest.sh's KTAP, run by run: "PROGRAM" (the runner's own result for it: a
+    non-zero exit, a timeout) and "PROGRAM:SUBTEST" (its KTAP, one level in) -> a letter a run.
+    A run whose runner printed no plan or no result is an error. A test missing from a run counts
+    as failed in that run. (A kernel on which no test passed is judged: kinds.Kselftest.)"""
+    runs: list[dict[str, str]] = []
+    current: dict[str, str] | None = None
+    program, planned = "", False
+    for raw in text.splitlines():
+        line = raw.rstrip()
+        if m := KSFT_RUN.fullmatch(line.strip()):
+            if m.group(2) is None:
+                current, program, planned = {}, "", False
+                runs.append(current)
+            elif not planned:
+                raise HarnessError("scenario", f"{script}: run_kselftest.sh printed no KTAP plan in run "
+                                   f"{m.group(1)} (exit {m.group(2)})")
+            continue
+        if current is None:
+            continue
+        if re.fullmatch(r"1\.\.\d+", line):
+            planned = True
+        elif line.startswith("# selftests: ") and (p := KSFT_PROGRAM.fullmatch(line[2:])):
+            program = p.group(2)
+        elif (r := _ktap(line)) is not None:   # the runner's result for a program
+            p = KSFT_PROGRAM.fullmatch(r[0].split(" #")[0])
+            if p:
+                key = p.group(2)
+                current[key] = min(current.get(key, r[1]), r[1], key=TEST_RANK.get)
+        elif line.startswith("# ") and program and (r := _ktap(line[2:])) is not None:
+            key = f"{program}:{r[0]}"
+            current[key] = min(current.get(key, r[1]), r[1], key=TEST_RANK.get)   # a repeat: the worse
+    if not runs:
+        raise HarnessError("scenario", f"{script} ran no kselftest")
+    letters = {k: "".join(run.get(k, "f") for run in runs) for k in dict.fromkeys(k for run in runs for k in run)}
+    if not letters:
+        raise HarnessError("scenario", f"{script}: run_kselftest.sh reported no test")
+    return letters
+
+
 def stage(guest: Guest, scenario: ScenarioConfig, programs: dict[str, bytes]) -> str:
     """The scenario's script, kharness-lib.sh and programs in the guest's GUEST_DIR; the
     script's path there."""
@@ -151,10 +208,12 @@ def stage(guest: Guest, scenario: ScenarioConfig, programs: dict[str, bytes]) ->
 
 def run_scenario(guest: Guest, scenario: ScenarioConfig, run_dir: Path, progress: Progress,
                  label: str = "", programs: dict[str, bytes] | None = None,
-                 watch: Callable[[], None] | None = None) -> Measurement:
+                 watch: Callable[[], None] | None = None,
+                 parse: Callable[[str], dict[str, str]] | None = None) -> Measurement:
     """Put the script and its programs in the guest, run it with its output kept in files,
     measure around it. ``watch`` (the guest's console) may end the script's run at once: a
-    kernel splat, say, that would otherwise be found only at the scenario's deadline."""
+    kernel splat, say, that would otherwise be found only at the scenario's deadline. ``parse``
+    reads the script's output as tests (a KUnit kernel log, by the tree's own parser)."""
     name = label or scenario.name
     remote = stage(guest, scenario, programs or {})
     taken = {m.name: m.before(guest, scenario) for m in measures(scenario)}
@@ -166,7 +225,8 @@ def run_scenario(guest: Guest, scenario: ScenarioConfig, run_dir: Path, progress
     # `set -m` bash starts it as a job, in a process group of its own (its pid, the group's id,
     # in NAME.pid) that its children stay in: a script that does not finish is stopped with all
     # it started (the guest's busybox has no pkill). bash's own job messages go to /dev/null.
-    env = {**scenario.env, **({"SELFTESTS": " ".join(scenario.selftests)} if scenario.selftests else {})}
+    env = {**scenario.env, **({"SELFTESTS": " ".join(scenario.selftests)} if scenario.selftests else {}),
+           **({"KSELFTEST": scenario.kselftest} if scenario.kselftest else {})}
     assigns = "".join(f"{k}={shlex.quote(v)} " for k, v in env.items())
     pidfile = f"{GUEST_DIR}/{scenario.name}.pid"
     q = shlex.quote   # names are checked at load (config.NAME); quoted all the same
@@ -189,7 +249,8 @@ def run_scenario(guest: Guest, scenario: ScenarioConfig, run_dir: Path, progress
                            run_dir / f"{scenario.name}.err", tail)
     try:
         metrics = parse_metrics(stdout, scenario.metrics, scenario.script)
-        test_runs = parse_selftest_runs(stdout, scenario.selftests, scenario.script) if scenario.selftests else {}
+        test_runs = parse(stdout) if parse else parse_kselftest_runs(stdout, scenario.script) if scenario.kselftest else \
+            parse_selftest_runs(stdout, scenario.selftests, scenario.script) if scenario.selftests else {}
     except HarnessError as e:
         raise HarnessError(e.stage, e.message, run_dir / f"{scenario.name}.out")
     measured, waited, said = {}, 0.0, []
@@ -234,3 +295,15 @@ def _unfinished(guest: Guest, scenario: ScenarioConfig, e: HarnessError, pidfile
                             f"and could not be stopped ({problem}): {last}", run_dir / f"{scenario.name}.err", tail)
     return HarnessError("scenario", f"{scenario.script} did not finish within {scenario.timeout:g} s: "
                         f"{last}", run_dir / f"{scenario.name}.err", tail)
+
+
+def host_load_note(scenario: ScenarioConfig) -> tuple[str, ...]:
+    """A quiet_host scenario's note when the host was busy anyway (another kharness, say, whose
+    guests the build lock does not keep off): more runnable tasks than cores over the last
+    minute, so its timing tests may have measured the host."""
+    cores = os.cpu_count() or 1
+    load = os.getloadavg()[0]
+    if not scenario.quiet_host or load <= cores + 0.5:
+        return ()
+    return (f"host load average {load:.1f} on {cores} cores at its end: its timing tests may "
+            "have measured the host, not the kernel",)

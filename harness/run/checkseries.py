@@ -13,7 +13,7 @@ from harness.core import proc
 from harness.core.errors import HarnessError
 from harness.core.progress import Progress
 from harness.run.plan import Plan
-from harness.series.patches import Series, Workspace
+from harness.series.workspace import Series, Workspace
 from harness.sources.source import fetch_source
 
 CHECKPATCH_TIMEOUT = 300.0

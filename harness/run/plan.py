@@ -19,12 +19,14 @@ from harness.config import (
     load_scenario,
 )
 from harness.config.arches import Arch, all_arches, arch_name, default_arches, load_arch
+from harness.config.tests import choose, load_tests
 from harness.core.cache import atomic_file
 from harness.core.errors import HarnessError
 from harness.core.progress import Progress
 from harness.series.patches import Series, load_series_config, names_config, resolve_series
 from harness.series.tree import from_tree
 from harness.sources.lore import DEFAULT_LORE
+from harness.sources.source import fetch_source
 from harness.verdict.bounds import bounds_problem
 from harness.verdict.kinds import kind
 
@@ -58,6 +60,7 @@ class Plan:
     series: Series | None = None
     kconfig_add: tuple[str, ...] = ()   # --kconfig-add: fragment files, merged after all others
     repeat: int = 1                     # --repeat: each scenario on this many fresh boots per kernel
+    kconfig_auto: bool = True           # turn on what builds the series' changed code (series config)
     _profiles: dict[str, ProfileConfig] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -167,7 +170,7 @@ def make_plan(*, series: str | None = None, kernel: str | None = None, arches: s
               lore_base: str = DEFAULT_LORE, guest: GuestOptions | None = None,
               kconfig_add: list[str] | None = None, tree: Path | None = None,
               base: str | None = None, dirty: bool = False, repeat: int = 1,
-              fixes: list[str] | None = None) -> Plan:
+              fixes: list[str] | None = None, tests: list[str] | None = None) -> Plan:
     """The plan a command line describes; what it leaves out comes from the series' config (its
     kernel, its scenarios), then from configs/defaults.yaml. A base-only run needs no series: it
     must work before (and without) any patch, so the series' patches are read only for a patched
@@ -199,6 +202,18 @@ def make_plan(*, series: str | None = None, kernel: str | None = None, arches: s
     scenario_names = scenarios or list((config.scenarios if config else k.scenarios) or defaults.scenarios)
     if scenarios and not any(w for item in scenarios for w in item.split(",")):
         raise HarnessError("config", f"--scenario {','.join(scenarios)!r}: names no scenario")
+    words = [w for item in tests or () for w in item.split(",") if w]
+    if tests is not None and not words:
+        raise HarnessError("config", f"--tests {','.join(tests)!r}: names no test (auto, kselftest:DIR or a scenario)")
+    # a series with no scenarios of its own (a directory, mail or branch, no config) gets the
+    # tests its changed paths call for
+    if tests is None and not scenarios and config is None and series_obj is not None:
+        words = ["auto"]
+    if words:
+        auto = [w for w in words if w != "auto"]
+        if "auto" in words:
+            auto = [*chosen_tests(series_obj, k, tree, cache, progress), *auto]
+        scenario_names = [*(scenarios or []), *auto] if auto else scenario_names
     chosen = []
     for name in dict.fromkeys(w for item in scenario_names for w in item.split(",") if w):
         s = load_scenario(name)   # an unknown one: an error naming configs/scenarios/
@@ -235,7 +250,36 @@ def make_plan(*, series: str | None = None, kernel: str | None = None, arches: s
                 arches=tuple((guest or GuestOptions()).apply(load_arch(a))
                              for a in names(arches, all_arches(), "arch", arch_name, default_arches())),
                 variants=tuple(variants), scenarios=tuple(chosen),
-                profiles=chosen_profiles, series=series_obj, kconfig_add=extra, repeat=repeat)
+                profiles=chosen_profiles, series=series_obj, kconfig_add=extra, repeat=repeat,
+                kconfig_auto=config.kconfig_auto if config else True)
+
+
+def chosen_tests(series: Series | None, k: KernelConfig, tree: Path | None, cache: Path,
+                 progress: Progress) -> list[str]:
+    """``--tests auto``: the tests the series' changed paths call for (configs/tests.yaml, the
+    tree's MAINTAINERS), each said with why; the changed paths nothing covers said too. None
+    chosen: the kernel's own scenarios, as a series with no config ran before."""
+    if series is None:
+        raise HarnessError("config", "--tests auto chooses by the series' changed paths: it needs a series "
+                           "(--series, or --tree with a range)")
+    source = tree if tree is not None else fetch_source(k, cache, progress).path
+    try:
+        maintainers = (source / "MAINTAINERS").read_text(errors="replace")
+    except OSError:
+        maintainers = ""
+        progress.info(f"tests: {k.name} has no MAINTAINERS: configs/tests.yaml alone chooses")
+    chosen, uncovered = choose(series.changed_paths(), load_tests(), maintainers)
+    for test in [t for t in chosen if t.startswith("kselftest:")]:
+        if not (source / "tools/testing/selftests" / test.split(":", 1)[1] / "Makefile").is_file():
+            progress.info(f"tests: {test} left out: {k.name}'s tree has no such collection")
+            del chosen[test]
+    for test, why in chosen.items():
+        progress.info(f"tests: {test}, for {'; '.join(why[:3])}" + (f" (and {len(why) - 3} more)" if len(why) > 3 else ""))
+    for path in uncovered:
+        progress.info(f"tests: nothing covers {path} (configs/tests.yaml, MAINTAINERS)")
+    if not chosen:
+        progress.info(f"tests: no test chosen by the series' paths: {k.name}'s own scenarios, each must not regress")
+    return list(chosen)
 
 
 def series_base(k: KernelConfig, series: Series | None, progress: Progress) -> KernelConfig:

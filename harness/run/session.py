@@ -29,22 +29,26 @@ from harness.build.kbuild import (
     build_kernel,
     build_lock_path,
     cached_kernel,
+    fragment_paths,
     parse_config,
     without_credentials,
 )
+from harness.build.kselftest import TARBALL, build_kselftest, staged
+from harness.build.kunit import kunit_tool, parse_kunit
 from harness.build.programs import build_helpers, build_selftests
 from harness.config import ScenarioConfig
 from harness.config.arches import Arch
 from harness.core.cache import machine_lock, sha256_file
-from harness.core.errors import HarnessError, KernelSplat, os_failure
+from harness.core.errors import HarnessError, os_failure
 from harness.core.memo import Memo
 from harness.core.progress import Progress
-from harness.guest.boot import Booted
-from harness.guest.runner import run_scenario
+from harness.guest.boot import Booted, splat_first
+from harness.guest.runner import host_load_note, run_scenario
 from harness.run.guests import GuestPool
+from harness.run.kconfigs import auto_fragment, auto_said, tree_config_notes, tree_configs
 from harness.run.kernelrun import KernelRun
 from harness.run.plan import Plan
-from harness.series.patches import Workspace
+from harness.series.workspace import Workspace
 from harness.sources.source import fetch_source
 from harness.verdict.bisect import prefix_of
 from harness.verdict.bounds import describe_all, failed_expectations
@@ -66,32 +70,6 @@ def _meta(plan: Plan, run_dir: Path) -> RunMeta:
     return RunMeta(kharness=__version__, kernel=KernelMeta(plan.kernel.name), profiles=plan.profiles,
                    ccache_remote=without_credentials(remote) if remote else None,
                    started=datetime.now(timezone.utc).isoformat(timespec="seconds"), run_dir=str(run_dir), series=series)
-
-
-def _host_load_note(scenario: ScenarioConfig) -> tuple[str, ...]:
-    """A quiet_host scenario's note when the host was busy anyway (another kharness, say, whose
-    guests the build lock does not keep off): more runnable tasks than cores over the last
-    minute, so its timing tests may have measured the host."""
-    cores = os.cpu_count() or 1
-    load = os.getloadavg()[0]
-    if not scenario.quiet_host or load <= cores + 0.5:
-        return ()
-    return (f"host load average {load:.1f} on {cores} cores at its end: its timing tests may "
-            "have measured the host, not the kernel",)
-
-
-def _splat_first(booted: Booted | None, e: HarnessError) -> HarnessError:
-    """A kernel splat explains a failed scenario better than what the script saw of it (a task
-    killed by BUG(), a read that failed): the console's report becomes the error."""
-    if booted is None or isinstance(e, KernelSplat):
-        return e
-    try:
-        booted.vm.check()
-    except KernelSplat as splat:
-        return splat
-    except HarnessError:
-        pass
-    return e
 
 
 class Session:
@@ -157,7 +135,10 @@ class Session:
         ws = self.workspace()
         commit = self.commit(kid.variant)
         run.update(kernel_version=ws.tree.version, commit=commit)
-        fragments = self.plan.fragments(arch, kid.profile)
+        lenient = tuple(str(p) for p in self.kselftest_configs().values())
+        auto, asked = self.kconfig_auto(arch, kid.profile)
+        lenient += (str(auto),) if auto else ()
+        fragments = (*lenient, *self.plan.fragments(arch, kid.profile))
         flags = self.plan.kernel.make_flags
         with run.stage("build", "build"):
             kernel = cached_kernel(arch, ws.tree_id(commit, ""), fragments, self.cache, flags,
@@ -167,7 +148,7 @@ class Session:
             else:
                 with ws.checkout(commit) as checkout:
                     kernel = build_kernel(arch, checkout, fragments, self.cache, run.logs(),
-                                          self.progress, flags, kid.label)
+                                          self.progress, flags, kid.label, lenient)
         run.update(kernel_key=kernel.key, config_sha256=kernel.config_sha256, toolchain=kernel.toolchain,
                    build_cached=kernel.cached, objects_compiled=kernel.objects,
                    kernel_dir=str(kernel.image.parent), image_sha256=sha256_file(kernel.image))
@@ -181,7 +162,46 @@ class Session:
             for line in missing:
                 self.progress.info(f"build {kid.label}: {line}")
             run.update(not_built=tuple(missing))
+        if asked:   # what of the series the fragments left out, turned on (or not taken)
+            run.update(not_built=(*auto_said(asked, kernel.config.read_text()), *run.record.not_built))
         return kernel
+
+    def kconfig_auto(self, arch: Arch, profile: str) -> tuple[Path | None, dict[str, str]]:
+        """kconfigs.auto_fragment for this plan's series on ``arch``'s ``profile`` kernels, once."""
+        def make() -> tuple[Path | None, dict[str, str]]:
+            if not self.plan.kconfig_auto or self.plan.series is None or self.plan.variants == ("base",):
+                return None, {}
+            ws, base, head = self.workspace(), self.commit("base"), self.commit("patched")
+            lenient = tuple(str(p) for p in self.kselftest_configs().values())
+            frags = fragment_paths(arch, (*lenient, *self.plan.fragments(arch, profile)))
+            diff = self._memo.get(("diff", head), lambda: ws.diff(base, head), "series")
+            return auto_fragment(arch, frags, lenient, ws, base, head, diff, self.cache, self.plan.kernel.make_flags,
+                                 self.run_dir / f"kconfig-{arch.name}-{profile}.log", self.progress)
+        return self._memo.get(("kconfig-auto", arch.name, profile), make, "kconfig")
+
+    def kselftest_configs(self) -> dict[str, Path]:
+        """kconfigs.tree_configs of the plan's kselftest collections and KUnit directories, once."""
+        def make() -> dict[str, Path]:
+            if not any(s.tree_config for s in self.plan.scenarios):
+                return {}
+            return tree_configs(self.plan.scenarios, self.workspace(), self.commit("base"), self.cache)
+        return self._memo.get(("kselftest-config",), make, "kconfig")
+
+    def _kselftest_notes(self, kid: KernelId, scenario: ScenarioConfig) -> tuple[str, ...]:
+        if not scenario.tree_config:
+            return ()
+        install = self._memo.get(("kselftest", kid.arch, kid.variant, scenario.kselftest), lambda: None,
+                                 "programs") if scenario.kselftest else None
+        return tree_config_notes(scenario, self.kselftest_configs().get(scenario.name),
+                                 self.kernel(kid).config.read_text(), install, kid.arch)
+
+    def _parser(self, kid: KernelId, scenario: ScenarioConfig) -> Callable[[str], dict[str, str]] | None:
+        """How a KUnit scenario's output (the kernel log) is read: the variant's tree's kunit.py."""
+        if not scenario.kunit:
+            return None
+        tool = self._memo.get(("kunit-tool", kid.variant),
+                              lambda: kunit_tool(self.workspace(), self.commit(kid.variant), self.cache), "programs")
+        return lambda log: parse_kunit(tool, log, f"{kid.label} {scenario.name}")
 
     def _arch(self, name: str) -> Arch:
         return next(a for a in self.plan.arches if a.name == name)
@@ -207,7 +227,14 @@ class Session:
                     ("helpers", arch.name, sources),
                     lambda: build_helpers(arch, sources, self.cache, self.run_dir, self.progress),
                     f"{arch.name} helpers", "programs"))
-            if scenario.selftests:
+            if scenario.kselftest:
+                install = self._once(("kselftest", arch.name, variant, scenario.kselftest),
+                                     lambda: build_kselftest(arch, self.workspace(), self.commit(variant),
+                                                             scenario.kselftest, scenario.selftests_libs,
+                                                             self.cache, self.run_dir, self.progress),
+                                     f"{arch.name}/{variant} kselftest {scenario.kselftest}", "programs")
+                out[TARBALL] = staged(install)
+            elif scenario.selftests:
                 def make() -> dict[str, bytes]:
                     return build_selftests(arch, self.workspace(), self.commit(variant), scenario.selftests,
                                            self.cache, self.run_dir, self.progress, scenario.selftests_dir,
@@ -227,6 +254,8 @@ class Session:
                       kind=scenario.kind, show=scenario.shown, iterations=scenario.iterations,
                       cmdline=scenario.cmdline, signature=scenario.signature,
                       known_flaky=self._known_flaky(kid, scenario),
+                      known_failures=tuple(k.test for k in self.plan.kernel.known_failures
+                                           if (not k.arches or kid.arch in k.arches) and scenario.kselftest),
                       expectation=describe_all(expectations, scenario.iterations),
                       relative={e.metric: e.min_base_fraction for e in expectations
                                 if e.min_base_fraction is not None})
@@ -241,7 +270,7 @@ class Session:
         return result
 
     def _known_flaky(self, kid: KernelId, scenario: ScenarioConfig) -> tuple[str, ...]:
-        if not scenario.selftests:
+        if not kind(scenario.kind).has_tests:
             return ()
         return tuple(k.test for k in self.plan.kernel.known_flaky if not k.arches or kid.arch in k.arches)
 
@@ -302,16 +331,16 @@ class Session:
                 raise HarnessError("scenario", "run interrupted before this scenario ran")
             with run.stage(f"scenario {scenario.name}", "scenario"), self._quiet(kid, scenario):
                 m = run_scenario(booted.guest, scenario, run.logs(), self.progress, kid.label, programs,
-                                 watch=booted.vm.check)
+                                 watch=booted.vm.check, parse=self._parser(kid, scenario))
             booted.vm.check()  # a splat during the scenario voids its numbers
             failed = failed_expectations(expectations, m.metrics, scenario.iterations)
             result = ScenarioResult(
                 **common, held=not failed,
                 failed=tuple(failed), metrics=m.metrics, tests=m.tests, test_runs=m.test_runs,
-                notes=m.notes + _host_load_note(scenario),
+                notes=m.notes + self._kselftest_notes(kid, scenario) + host_load_note(scenario),
                 settle_seconds=round(m.settle_seconds, 2), script_seconds=round(m.script_seconds, 2))
         except HarnessError as e:
-            e = _splat_first(booted, e)
+            e = splat_first(booted, e)
             if not run.record.error:
                 self.progress.info(f"ERROR {kid.label} {scenario.name}: {e}")
             result = ScenarioResult(**common, error=str(e), log=str(e.log) if e.log else None)

@@ -202,6 +202,47 @@ class Selftests(Kind):
         return out + failed_notes(where, base, patched, ok)
 
 
+class Kselftest(Selftests):
+    """A kselftest collection of the tree under test, run by its own run_kselftest.sh: each
+    program's result and each of its subtests judged as selftests are."""
+
+    name = "kselftest"
+    needs = KIND_NEEDS[name]
+
+    def pair_verdict(self, base: ScenarioResult, patched: ScenarioResult) -> str:
+        """As selftests; a collection of which no test passed on the base compares nothing
+        (the kernels cannot run it): ERROR, never NO-REGRESSION."""
+        if "pass" not in base.tests.values():
+            return ERROR
+        return super().pair_verdict(base, patched)
+
+    def notes(self, where: str, base: ScenarioResult | None, patched: ScenarioResult | None,
+              ok: bool) -> list[str]:
+        """Its own notes, and the tests that fail on both kernels: the base's failures, shown
+        (a test the kernels cannot run, a known failure), never hidden behind NO-REGRESSION."""
+        out = super().notes(where, base, patched, ok)
+        if base is not None and patched is not None:
+            both = [t for t, v in base.tests.items() if v == "fail" and patched.tests.get(t) == "fail"]
+            known = [t for t in both if any(t == k or t.startswith(f"{k}:") for k in base.known_failures)]
+            for words, tests in (("known to fail on this base (its kernel config's known_failures)", known),
+                                 ("not listed as known", [t for t in both if t not in known])):
+                if tests:
+                    out.append(f"{where}: {len(tests)} fail on both kernels, {words}: {', '.join(tests[:12])}"
+                               + (f" and {len(tests) - 12} more" if len(tests) > 12 else ""))
+        if base is not None:
+            stale = [t for t in base.known_failures if base.tests.get(t) == "pass"]
+            out += [f"{where}: {t} passed on the base: its known_failures entry may be stale" for t in stale]
+        return out
+
+
+class Kunit(Kselftest):
+    """KUnit suites of the tree, built into the kernel and run at its boot: each test judged
+    as a kselftest's (a crash mid-suite is the row's ERROR, naming the test)."""
+
+    name = "kunit"
+    needs = KIND_NEEDS[name]
+
+
 class Unclaimed(Kind):
     """A fix scenario the series does not claim to fix: it must not regress. Both kernels are
     judged by the ``reproduced`` bounds (the bug shows); NO-REGRESSION unless the patched kernel
@@ -235,7 +276,7 @@ class Unclaimed(Kind):
         return []
 
 
-KINDS: dict[str, Kind] = {k.name: k for k in (Fix(), FixedUpstream(), Invariant(), Selftests(), Unclaimed())}
+KINDS: dict[str, Kind] = {k.name: k for k in (Fix(), FixedUpstream(), Invariant(), Selftests(), Kselftest(), Kunit(), Unclaimed())}
 
 
 def expectations(scenario: ScenarioConfig, variant: str) -> tuple[Expectation, ...]:

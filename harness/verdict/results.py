@@ -66,6 +66,7 @@ class ScenarioResult:
     # fail; repeat.OUTCOME); empty in a report.json older than it (``tests`` alone then)
     test_runs: dict[str, str] = field(default_factory=dict)
     known_flaky: tuple[str, ...] = ()   # selftests known to flake on this base and arch (its config)
+    known_failures: tuple[str, ...] = ()   # tests known to fail on this base and arch (its config)
     failed: tuple[str, ...] = ()                          # the expectations that did not hold
     cmdline: str = ""                                     # added to the guest's kernel command line
     fresh_guest: bool | None = None   # it ran on a guest no other scenario had run on (None: no guest)

@@ -210,6 +210,7 @@ mount() { log mount "$@"; }
 ip() { log ip "$@"; }
 mkdir() { log mkdir "$@"; }
 rmdir() { log rmdir "$@"; }
+ln() { log ln "$@"; }
 dropbear() { log dropbear "$@"; }
 cat() { echo "$CMDLINE"; }
 sleep() { log sleep "$@"; n=$((${n:-0} + 1)); [ "$n" -lt 3 ] || exit 0; }

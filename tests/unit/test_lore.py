@@ -19,7 +19,8 @@ from harness.cli import main
 from harness.config import load_kernel
 from harness.core.errors import ConfigError, HarnessError
 from harness.core.progress import Progress, Quiet
-from harness.series.patches import Workspace, load_series_config, resolve_series
+from harness.series.patches import load_series_config, resolve_series
+from harness.series.workspace import Workspace
 from harness.sources.lore import parse_lore_arg, patch_tag
 from harness.sources.source import SourceTree
 

@@ -406,9 +406,18 @@ new file mode 100644
 
 def test_the_changes_a_patched_kernels_config_does_not_compile_are_named_with_their_option(tmp_path):
     plan, cache = fake_plan(tmp_path, NEW_OBJECT), tmp_path / "cache"
-    s = session(plan, cache, tmp_path / "run")
+    s = session(replace(plan, kconfig_auto=False), cache, tmp_path / "run")
     s.kernel(PATCHED)
     assert s.run(PATCHED).record.not_built == (
         "mm/extra.c is not built: CONFIG_FAKE_EXTRA is off (its Makefile's obj-$(CONFIG_FAKE_EXTRA))",)
     s.kernel(KernelId("x86_64", "base"))
     assert s.run(KernelId("x86_64", "base")).record.not_built == ()
+
+
+def test_the_option_that_builds_a_changed_object_is_turned_on_in_both_kernels(tmp_path):
+    plan, cache = fake_plan(tmp_path, NEW_OBJECT), tmp_path / "cache"
+    s = session(plan, cache, tmp_path / "run")
+    base, patched = s.kernel(KernelId("x86_64", "base")), s.kernel(PATCHED)
+    said = ("CONFIG_FAKE_EXTRA=y turned on in both kernels: mm/extra.c needs it",)
+    assert s.run(PATCHED).record.not_built == said and s.run(KernelId("x86_64", "base")).record.not_built == said
+    assert "CONFIG_FAKE_EXTRA=y" in base.config.read_text() and base.config.read_text() == patched.config.read_text()

@@ -19,7 +19,8 @@ from harness.core.errors import CommandTimeout, ConnectionLost, HarnessError, Ho
 from harness.core.progress import Quiet
 from harness.guest.boot import retryable
 from harness.run import checkseries
-from harness.series.patches import Workspace, load_patch_dir
+from harness.series.patches import load_patch_dir
+from harness.series.workspace import Workspace
 from harness.sources.source import SourceTree
 
 FAKE = REPO_ROOT / "tests" / "fakelinux"

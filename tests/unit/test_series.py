@@ -7,7 +7,8 @@ import pytest
 
 from harness.core.errors import HarnessError
 from harness.core.progress import Quiet
-from harness.series.patches import Workspace, am_failure, load_patch_dir, patch_subject
+from harness.series.patches import load_patch_dir, patch_subject
+from harness.series.workspace import Workspace, am_failure
 from harness.sources.source import SourceTree
 
 ENV = ["-c", "user.name=t", "-c", "user.email=t@t"]

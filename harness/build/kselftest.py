@@ -1,0 +1,149 @@
+"""A kselftest collection of the tree under test, built and installed the kernel's own way.
+
+`make headers` of the tree gives the uapi headers its selftests include (lib.mk's KHDR_INCLUDES,
+top_srcdir/usr/include); `make -C tools/testing/selftests TARGETS=... install` builds the
+collection for the guest's arch (static: the guest image has no C library beyond dropbear's)
+and installs it with the tree's own runner (run_kselftest.sh, kselftest/runner.sh, the
+collection's settings). Built with make -k: a test that does not build for this arch (a
+library the toolchain lacks) is left out of the list and named, never run as a failure. The
+install is cached as a tarball, keyed by git's ids of what the build reads.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+import tarfile
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from harness.build.kbuild import make_args, toolchain_id
+from harness.build.programs import BUILD_VARIABLES, COMPILE_TIMEOUT, guest_libs
+from harness.config.arches import Arch
+from harness.core import proc
+from harness.core.cache import atomic_dir, complete, digest, locked
+from harness.core.errors import HarnessError
+from harness.core.progress import Progress
+
+if TYPE_CHECKING:
+    from harness.series.workspace import Workspace
+
+SELFTESTS = "tools/testing/selftests"
+RECIPE = "kselftest-1: make headers; make -k TARGETS install; LDFLAGS -static"   # part of the key
+TARBALL = "kselftest.tar"
+LIST = "kselftest-list.txt"
+
+
+def src_arch(arch: Arch) -> str:
+    """The kernel's SRCARCH: its directory under arch/."""
+    return {"x86_64": "x86", "i386": "x86"}.get(arch.kernel_arch, arch.kernel_arch)
+
+
+def headers_paths(arch: Arch) -> tuple[str, ...]:
+    """What `make headers` of ``arch`` reads: the top Makefile, scripts and the uapi sources."""
+    return ("Makefile", "Kbuild", "Kconfig", "scripts", "include", f"arch/{src_arch(arch)}", "tools", "usr")
+
+
+@dataclass(frozen=True)
+class KselftestInstall:
+    """An installed collection: the tarball of the install directory, the tests its
+    kselftest-list.txt names (COLLECTION:TEST), and those that did not build (left out)."""
+
+    tarball: Path
+    tests: tuple[str, ...]
+    not_built: tuple[str, ...]
+    log: Path
+
+
+def build_kselftest(arch: Arch, workspace: Workspace, commit: str, target: str, libs: tuple[str, ...],
+                    cache: Path, run_dir: Path, progress: Progress) -> KselftestInstall:
+    """``target`` (tools/testing/selftests/<target>) of ``commit``, installed for ``arch``."""
+    if not workspace.has(commit, f"{SELFTESTS}/{target}/Makefile"):
+        raise HarnessError("programs", f"{SELFTESTS}/{target} is not a kselftest collection in the tree "
+                           f"at {commit[:12]} (no Makefile)")
+    paths = headers_paths(arch)
+    sysroot, resolved = guest_libs(arch, libs, cache, progress) if libs else (None, ())
+    key = digest([RECIPE, arch.name, toolchain_id(arch.make_cross), target, *resolved,
+                  *(workspace.tree_id(commit, p) for p in paths if workspace.has(commit, p))])
+    final = cache / "programs" / arch.name / f"kselftest-{key[:24]}"
+    log = run_dir / f"kselftest-{target.replace('/', '-')}-{arch.name}.log"
+    with locked(final.with_suffix(".lock")):
+        if not complete(final, (TARBALL, "build.log")):
+            progress.info(f"programs {arch.name}: building kselftest {target} (make headers, make install)")
+            with atomic_dir(final, owned=True) as tmp, tempfile.TemporaryDirectory(prefix="kharness-ksft-") as src:
+                _build(arch, workspace, commit, target, sysroot, Path(src), tmp)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        log.write_bytes((final / "build.log").read_bytes())
+    tests, missing = _listed(final / TARBALL)
+    if not tests:
+        raise HarnessError("programs", f"kselftest {target} ({arch.name}): no test built "
+                           f"({len(missing)} in its list did not build)", log)
+    return KselftestInstall(final / TARBALL, tests, missing, log)
+
+
+def _build(arch: Arch, workspace: Workspace, commit: str, target: str, sysroot: Path | None,
+           src: Path, out: Path) -> None:
+    for p in headers_paths(arch):
+        if workspace.has(commit, p):
+            workspace.export(commit, p, src)
+    log = out / "build.log"
+    env = {k: v for k, v in os.environ.items() if k not in BUILD_VARIABLES}
+    with tempfile.TemporaryDirectory(prefix="kharness-hdr-") as hdr:
+        r = proc.run(make_args(arch, src, Path(hdr), ("headers",)), "programs", COMPILE_TIMEOUT,
+                     cwd=src, log=log, check=False, env=env, what=f"make headers ({arch.name})")
+        if r.returncode != 0:
+            raise HarnessError("programs", f"make headers for {arch.name} failed (exit {r.returncode})", log)
+        proc.run(["cp", "-a", f"{hdr}/usr/include", str(src / "usr")], "programs", 120, what="copying headers")
+    install = src / "kselftest_install"
+    flags = [f"-I{sysroot}/usr/include"] if sysroot else []
+    ldflags = ["-static", *(f"-L{d}" for d in sorted((sysroot / "usr" / "lib").glob("*-linux-gnu*")))] if sysroot \
+        else ["-static"]
+    cmd = ["make", "-k", "-C", str(src / SELFTESTS), f"TARGETS={target}", f"ARCH={arch.kernel_arch}",
+           *([f"CROSS_COMPILE={arch.make_cross}"] if arch.make_cross else []),
+           f"LDFLAGS={' '.join(ldflags)}", f"KSFT_INSTALL_PATH={install}", f"-j{os.cpu_count() or 1}", "install"]
+    # failures of single tests are expected (make -k): what installed is what runs
+    proc.run(cmd, "programs", COMPILE_TIMEOUT * 3, cwd=src, log=log, check=False,
+             env={**env, **({"CFLAGS": " ".join(flags)} if flags else {})}, what=f"kselftest {target} ({arch.name})")
+    if not (install / "run_kselftest.sh").is_file():
+        errors = [line for line in log.read_text(errors="replace").splitlines() if "error" in line.lower()]
+        raise HarnessError("programs", f"kselftest {target} ({arch.name}) did not install: "
+                           f"{errors[0] if errors else 'see log'}", log)
+    with tarfile.open(out / TARBALL, "w") as tar:
+        tar.add(install, arcname="kselftest")
+
+
+def _listed(tarball: Path) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The tests kselftest-list.txt names whose file was installed, and those whose was not."""
+    with tarfile.open(tarball) as tar:
+        names = set(tar.getnames())
+        member = tar.extractfile(f"kselftest/{LIST}")
+        text = member.read().decode() if member else ""
+    tests, missing = [], []
+    for line in text.splitlines():
+        if ":" not in line:
+            continue
+        collection, test = line.split(":", 1)
+        (tests if f"kselftest/{collection}/{test}" in names else missing).append(line)
+    return tuple(tests), tuple(missing)
+
+
+def staged(install: KselftestInstall) -> bytes:
+    """The tarball as the guest unpacks it, its list without the tests that did not build."""
+    keep = "".join(f"{t}\n" for t in install.tests)
+    out = io.BytesIO()
+    with tarfile.open(install.tarball) as src, tarfile.open(fileobj=out, mode="w") as dst:
+        for m in src.getmembers():
+            if m.name == f"kselftest/{LIST}":
+                m.size = len(keep.encode())
+                dst.addfile(m, io.BytesIO(keep.encode()))
+            else:
+                dst.addfile(m, src.extractfile(m) if m.isfile() else None)
+    return out.getvalue()
+
+
+def collection_name(target: str) -> str:
+    """The scenario name of a collection: kselftest-<target>, / as -."""
+    return "kselftest-" + re.sub(r"[^\w-]", "-", target)

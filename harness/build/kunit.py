@@ -1,0 +1,63 @@
+"""KUnit results the kernel's own way: the tree's tools/testing/kunit/kunit.py parses the kernel
+log (`kunit.py parse --json`), the parser kunit_tool runs on its own QEMU boots; kharness reads
+its JSON. The tool is exported from the commit under test (its parser matches its KTAP) and
+kept in the cache by git's id of the directory."""
+
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from harness.core import proc
+from harness.core.cache import atomic_dir, complete, locked
+from harness.core.errors import HarnessError
+
+if TYPE_CHECKING:
+    from harness.series.workspace import Workspace
+
+TOOL = "tools/testing/kunit"
+OUTCOME = {"PASS": "p", "SKIP": "s", "FAIL": "f"}
+
+
+def kunit_tool(workspace: Workspace, commit: str, cache: Path) -> Path:
+    """The tree's kunit.py (and its modules), exported once per version of the directory."""
+    final = cache / "programs" / f"kunit-tool-{workspace.tree_id(commit, TOOL)[:24]}"
+    with locked(final.with_suffix(".lock")):
+        if not complete(final, (f"{TOOL}/kunit.py",)):
+            with atomic_dir(final, owned=True) as tmp:
+                workspace.export(commit, TOOL, tmp)
+    return final / TOOL / "kunit.py"
+
+
+def parse_kunit(tool: Path, log: str, what: str) -> dict[str, str]:
+    """Each KUnit test of the kernel log ``log`` ("suite.test", a parameterized case
+    "suite.test.case") -> p, f or s. No result at all, or a test the parser saw crash (the
+    kernel died mid-suite), is an error naming what it can."""
+    with tempfile.TemporaryDirectory(prefix="kharness-kunit-") as tmp:
+        out = Path(tmp) / "kunit.json"
+        r = proc.run([sys.executable, str(tool), "parse", f"--json={out}"], "scenario", 120, input=log,
+                     check=False, what="kunit.py parse")
+        try:
+            data = json.loads(out.read_text())
+        except (OSError, ValueError):
+            raise HarnessError("scenario", f"{what}: kunit.py parse wrote no JSON (exit {r.returncode}): "
+                               f"{(r.stderr or r.stdout or '').strip().splitlines()[-1:] or 'no output'}")
+    results: dict[str, str] = {}
+    _flatten(data, "", results, what)
+    if not results:
+        raise HarnessError("scenario", f"{what}: no KUnit result in the kernel log (CONFIG_KUNIT and the "
+                           "suites' options built in? the kernel's `kernel lacks` note says)")
+    return results
+
+
+def _flatten(group: dict[str, Any], prefix: str, out: dict[str, str], what: str) -> None:
+    for case in group.get("test_cases", []):
+        name = f"{prefix}{case['name']}"
+        if case["status"] == "ERROR":
+            raise HarnessError("scenario", f"{what}: KUnit test {name} crashed (its suite did not finish)")
+        out[name] = OUTCOME.get(case["status"], "f")
+    for sub in group.get("sub_groups", []):
+        _flatten(sub, f"{prefix}{sub['name']}." if sub.get("name") else prefix, out, what)

@@ -1,0 +1,269 @@
+"""The kselftest kind's logic: run_kselftest.sh's KTAP read run by run, collections as scenarios,
+the tests a series' paths call for (configs/tests.yaml, MAINTAINERS), and the options that build
+a series' changed code. The real thing (a collection built from a tree, run in a guest, judged
+base against patched) is tests/boot/test_kselftest.py."""
+
+from __future__ import annotations
+
+import io
+import tarfile
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from harness.build.coverage import wanted, with_dependencies
+from harness.build.kselftest import KselftestInstall, _listed, staged
+from harness.build.kunit import parse_kunit
+from harness.config import load_scenario
+from harness.config.tests import PathRule, SuiteMap, choose, load_tests, maintainers_rules
+from harness.core.errors import ConfigError, HarnessError
+from harness.guest.runner import parse_kselftest_runs
+from harness.verdict.kinds import ERROR, REGRESSED, kind
+from harness.verdict.results import ScenarioResult
+
+RUN = """\
+kharness-kselftest run {n}
+TAP version 13
+1..2
+# timeout set to 45
+# selftests: filesystems/mount-notify: mount-notify_test
+# TAP version 13
+# 1..3
+# # Starting 3 tests from 1 test cases.
+# ok 1 fanotify.bind
+# {move} 2 fanotify.move
+# ok 3 fanotify.rmdir # SKIP no mount namespace
+# # Totals: pass:1 fail:0 xfail:0 xpass:0 skip:0 error:0
+{prog} 1 selftests: filesystems/mount-notify: mount-notify_test{exit}
+# selftests: filesystems/mount-notify: slow_test
+not ok 2 selftests: filesystems/mount-notify: slow_test # TIMEOUT 45 seconds
+kharness-kselftest run {n} exit 1
+"""
+
+
+def run(n: int, move_ok: bool = True) -> str:
+    return RUN.format(n=n, move="ok" if move_ok else "not ok", prog="ok" if move_ok else "not ok",
+                      exit="" if move_ok else " # exit=1")
+
+
+def test_each_program_and_each_of_its_subtests_is_read_run_by_run():
+    runs = parse_kselftest_runs(run(1) + run(2, move_ok=False), "kselftest.sh")
+    assert runs == {"mount-notify_test:fanotify.bind": "pp", "mount-notify_test:fanotify.move": "pf",
+                    "mount-notify_test:fanotify.rmdir": "ss", "mount-notify_test": "pf", "slow_test": "ff"}
+
+
+def test_a_test_missing_from_a_run_failed_in_it_and_a_repeated_line_counts_its_worse():
+    second = run(2).replace("# ok 1 fanotify.bind\n", "").replace("# ok 3 fanotify.rmdir # SKIP no mount namespace",
+                                                                   "# ok 3 fanotify.rmdir\n# not ok 3 fanotify.rmdir")
+    runs = parse_kselftest_runs(run(1) + second, "kselftest.sh")
+    assert runs["mount-notify_test:fanotify.bind"] == "pf" and runs["mount-notify_test:fanotify.rmdir"] == "sf"
+
+
+@pytest.mark.parametrize("text, message", [
+    ("", "ran no kselftest"),
+    ("kharness-kselftest run 1\n./run_kselftest.sh: Could not find list\nkharness-kselftest run 1 exit 1\n",
+     "printed no KTAP plan in run 1 (exit 1)"),
+    ("kharness-kselftest run 1\n1..0\nkharness-kselftest run 1 exit 0\n", "reported no test"),
+])
+def test_a_run_that_compares_nothing_is_an_error_never_a_verdict(text, message):
+    with pytest.raises(HarnessError) as e:
+        parse_kselftest_runs(text, "kselftest.sh")
+    assert message in e.value.message
+
+
+def test_a_collection_is_a_scenario_of_the_kselftest_kind_with_its_needs_from_tests_yaml():
+    s = load_scenario("kselftest:filesystems/mount-notify")
+    assert (s.name, s.kind, s.kselftest, s.script, s.measure) == (
+        "kselftest-filesystems-mount-notify", "kselftest", "filesystems/mount-notify", "kselftest.sh", ())
+    assert s.selftests_libs == ("libcap-dev",) and load_scenario("kselftest:cgroup").cmdline == "cgroup_no_v1=memory"
+    assert load_scenario("kselftest:timers").timeout == load_tests().collections["timers"].timeout
+    assert kind(s.kind).has_tests
+
+
+@pytest.mark.parametrize("name", ["kselftest:", "kselftest:../etc", "kselftest:a b", "kselftest:/abs"])
+def test_a_collection_name_that_is_no_directory_under_selftests_is_refused(name):
+    with pytest.raises(ConfigError) as e:
+        load_scenario(name)
+    assert "expected kselftest:DIR" in str(e.value)
+
+
+MAINTAINERS = """\
+List of maintainers
+
+FANOTIFY
+M:\tJan Kara <jack@suse.cz>
+F:\tfs/notify/fanotify/
+F:\tinclude/uapi/linux/fanotify.h
+
+MEMORY MANAGEMENT - GUP
+F:\tmm/gup.c
+F:\ttools/testing/selftests/mm/gup_test.c
+F:\ttools/testing/selftests/mm/
+
+PROC FILESYSTEM
+F:\tfs/proc/
+F:\tinclude/linux/proc_*.h
+F:\ttools/testing/selftests/proc/
+"""
+
+
+def test_maintainers_sections_that_name_a_selftests_directory_map_their_other_paths_to_it():
+    rules = maintainers_rules(MAINTAINERS)
+    assert PathRule("mm/gup.c", ("kselftest:mm",), "MAINTAINERS: MEMORY MANAGEMENT - GUP") in rules
+    assert {r.path for r in rules} == {"mm/gup.c", "fs/proc/", "include/linux/proc_*.h"}   # FANOTIFY names none
+
+
+def test_the_tests_chosen_say_why_and_what_nothing_covers_is_said():
+    config = SuiteMap(paths=(PathRule("fs/notify/", ("kselftest:filesystems/mount-notify",), "fanotify's tests"),))
+    chosen, uncovered = choose(["fs/notify/fanotify/fanotify_user.c", "include/linux/proc_fs.h", "fs/namei.c",
+                                "tools/testing/selftests/timers/posix_timers.c"], config, MAINTAINERS)
+    assert chosen == {
+        "kselftest:filesystems/mount-notify": ["fs/notify/fanotify/fanotify_user.c: fanotify's tests"],
+        "kselftest:proc": ["include/linux/proc_fs.h: MAINTAINERS: PROC FILESYSTEM"],
+        "kselftest:timers": ["tools/testing/selftests/timers/posix_timers.c: a test of this collection changed"]}
+    assert uncovered == ["fs/namei.c"]
+
+
+def test_the_shipped_map_sends_fs_notify_to_the_fanotify_tests_and_mm_to_mm_and_the_memcg_scenarios():
+    chosen, _ = choose(["fs/notify/fanotify/fanotify_user.c"], load_tests())
+    assert list(chosen) == ["kselftest:filesystems/mount-notify"]
+    chosen, _ = choose(["mm/memtest.c"], load_tests())
+    assert list(chosen) == ["kselftest:mm", "dying-memcg", "kmem-charge", "kmem-pgtables", "kmem-pipes"]
+    for test in (t for rule in load_tests().paths for t in rule.tests):
+        load_scenario(test)   # every name in the map is a scenario or a collection
+
+
+DIFF = """\
+diff --git a/fs/notify/fanotify/fanotify_user.c b/fs/notify/fanotify/fanotify_user.c
+--- a/fs/notify/fanotify/fanotify_user.c
++++ b/fs/notify/fanotify/fanotify_user.c
+@@ -3,0 +4,3 @@
++#ifdef CONFIG_FANOTIFY_ACCESS_PERMISSIONS
++int taint;
++#endif
+@@ -5,0 +9,1 @@
++int always;
+diff --git a/mm/memtest.c b/mm/memtest.c
+--- a/mm/memtest.c
++++ b/mm/memtest.c
+@@ -1,0 +2,1 @@
++int warned;
+"""
+FILES = {
+    "fs/notify/fanotify/fanotify_user.c": "a\nb\nc\n#ifdef CONFIG_FANOTIFY_ACCESS_PERMISSIONS\nint taint;\n#endif\nd\ne\nint always;\n",
+    "fs/notify/fanotify/Makefile": "obj-$(CONFIG_FANOTIFY) += fanotify.o fanotify_user.o\n",
+    "fs/notify/Makefile": "obj-y += fanotify/\n",
+    "fs/Makefile": "obj-y += notify/\n",
+    "mm/memtest.c": "a\nint warned;\n",
+    "mm/Makefile": "obj-$(CONFIG_MEMTEST) += memtest.o\n",
+}
+
+
+def test_the_options_that_build_a_series_changed_code_are_asked_for_with_the_change_that_needs_them():
+    config = {"CONFIG_FANOTIFY": "y"}
+    assert wanted(FILES.get, DIFF, config) == {"CONFIG_FANOTIFY_ACCESS_PERMISSIONS": "fs/notify/fanotify/fanotify_user.c:4-6",
+                                               "CONFIG_MEMTEST": "mm/memtest.c"}
+    assert wanted(FILES.get, DIFF, {"CONFIG_FANOTIFY": "y", "CONFIG_FANOTIFY_ACCESS_PERMISSIONS": "y",
+                                    "CONFIG_MEMTEST": "y"}) == {}
+
+
+def test_an_option_brings_the_options_its_kconfig_depends_on_that_are_off():
+    blocks = {"A": "config A\n\tbool \"a\"\n\tdepends on B && (C || D) && !E\n\tdepends on F=y",
+              "B": "config B\n\tdepends on G # a comment\n", "C": "config C\n"}
+    assert with_dependencies(["CONFIG_A"], blocks.get, {"CONFIG_G": "y"}) == ["CONFIG_A", "CONFIG_B", "CONFIG_C"]
+    assert with_dependencies(["CONFIG_A"], blocks.get, {"CONFIG_B": "y", "CONFIG_C": "y"}) == ["CONFIG_A"]
+
+
+def _install(tmp_path, listed: list[str], files: list[str]) -> KselftestInstall:
+    tarball = tmp_path / "kselftest.tar"
+    with tarfile.open(tarball, "w") as tar:
+        for name, data in [("kselftest/kselftest-list.txt", "".join(f"{x}\n" for x in listed).encode()),
+                           *((f"kselftest/{f}", b"#!/bin/sh\n") for f in files)]:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    tests, missing = _listed(tarball)
+    return KselftestInstall(tarball, tests, missing, tmp_path / "log")
+
+
+def test_tests_that_did_not_build_are_left_out_of_the_list_the_guest_runs(tmp_path):
+    install = _install(tmp_path, ["mm:cow", "mm:gup_test", "mm:run_vmtests.sh"], ["mm/cow", "mm/run_vmtests.sh"])
+    assert install.tests == ("mm:cow", "mm:run_vmtests.sh") and install.not_built == ("mm:gup_test",)
+    with tarfile.open(fileobj=io.BytesIO(staged(install))) as tar:
+        listed = tar.extractfile("kselftest/kselftest-list.txt").read().decode()
+        assert listed == "mm:cow\nmm:run_vmtests.sh\n" and "kselftest/mm/cow" in tar.getnames()
+
+
+def _result(variant: str, tests: dict[str, str]) -> ScenarioResult:
+    return ScenarioResult(arch="x86_64", variant=variant, scenario="kselftest-mm", kind="kselftest", held=True,
+                          iterations=1, expectation="",
+                          tests={t: {"p": "pass", "f": "fail", "s": "skip"}[v] for t, v in tests.items()},
+                          test_runs=tests)
+
+
+def test_a_test_that_fails_only_on_patched_is_regressed_and_what_fails_on_both_is_shown():
+    base = _result("base", {"cow": "p", "gup_test": "f"})
+    patched = _result("patched", {"cow": "f", "gup_test": "f"})
+    k = kind("kselftest")
+    assert k.pair_verdict(base, patched) == REGRESSED
+    notes = k.notes("x86_64", base, patched, False)
+    assert "x86_64: regressed cow: pass on base, fail on patched" in notes
+    assert "x86_64: 1 fail on both kernels, not listed as known: gup_test" in notes
+
+
+def test_a_collection_no_test_of_which_passes_on_the_base_is_an_error_and_one_patched_breaks_is_regressed():
+    k = kind("kselftest")
+    assert k.pair_verdict(_result("base", {"cow": "f"}), _result("patched", {"cow": "f"})) == ERROR
+    assert k.pair_verdict(_result("base", {"cow": "p", "ksm": "s"}), _result("patched", {"cow": "f", "ksm": "f"})) == REGRESSED
+
+
+def test_known_failures_are_named_as_known_and_an_entry_whose_test_passed_is_stale():
+    base = replace(_result("base", {"ns": "f", "ns:bind": "f", "cow": "f", "ksm": "p"}), known_failures=("ns", "ksm"))
+    patched = _result("patched", {"ns": "f", "ns:bind": "f", "cow": "f", "ksm": "p"})
+    notes = kind("kselftest").notes("arm64", base, patched, True)
+    assert notes == ["arm64: 2 fail on both kernels, known to fail on this base (its kernel config's known_failures): ns, ns:bind",
+                     "arm64: 1 fail on both kernels, not listed as known: cow",
+                     "arm64: ksm passed on the base: its known_failures entry may be stale"]
+
+
+KUNIT_JSON = {"name": "KUnit Test Group", "test_cases": [], "sub_groups": [
+    {"name": "example", "test_cases": [{"name": "example_simple_test", "status": "PASS"},
+                                       {"name": "example_skip_test", "status": "SKIP"}],
+     "sub_groups": [{"name": "example_params_test", "test_cases": [{"name": "example value 3", "status": "FAIL"}],
+                     "sub_groups": []}]},
+]}
+
+
+def fake_kunit_py(tmp_path, result: dict) -> Path:
+    """A stand-in for the tree's kunit.py parse: writes the JSON it is given (the real parser
+    runs in tests/boot/test_kselftest.py)."""
+    tool = tmp_path / "kunit.py"
+    tool.write_text("import json, sys\nout = sys.argv[2].split('=', 1)[1]\nsys.stdin.read()\n"
+                    f"open(out, 'w').write(json.dumps({result!r}))\n")
+    return tool
+
+
+def test_kunit_results_are_read_from_the_trees_parser_suite_by_suite(tmp_path):
+    assert parse_kunit(fake_kunit_py(tmp_path, KUNIT_JSON), "[ 1.0] KTAP version 1\n", "x86_64/base kunit") == {
+        "example.example_simple_test": "p", "example.example_skip_test": "s",
+        "example.example_params_test.example value 3": "f"}
+
+
+def test_a_kunit_test_that_crashed_or_a_log_without_results_is_an_error(tmp_path):
+    crashed = {"name": "KUnit Test Group", "test_cases": [], "sub_groups": [
+        {"name": "damon", "test_cases": [{"name": "damon_test_split", "status": "ERROR"}], "sub_groups": []}]}
+    with pytest.raises(HarnessError) as e:
+        parse_kunit(fake_kunit_py(tmp_path, crashed), "", "arm64/patched kunit-mm-damon-tests")
+    assert e.value.message == "arm64/patched kunit-mm-damon-tests: KUnit test damon.damon_test_split crashed (its suite did not finish)"
+    with pytest.raises(HarnessError) as e:
+        parse_kunit(fake_kunit_py(tmp_path, {"name": "KUnit Test Group", "test_cases": [], "sub_groups": []}), "", "k")
+    assert "no KUnit result in the kernel log" in e.value.message
+
+
+def test_a_kunit_directory_is_a_scenario_whose_kunitconfig_goes_into_the_kernel():
+    s = load_scenario("kunit:lib/kunit")
+    assert (s.name, s.kind, s.kunit, s.tree_config, s.script) == (
+        "kunit-lib-kunit", "kunit", "lib/kunit", "lib/kunit/.kunitconfig", "kunit.sh")
+    assert load_scenario("kselftest:cgroup").tree_config == "tools/testing/selftests/cgroup/config"
+    assert kind("kunit").has_tests
