@@ -4,7 +4,7 @@
 top_srcdir/usr/include); `make -C tools/testing/selftests TARGETS=... install` builds the
 collection for the guest's arch (static: the guest image has no C library beyond dropbear's)
 and installs it with the tree's own runner (run_kselftest.sh, kselftest/runner.sh, the
-collection's settings). Built with make -k: a test that does not build for this arch (a
+collection's settings). Built with make -i: a test that does not build for this arch (a
 library the toolchain lacks) is left out of the list and named, never run as a failure. The
 install is cached as a tarball, keyed by git's ids of what the build reads.
 """
@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from harness.series.workspace import Workspace
 
 SELFTESTS = "tools/testing/selftests"
-RECIPE = "kselftest-1: make headers; make -k TARGETS install; LDFLAGS -static"   # part of the key
+RECIPE = "kselftest-3: make headers; make -i TARGETS install; LDFLAGS -static"   # part of the key
 TARBALL = "kselftest.tar"
 LIST = "kselftest-list.txt"
 
@@ -42,9 +42,7 @@ def src_arch(arch: Arch) -> str:
     return {"x86_64": "x86", "i386": "x86"}.get(arch.kernel_arch, arch.kernel_arch)
 
 
-def headers_paths(arch: Arch) -> tuple[str, ...]:
-    """What `make headers` of ``arch`` reads: the top Makefile, scripts and the uapi sources."""
-    return ("Makefile", "Kbuild", "Kconfig", "scripts", "include", f"arch/{src_arch(arch)}", "tools", "usr")
+
 
 
 @dataclass(frozen=True)
@@ -64,17 +62,23 @@ def build_kselftest(arch: Arch, workspace: Workspace, commit: str, target: str, 
     if not workspace.has(commit, f"{SELFTESTS}/{target}/Makefile"):
         raise HarnessError("programs", f"{SELFTESTS}/{target} is not a kselftest collection in the tree "
                            f"at {commit[:12]} (no Makefile)")
-    paths = headers_paths(arch)
     sysroot, resolved = guest_libs(arch, libs, cache, progress) if libs else (None, ())
-    key = digest([RECIPE, arch.name, toolchain_id(arch.make_cross), target, *resolved,
-                  *(workspace.tree_id(commit, p) for p in paths if workspace.has(commit, p))])
+    # the whole tree: `make headers` reads its top Makefile, scripts and uapi sources, and a
+    # collection may name any file of it (mm's tests: top_srcdir/mm/gup_test.h)
+    key = digest([RECIPE, arch.name, toolchain_id(arch.make_cross), target, *resolved, workspace.tree_id(commit, "")])
     final = cache / "programs" / arch.name / f"kselftest-{key[:24]}"
     log = run_dir / f"kselftest-{target.replace('/', '-')}-{arch.name}.log"
     with locked(final.with_suffix(".lock")):
         if not complete(final, (TARBALL, "build.log")):
             progress.info(f"programs {arch.name}: building kselftest {target} (make headers, make install)")
             with atomic_dir(final, owned=True) as tmp, tempfile.TemporaryDirectory(prefix="kharness-ksft-") as src:
-                _build(arch, workspace, commit, target, sysroot, Path(src), tmp)
+                try:
+                    _build(arch, workspace, commit, target, sysroot, Path(src), tmp)
+                except HarnessError as e:   # its log outlives the entry it was written in
+                    run_dir.mkdir(parents=True, exist_ok=True)
+                    if (tmp / "build.log").is_file():
+                        log.write_bytes((tmp / "build.log").read_bytes())
+                    raise HarnessError(e.stage, e.message, log)
         run_dir.mkdir(parents=True, exist_ok=True)
         log.write_bytes((final / "build.log").read_bytes())
     tests, missing = _listed(final / TARBALL)
@@ -86,9 +90,7 @@ def build_kselftest(arch: Arch, workspace: Workspace, commit: str, target: str, 
 
 def _build(arch: Arch, workspace: Workspace, commit: str, target: str, sysroot: Path | None,
            src: Path, out: Path) -> None:
-    for p in headers_paths(arch):
-        if workspace.has(commit, p):
-            workspace.export(commit, p, src)
+    workspace.export(commit, "", src)
     log = out / "build.log"
     env = {k: v for k, v in os.environ.items() if k not in BUILD_VARIABLES}
     with tempfile.TemporaryDirectory(prefix="kharness-hdr-") as hdr:
@@ -101,13 +103,22 @@ def _build(arch: Arch, workspace: Workspace, commit: str, target: str, sysroot: 
     flags = [f"-I{sysroot}/usr/include"] if sysroot else []
     ldflags = ["-static", *(f"-L{d}" for d in sorted((sysroot / "usr" / "lib").glob("*-linux-gnu*")))] if sysroot \
         else ["-static"]
-    cmd = ["make", "-k", "-C", str(src / SELFTESTS), f"TARGETS={target}", f"ARCH={arch.kernel_arch}",
+    cmd = ["make", "-i", "-C", str(src / SELFTESTS), f"TARGETS={target}", f"ARCH={arch.kernel_arch}",
            *([f"CROSS_COMPILE={arch.make_cross}"] if arch.make_cross else []),
            f"LDFLAGS={' '.join(ldflags)}", f"KSFT_INSTALL_PATH={install}", f"-j{os.cpu_count() or 1}", "install"]
-    # failures of single tests are expected (make -k): what installed is what runs
+    # a test that does not build for this arch (a header or library the toolchain lacks) is
+    # no reason to run none: -i installs the rest, and _listed leaves it out, named
     proc.run(cmd, "programs", COMPILE_TIMEOUT * 3, cwd=src, log=log, check=False,
              env={**env, **({"CFLAGS": " ".join(flags)} if flags else {})}, what=f"kselftest {target} ({arch.name})")
-    if not (install / "run_kselftest.sh").is_file():
+    if (install / "run_kselftest.sh").is_file() and not (install / LIST).is_file():
+        # a test that did not build fails the collection's install rule, and the top Makefile
+        # then stops before it lists the collection's tests: listed as it would have (emit_tests)
+        r = proc.run(["make", "-s", "--no-print-directory", f"COLLECTION={target}", f"ARCH={arch.kernel_arch}",
+                      "-C", str(src / SELFTESTS / target), "emit_tests"], "programs", 120, cwd=src, env=env,
+                     check=False, what=f"emit_tests of {target}")
+        if r.returncode == 0:
+            (install / LIST).write_text(r.stdout)
+    if not (install / "run_kselftest.sh").is_file() or not (install / LIST).is_file():
         errors = [line for line in log.read_text(errors="replace").splitlines() if "error" in line.lower()]
         raise HarnessError("programs", f"kselftest {target} ({arch.name}) did not install: "
                            f"{errors[0] if errors else 'see log'}", log)

@@ -83,6 +83,7 @@ class ScenarioConfig:
     # kunit: a directory of the tree with a .kunitconfig, whose suites are built into the kernel
     # and run at its boot; their KTAP read from the kernel log by the tree's kunit.py parse
     kunit: str = ""
+    kconfig: tuple[str, ...] = ()   # kselftest/kunit: options merged after the tree's fragment
     selftests_uapi: bool = False           # built with the tree's include/uapi before the toolchain's
     selftests_libs: tuple[str, ...] = ()   # Debian -dev packages (the guest's arch) they link statically
     since: str = ""     # the first release whose tree has what it runs: older bases leave it out
@@ -280,7 +281,7 @@ def kselftest_scenario(name: str) -> ScenarioConfig:
         description=f"tools/testing/selftests/{target} of the tree under test, run by its run_kselftest.sh",
         measure=(), kselftest=target, selftests_libs=c.libs, cmdline=c.cmdline, timeout=c.timeout,
         iterations=c.iterations, settle=0.0, quiet_host=c.quiet_host, script_dirs=(str(GUEST_SCRIPTS),),
-        env={"KSELFTEST_TIMEOUT": str(c.test_timeout)} if c.test_timeout else {})
+        env={"KSELFTEST_TIMEOUT": str(c.test_timeout)} if c.test_timeout else {}, kconfig=c.kconfig)
 
 
 def kunit_scenario(name: str) -> ScenarioConfig:

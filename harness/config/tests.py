@@ -27,10 +27,14 @@ class Collection:
     iterations: int = 1          # runs per boot (more, when base and patched differ: confirm_runs)
     quiet_host: bool = True      # its timing tests must not measure a kernel build beside them
     test_timeout: int = 0        # run_kselftest.sh -o: each test's deadline instead of its settings' (0: theirs)
+    kconfig: tuple[str, ...] = ()   # CONFIG_X=V merged after its `config` (what it assumes of a defconfig)
 
     def validate(self, file: Path, where: str) -> None:
         if self.timeout <= 0 or self.iterations < 1:
             raise ConfigError(file, where, "expected a positive timeout and iterations")
+        for option in self.kconfig:
+            if not re.fullmatch(r"CONFIG_\w+=\S+", option):
+                raise ConfigError(file, f"{where}kconfig", f"expected CONFIG_NAME=VALUE, got {option!r}")
 
 
 @dataclass(frozen=True)

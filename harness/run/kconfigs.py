@@ -39,6 +39,7 @@ def tree_configs(scenarios: tuple[ScenarioConfig, ...], ws: Workspace, base: str
         text = ws.show(base, s.tree_config)
         if text is None and s.kunit:
             raise HarnessError("kconfig", f"kunit:{s.kunit}: the tree has no {s.tree_config}")
+        text = (text or "") + "".join(f"{o}\n" for o in s.kconfig)   # configs/tests.yaml's, after the tree's
         if text:
             out[s.name] = _fragment(cache, "tree-config", text)
     return out

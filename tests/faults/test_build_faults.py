@@ -93,7 +93,7 @@ def test_build_interrupted_by_sigterm_leaves_no_make_and_no_kernel_then_builds_c
                              "/* kharness fault matrix: a build interrupted half-way */")
     # the series claims the bug (--fixes): a comment leaves it, so the rebuilt kernel is judged
     # STILL-BROKEN (a directory of patches claims nothing by itself: must not regress)
-    run = ("run", "--arch", "x86_64", "--variant", "patched", "--series", str(patches),
+    run = ("run", "--arch", "x86_64", "--variant", "patched", "--series", str(patches), "--scenario", "dying-memcg",
            "--iterations", "50", "--fixes", "dying-memcg")
     cache = cache_root()
     before, stale = kernels(cache), half_written(cache)
