@@ -148,6 +148,7 @@ def _ktap(line: str) -> tuple[str, str] | None:
     if not m:
         return None
     failed, name, directive, reason = m.groups()
+    name = name.split(" # ")[0].strip()   # "not ok 3 ksm_tests -U # exit=127": the test, not the comment
     if directive == "SKIP":
         return (name or reason.split(" ", 1)[0] or "?"), "s"
     return name or "?", ("f" if failed and directive != "TODO" else "p")

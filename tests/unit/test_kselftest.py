@@ -1,7 +1,7 @@
 """The kselftest kind's logic: run_kselftest.sh's KTAP read run by run, collections as scenarios,
 the tests a series' paths call for (configs/tests.yaml, MAINTAINERS), and the options that build
 a series' changed code. The real thing (a collection built from a tree, run in a guest, judged
-base against patched) is tests/boot/test_kselftest.py."""
+base against patched) is tests/boot/test_trees_own_tests.py."""
 
 from __future__ import annotations
 
@@ -37,6 +37,7 @@ TAP version 13
 # # Totals: pass:1 fail:0 xfail:0 xpass:0 skip:0 error:0
 {prog} 1 selftests: filesystems/mount-notify: mount-notify_test{exit}
 # selftests: filesystems/mount-notify: slow_test
+# not ok 1 ksm_tests -U # exit=127
 not ok 2 selftests: filesystems/mount-notify: slow_test # TIMEOUT 45 seconds
 kharness-kselftest run {n} exit 1
 """
@@ -50,7 +51,8 @@ def run(n: int, move_ok: bool = True) -> str:
 def test_each_program_and_each_of_its_subtests_is_read_run_by_run():
     runs = parse_kselftest_runs(run(1) + run(2, move_ok=False), "kselftest.sh")
     assert runs == {"mount-notify_test:fanotify.bind": "pp", "mount-notify_test:fanotify.move": "pf",
-                    "mount-notify_test:fanotify.rmdir": "ss", "mount-notify_test": "pf", "slow_test": "ff"}
+                    "mount-notify_test:fanotify.rmdir": "ss", "mount-notify_test": "pf", "slow_test:ksm_tests -U": "ff",
+                    "slow_test": "ff"}
 
 
 def test_a_test_missing_from_a_run_failed_in_it_and_a_repeated_line_counts_its_worse():
@@ -237,7 +239,7 @@ KUNIT_JSON = {"name": "KUnit Test Group", "test_cases": [], "sub_groups": [
 
 def fake_kunit_py(tmp_path, result: dict) -> Path:
     """A stand-in for the tree's kunit.py parse: writes the JSON it is given (the real parser
-    runs in tests/boot/test_kselftest.py)."""
+    runs in tests/boot/test_trees_own_tests.py)."""
     tool = tmp_path / "kunit.py"
     tool.write_text("import json, sys\nout = sys.argv[2].split('=', 1)[1]\nsys.stdin.read()\n"
                     f"open(out, 'w').write(json.dumps({result!r}))\n")
