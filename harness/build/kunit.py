@@ -6,6 +6,7 @@ kept in the cache by git's id of the directory."""
 from __future__ import annotations
 
 import json
+import re
 import sys
 import tempfile
 from pathlib import Path
@@ -51,6 +52,23 @@ def parse_kunit(tool: Path, log: str, what: str) -> dict[str, str]:
         raise HarnessError("scenario", f"{what}: no KUnit result in the kernel log (CONFIG_KUNIT and the "
                            "suites' options built in? the kernel's `kernel lacks` note says)")
     return results
+
+
+SUBTEST = re.compile(r"^\[\s*(\d+\.\d+)\]\s+(?:KTAP version \d+\s*)?# Subtest: (\S+)")
+RESULT = re.compile(r"^\[\s*(\d+\.\d+)\]\s+(?:not )?ok \d+ (\S+)")
+
+
+def suite_seconds(log: str) -> dict[str, float]:
+    """Each top-level suite's time at boot, from the kernel log's timestamps (PRINTK_TIME):
+    its "# Subtest:" line to its result line."""
+    started: dict[str, float] = {}
+    out: dict[str, float] = {}
+    for line in log.splitlines():
+        if m := SUBTEST.match(line):
+            started.setdefault(m.group(2), float(m.group(1)))
+        elif (m := RESULT.match(line)) and m.group(2) in started and m.group(2) not in out:
+            out[m.group(2)] = round(float(m.group(1)) - started[m.group(2)], 3)
+    return out
 
 
 def _flatten(group: dict[str, Any], prefix: str, out: dict[str, str], what: str) -> None:

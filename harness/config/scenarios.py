@@ -295,4 +295,9 @@ def kunit_scenario(name: str) -> ScenarioConfig:
     return ScenarioConfig(
         name="kunit-" + re.sub(r"[^a-z0-9_-]", "-", directory.lower()), script="kunit.sh", kind="kunit",
         description=f"the KUnit suites of {directory}/.kunitconfig, run at boot", measure=(), kunit=directory,
-        iterations=1, timeout=120.0, settle=0.0, script_dirs=(str(GUEST_SCRIPTS),))
+        iterations=1, timeout=120.0, settle=0.0, script_dirs=(str(GUEST_SCRIPTS),),
+        guest="shared",   # the suites ran at the guest's boot: any guest of the kernel has their results
+        # KUnit's fault tests BUG() on purpose (its Kconfig: off where that conflicts with the test
+        # infrastructure): a kernel report on the console is a splat here, every row's ERROR
+        kconfig=("CONFIG_KUNIT_FAULT_TEST=n",
+                 "CONFIG_PRINTK_TIME=y"))   # each suite's time at boot, from the log's timestamps

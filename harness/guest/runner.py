@@ -210,11 +210,11 @@ def stage(guest: Guest, scenario: ScenarioConfig, programs: dict[str, bytes]) ->
 def run_scenario(guest: Guest, scenario: ScenarioConfig, run_dir: Path, progress: Progress,
                  label: str = "", programs: dict[str, bytes] | None = None,
                  watch: Callable[[], None] | None = None,
-                 parse: Callable[[str], dict[str, str]] | None = None) -> Measurement:
+                 parse: Callable[[str], tuple[dict[str, str], tuple[str, ...]]] | None = None) -> Measurement:
     """Put the script and its programs in the guest, run it with its output kept in files,
     measure around it. ``watch`` (the guest's console) may end the script's run at once: a
     kernel splat, say, that would otherwise be found only at the scenario's deadline. ``parse``
-    reads the script's output as tests (a KUnit kernel log, by the tree's own parser)."""
+    reads the script's output as tests and notes (a KUnit kernel log, by the tree's own parser)."""
     name = label or scenario.name
     remote = stage(guest, scenario, programs or {})
     taken = {m.name: m.before(guest, scenario) for m in measures(scenario)}
@@ -250,7 +250,8 @@ def run_scenario(guest: Guest, scenario: ScenarioConfig, run_dir: Path, progress
                            run_dir / f"{scenario.name}.err", tail)
     try:
         metrics = parse_metrics(stdout, scenario.metrics, scenario.script)
-        test_runs = parse(stdout) if parse else parse_kselftest_runs(stdout, scenario.script) if scenario.kselftest else \
+        test_runs, parsed_notes = parse(stdout) if parse else ({}, ())
+        test_runs = test_runs if parse else parse_kselftest_runs(stdout, scenario.script) if scenario.kselftest else \
             parse_selftest_runs(stdout, scenario.selftests, scenario.script) if scenario.selftests else {}
     except HarnessError as e:
         raise HarnessError(e.stage, e.message, run_dir / f"{scenario.name}.out")
@@ -261,7 +262,7 @@ def run_scenario(guest: Guest, scenario: ScenarioConfig, run_dir: Path, progress
         waited += seconds
         said.append(measure.said(scenario, values) + (f" (settled {seconds:.1f} s)" if seconds else ""))
     m = Measurement(waited, result.seconds, {**measured, **metrics},
-                    summarize_runs(test_runs), parse_notes(stdout), test_runs)
+                    summarize_runs(test_runs), parse_notes(stdout) + parsed_notes, test_runs)
     said += [f"{k} {m.metrics[k]}" for k in scenario.shown if k not in measured]
     progress.info(f"scenario {name}: {', '.join(said + [f'script {result.seconds:.1f} s'])}")
     return m

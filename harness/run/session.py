@@ -34,7 +34,7 @@ from harness.build.kbuild import (
     without_credentials,
 )
 from harness.build.kselftest import TARBALL, build_kselftest, staged
-from harness.build.kunit import kunit_tool, parse_kunit
+from harness.build.kunit import kunit_tool, parse_kunit, suite_seconds
 from harness.build.programs import build_helpers, build_selftests
 from harness.config import ScenarioConfig
 from harness.config.arches import Arch
@@ -195,13 +195,15 @@ class Session:
         return tree_config_notes(scenario, self.kselftest_configs().get(scenario.name),
                                  self.kernel(kid).config.read_text(), install, kid.arch)
 
-    def _parser(self, kid: KernelId, scenario: ScenarioConfig) -> Callable[[str], dict[str, str]] | None:
-        """How a KUnit scenario's output (the kernel log) is read: the variant's tree's kunit.py."""
+    def _parser(self, kid: KernelId, scenario: ScenarioConfig) -> Callable[[str], tuple[dict[str, str], tuple[str, ...]]] | None:
+        """How a KUnit scenario's output (the kernel log) is read: the variant's tree's kunit.py,
+        and each suite's time at boot."""
         if not scenario.kunit:
             return None
         tool = self._memo.get(("kunit-tool", kid.variant),
                               lambda: kunit_tool(self.workspace(), self.commit(kid.variant), self.cache), "programs")
-        return lambda log: parse_kunit(tool, log, f"{kid.label} {scenario.name}")
+        return lambda log: (parse_kunit(tool, log, f"{kid.label} {scenario.name}"),
+                            tuple(f"KUnit suite {s}: {t:.2f} s at boot" for s, t in suite_seconds(log).items()))
 
     def _arch(self, name: str) -> Arch:
         return next(a for a in self.plan.arches if a.name == name)

@@ -14,7 +14,7 @@ import pytest
 
 from harness.build.coverage import wanted, with_dependencies
 from harness.build.kselftest import KselftestInstall, _listed, staged
-from harness.build.kunit import parse_kunit
+from harness.build.kunit import parse_kunit, suite_seconds
 from harness.config import load_scenario
 from harness.config.tests import PathRule, SuiteMap, choose, load_tests, maintainers_rules
 from harness.core.errors import ConfigError, HarnessError
@@ -269,3 +269,11 @@ def test_a_kunit_directory_is_a_scenario_whose_kunitconfig_goes_into_the_kernel(
         "kunit-lib-kunit", "kunit", "lib/kunit", "lib/kunit/.kunitconfig", "kunit.sh")
     assert load_scenario("kselftest:cgroup").tree_config == "tools/testing/selftests/cgroup/config"
     assert kind("kunit").has_tests
+
+
+def test_each_kunit_suites_time_at_boot_comes_from_the_logs_timestamps():
+    log = ("[    1.000000] KTAP version 1\n[    1.000100] 1..2\n[    1.100000]     KTAP version 1\n"
+           "[    1.100000]     # Subtest: example\n[    1.200000]     ok 1 example_simple_test\n"
+           "[    1.350000] ok 1 example\n[    1.400000]     # Subtest: time_test_cases\n"
+           "[    3.400000] not ok 2 time_test_cases\n")
+    assert suite_seconds(log) == {"example": 0.25, "time_test_cases": 2.0}
