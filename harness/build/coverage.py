@@ -146,9 +146,12 @@ def not_built(read: Reader, diff: str, config: dict[str, str]) -> list[str]:
                        f"(its Makefile's obj-$({off[0]}))")
             continue
         dead = dead_lines(source, config)
+        text = source.splitlines()
         for start, end in ranges:
-            lines = [n for n in range(start, end + 1) if n in dead]
-            if lines and len(lines) == end - start + 1:
+            # the hunk's own #ifdef/#endif lines are no code: the rest must all be left out
+            code = [n for n in range(start, end + 1) if n > len(text) or not COND.match(text[n - 1])]
+            lines = [n for n in code if n in dead]
+            if lines and len(lines) == len(code):
                 out.append(f"{path}:{start}-{end} is not built: under {dead[lines[0]]}, off in this .config")
     return out
 

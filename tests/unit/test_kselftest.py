@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.build.coverage import wanted, with_dependencies
+from harness.build.coverage import not_built, wanted, with_dependencies
 from harness.build.kselftest import KselftestInstall, _listed, staged
 from harness.build.kunit import parse_kunit, suite_seconds
 from harness.config import load_scenario
@@ -277,3 +277,13 @@ def test_each_kunit_suites_time_at_boot_comes_from_the_logs_timestamps():
            "[    1.350000] ok 1 example\n[    1.400000]     # Subtest: time_test_cases\n"
            "[    3.400000] not ok 2 time_test_cases\n")
     assert suite_seconds(log) == {"example": 0.25, "time_test_cases": 2.0}
+
+
+def test_a_hunk_that_brings_its_own_ifdef_is_not_built_when_its_option_is_off():
+    diff = ("diff --git a/mm/memtest.c b/mm/memtest.c\n--- a/mm/memtest.c\n+++ b/mm/memtest.c\n"
+            "@@ -1,0 +2,4 @@\n+#ifdef CONFIG_X86\n+\tWARN_ONCE(1, \"bad RAM\");\n+\tbad = 1;\n+#endif\n")
+    files = {"mm/memtest.c": "a\n#ifdef CONFIG_X86\n\tWARN_ONCE(1, \"bad RAM\");\n\tbad = 1;\n#endif\nb\n",
+             "mm/Makefile": "obj-$(CONFIG_MEMTEST) += memtest.o\n"}
+    assert not_built(files.get, diff, {"CONFIG_MEMTEST": "y"}) == [
+        "mm/memtest.c:2-5 is not built: under #ifdef CONFIG_X86, off in this .config"]
+    assert not_built(files.get, diff, {"CONFIG_MEMTEST": "y", "CONFIG_X86": "y"}) == []
