@@ -33,6 +33,25 @@ def kunit_tool(workspace: Workspace, commit: str, cache: Path) -> Path:
     return final / TOOL / "kunit.py"
 
 
+def suites_of(workspace: Workspace, commit: str, directory: str) -> tuple[str, ...]:
+    """The KUnit suites defined under ``directory`` (a `.name = "..."` of a file that declares
+    kunit_test_suite(s)): the kernel runs every suite built in, a kunit:DIR row judges its own."""
+    names: list[str] = []
+    for path in workspace.grep(commit, r"kunit_test_suites?\(", directory):
+        names += re.findall(r"\.name\s*=\s*\"([^\"]+)\"", workspace.show(commit, path) or "")
+    return tuple(dict.fromkeys(names))
+
+
+def boot_note(log: str, suites: tuple[str, ...]) -> tuple[str, ...]:
+    """The suites' time at boot, in one line: their total and the slowest."""
+    seconds = {s: t for s, t in suite_seconds(log).items() if not suites or s in suites}
+    if not seconds:
+        return ()
+    slow = sorted(seconds.items(), key=lambda x: -x[1])[:3]
+    return (f"KUnit at boot: {len(seconds)} suites in {sum(seconds.values()):.2f} s (slowest: "
+            + ", ".join(f"{s} {t:.2f} s" for s, t in slow) + ")",)
+
+
 def parse_kunit(tool: Path, log: str, what: str) -> dict[str, str]:
     """Each KUnit test of the kernel log ``log`` ("suite.test", a parameterized case
     "suite.test.case") -> p, f or s. No result at all, or a test the parser saw crash (the

@@ -34,7 +34,7 @@ from harness.build.kbuild import (
     without_credentials,
 )
 from harness.build.kselftest import TARBALL, build_kselftest, staged
-from harness.build.kunit import kunit_tool, parse_kunit, suite_seconds
+from harness.build.kunit import boot_note, kunit_tool, parse_kunit, suites_of
 from harness.build.programs import build_helpers, build_selftests
 from harness.config import ScenarioConfig
 from harness.config.arches import Arch
@@ -202,8 +202,17 @@ class Session:
             return None
         tool = self._memo.get(("kunit-tool", kid.variant),
                               lambda: kunit_tool(self.workspace(), self.commit(kid.variant), self.cache), "programs")
-        return lambda log: (parse_kunit(tool, log, f"{kid.label} {scenario.name}"),
-                            tuple(f"KUnit suite {s}: {t:.2f} s at boot" for s, t in suite_seconds(log).items()))
+        suites = self._memo.get(("kunit-suites", kid.variant, scenario.kunit),
+                                lambda: suites_of(self.workspace(), self.commit(kid.variant), scenario.kunit), "programs")
+
+        def parse(log: str) -> tuple[dict[str, str], tuple[str, ...]]:
+            tests = parse_kunit(tool, log, f"{kid.label} {scenario.name}")
+            own = {t: v for t, v in tests.items() if t.split(".", 1)[0] in suites}
+            if suites and not own:
+                raise HarnessError("scenario", f"{kid.label} {scenario.name}: none of its suites "
+                                   f"({', '.join(suites)}) reported in the kernel log")
+            return (own if suites else tests), boot_note(log, suites)
+        return parse
 
     def _arch(self, name: str) -> Arch:
         return next(a for a in self.plan.arches if a.name == name)

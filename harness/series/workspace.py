@@ -179,6 +179,11 @@ class Workspace:
             block.append(entry)
         return path, "\n".join(block)
 
+    def grep(self, commit: str, pattern: str, path: str) -> list[str]:
+        """The files under ``path`` at ``commit`` with a line matching ``pattern`` (extended regex)."""
+        r = self._git("grep", "-l", "-E", pattern, commit, "--", path, check=False)
+        return [line.split(":", 1)[1] for line in r.stdout.splitlines() if ":" in line]
+
     def has(self, commit: str, path: str) -> bool:
         """Whether ``path`` exists in ``commit``."""
         return self._git("cat-file", "-e", f"{commit}:{path}", check=False).returncode == 0

@@ -6,6 +6,7 @@ base against patched) is tests/boot/test_trees_own_tests.py."""
 from __future__ import annotations
 
 import io
+import re
 import tarfile
 from dataclasses import replace
 from pathlib import Path
@@ -14,7 +15,7 @@ import pytest
 
 from harness.build.coverage import not_built, wanted, with_dependencies
 from harness.build.kselftest import KselftestInstall, _listed, staged
-from harness.build.kunit import parse_kunit, suite_seconds
+from harness.build.kunit import boot_note, parse_kunit, suite_seconds, suites_of
 from harness.config import load_scenario
 from harness.config.tests import PathRule, SuiteMap, choose, load_tests, maintainers_rules
 from harness.core.errors import ConfigError, HarnessError
@@ -287,3 +288,23 @@ def test_a_hunk_that_brings_its_own_ifdef_is_not_built_when_its_option_is_off():
     assert not_built(files.get, diff, {"CONFIG_MEMTEST": "y"}) == [
         "mm/memtest.c:2-5 is not built: under #ifdef CONFIG_X86, off in this .config"]
     assert not_built(files.get, diff, {"CONFIG_MEMTEST": "y", "CONFIG_X86": "y"}) == []
+
+
+class _Tree:
+    """A workspace's grep and show over a few files."""
+
+    files = {"lib/kunit/kunit-example-test.c": 'static struct kunit_suite example_test_suite = {\n\t.name = "example",\n};\n'
+                                               "kunit_test_suites(&example_test_suite);\n",
+             "lib/kunit/helpers.c": 'static struct device_driver d = { .name = "not-a-suite" };\n'}
+
+    def grep(self, commit, pattern, path):
+        return [p for p, text in self.files.items() if p.startswith(path) and re.search(pattern, text)]
+
+    def show(self, commit, path):
+        return self.files.get(path)
+
+
+def test_a_kunit_row_judges_the_suites_its_directory_defines_and_says_their_time_at_boot():
+    assert suites_of(_Tree(), "c0ffee", "lib/kunit") == ("example",)
+    log = "[    1.0]     # Subtest: example\n[    1.5] ok 1 example\n[    2.0]     # Subtest: other\n[    9.0] ok 2 other\n"
+    assert boot_note(log, ("example",)) == ("KUnit at boot: 1 suites in 0.50 s (slowest: example 0.50 s)",)
