@@ -11,7 +11,7 @@ alone, never guessed."""
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import PurePosixPath as Path
 
 Reader = Callable[[str], str | None]   # a file of the tree by its path, None when it has none
@@ -132,18 +132,17 @@ def kbuild_options(read: Reader, path: str) -> list[str]:
     return list(dict.fromkeys(options))
 
 
-def not_built(read: Reader, diff: str, config: dict[str, str]) -> list[str]:
-    """What of ``diff`` (git diff -U0 of the series) the kernel of ``config`` does not compile,
-    each with the option that would build it."""
-    out = []
+def _left_out(read: Reader, diff: str, config: dict[str, str]) -> Iterator[tuple[str, list[str], list[str], bool]]:
+    """What of ``diff`` ``config`` leaves out: (where, the off obj-$(CONFIG_X) of a changed file,
+    [], True) for a file whose object is not built; (path:start-end, [], the conditions of its
+    lines left out, whether all its code is) for a hunk with lines under an #if that is off."""
     for path, ranges in changed_lines(diff).items():
         source = read(path) if path.endswith((".c", ".S")) else None
         if source is None:
             continue
         off = [o for o in kbuild_options(read, path) if config.get(o, "n") not in ("y", "m")]
         if off:
-            out.append(f"{path} is not built: {' and '.join(f'{o} is off' for o in off)} "
-                       f"(its Makefile's obj-$({off[0]}))")
+            yield path, off, [], True
             continue
         dead = dead_lines(source, config)
         text = source.splitlines()
@@ -151,8 +150,20 @@ def not_built(read: Reader, diff: str, config: dict[str, str]) -> list[str]:
             # the hunk's own #ifdef/#endif lines are no code: the rest must all be left out
             code = [n for n in range(start, end + 1) if n > len(text) or not COND.match(text[n - 1])]
             lines = [n for n in code if n in dead]
-            if lines and len(lines) == len(code):
-                out.append(f"{path}:{start}-{end} is not built: under {dead[lines[0]]}, off in this .config")
+            if lines:
+                yield f"{path}:{start}-{end}", [], list(dict.fromkeys(dead[n] for n in lines)), len(lines) == len(code)
+
+
+def not_built(read: Reader, diff: str, config: dict[str, str]) -> list[str]:
+    """What of ``diff`` (git diff -U0 of the series) the kernel of ``config`` does not compile,
+    each with the option that would build it."""
+    out = []
+    for where, off, conds, whole in _left_out(read, diff, config):
+        if off:
+            out.append(f"{where} is not built: {' and '.join(f'{o} is off' for o in off)} "
+                       f"(its Makefile's obj-$({off[0]}))")
+        elif whole:
+            out.append(f"{where} is not built: under {conds[0]}, off in this .config")
     return out
 
 
@@ -161,23 +172,14 @@ def wanted(read: Reader, diff: str, config: dict[str, str]) -> dict[str, str]:
     change it builds: the off obj-$(CONFIG_X) of a changed file, the CONFIG_X of a changed hunk's
     plain #ifdef / #if IS_ENABLED / defined() (a negated or compound condition is left alone)."""
     out: dict[str, str] = {}
-    for path, ranges in changed_lines(diff).items():
-        source = read(path) if path.endswith((".c", ".S")) else None
-        if source is None:
-            continue
-        off = [o for o in kbuild_options(read, path) if config.get(o, "n") not in ("y", "m")]
+    for where, off, conds, _ in _left_out(read, diff, config):
         for o in off:
-            out.setdefault(o, path)
-        if off:
-            continue
-        dead = dead_lines(source, config)
-        for start, end in ranges:
-            conds = {dead[n] for n in range(start, end + 1) if n in dead}
-            for cond in conds:
-                m = re.fullmatch(r"#(?:ifdef|if)\s+(?:defined\s*\(?\s*|IS_ENABLED\s*\(\s*|IS_BUILTIN\s*\(\s*)?"
-                                 r"(CONFIG_\w+)\s*\)?", cond)
-                if m:
-                    out.setdefault(m.group(1), f"{path}:{start}-{end}")
+            out.setdefault(o, where)
+        for cond in conds:
+            m = re.fullmatch(r"#(?:ifdef|if)\s+(?:defined\s*\(?\s*|IS_ENABLED\s*\(\s*|IS_BUILTIN\s*\(\s*)?"
+                             r"(CONFIG_\w+)\s*\)?", cond)
+            if m:
+                out.setdefault(m.group(1), where)
     return out
 
 

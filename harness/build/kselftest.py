@@ -11,9 +11,7 @@ install is cached as a tarball, keyed by git's ids of what the build reads.
 
 from __future__ import annotations
 
-import io
 import os
-import re
 import tarfile
 import tempfile
 from dataclasses import dataclass
@@ -32,9 +30,10 @@ if TYPE_CHECKING:
     from harness.series.workspace import Workspace
 
 SELFTESTS = "tools/testing/selftests"
-RECIPE = "kselftest-3: make headers; make -i TARGETS install; LDFLAGS -static"   # part of the key
+RECIPE = "kselftest-4: make headers; make -i TARGETS install; LDFLAGS -static; list of what built"   # part of the key
 TARBALL = "kselftest.tar"
 LIST = "kselftest-list.txt"
+NOT_BUILT = "not-built.txt"   # beside the tarball: the listed tests whose file was not installed
 
 
 def src_arch(arch: Arch) -> str:
@@ -42,16 +41,12 @@ def src_arch(arch: Arch) -> str:
     return {"x86_64": "x86", "i386": "x86"}.get(arch.kernel_arch, arch.kernel_arch)
 
 
-
-
-
 @dataclass(frozen=True)
 class KselftestInstall:
-    """An installed collection: the tarball of the install directory, the tests its
-    kselftest-list.txt names (COLLECTION:TEST), and those that did not build (left out)."""
+    """An installed collection: the tarball the guest unpacks (its kselftest-list.txt names only
+    what built), and the tests that did not build (COLLECTION:TEST, left out)."""
 
     tarball: Path
-    tests: tuple[str, ...]
     not_built: tuple[str, ...]
     log: Path
 
@@ -69,7 +64,7 @@ def build_kselftest(arch: Arch, workspace: Workspace, commit: str, target: str, 
     final = cache / "programs" / arch.name / f"kselftest-{key[:24]}"
     log = run_dir / f"kselftest-{target.replace('/', '-')}-{arch.name}.log"
     with locked(final.with_suffix(".lock")):
-        if not complete(final, (TARBALL, "build.log")):
+        if not complete(final, (TARBALL, "build.log", NOT_BUILT)):
             progress.info(f"programs {arch.name}: building kselftest {target} (make headers, make install)")
             with atomic_dir(final, owned=True) as tmp, tempfile.TemporaryDirectory(prefix="kharness-ksft-") as src:
                 try:
@@ -81,11 +76,7 @@ def build_kselftest(arch: Arch, workspace: Workspace, commit: str, target: str, 
                     raise HarnessError(e.stage, e.message, log)
         run_dir.mkdir(parents=True, exist_ok=True)
         log.write_bytes((final / "build.log").read_bytes())
-    tests, missing = _listed(final / TARBALL)
-    if not tests:
-        raise HarnessError("programs", f"kselftest {target} ({arch.name}): no test built "
-                           f"({len(missing)} in its list did not build)", log)
-    return KselftestInstall(final / TARBALL, tests, missing, log)
+    return KselftestInstall(final / TARBALL, tuple((final / NOT_BUILT).read_text().split()), log)
 
 
 def _build(arch: Arch, workspace: Workspace, commit: str, target: str, sysroot: Path | None,
@@ -107,7 +98,7 @@ def _build(arch: Arch, workspace: Workspace, commit: str, target: str, sysroot: 
            *([f"CROSS_COMPILE={arch.make_cross}"] if arch.make_cross else []),
            f"LDFLAGS={' '.join(ldflags)}", f"KSFT_INSTALL_PATH={install}", f"-j{os.cpu_count() or 1}", "install"]
     # a test that does not build for this arch (a header or library the toolchain lacks) is
-    # no reason to run none: -i installs the rest, and _listed leaves it out, named
+    # no reason to run none: -i installs the rest, and leave_out takes it off the list, named
     proc.run(cmd, "programs", COMPILE_TIMEOUT * 3, cwd=src, log=log, check=False,
              env={**env, **({"CFLAGS": " ".join(flags)} if flags else {})}, what=f"kselftest {target} ({arch.name})")
     if (install / "run_kselftest.sh").is_file() and not (install / LIST).is_file():
@@ -122,39 +113,22 @@ def _build(arch: Arch, workspace: Workspace, commit: str, target: str, sysroot: 
         errors = [line for line in log.read_text(errors="replace").splitlines() if "error" in line.lower()]
         raise HarnessError("programs", f"kselftest {target} ({arch.name}) did not install: "
                            f"{errors[0] if errors else 'see log'}", log)
+    tests, missing = leave_out(install)
+    if not tests:
+        raise HarnessError("programs", f"kselftest {target} ({arch.name}): no test built "
+                           f"({len(missing)} in its list did not build)", log)
+    (out / NOT_BUILT).write_text("".join(f"{m}\n" for m in missing))
     with tarfile.open(out / TARBALL, "w") as tar:
         tar.add(install, arcname="kselftest")
 
 
-def _listed(tarball: Path) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """The tests kselftest-list.txt names whose file was installed, and those whose was not."""
-    with tarfile.open(tarball) as tar:
-        names = set(tar.getnames())
-        member = tar.extractfile(f"kselftest/{LIST}")
-        text = member.read().decode() if member else ""
+def leave_out(install: Path) -> tuple[list[str], list[str]]:
+    """kselftest-list.txt of the install directory, rewritten without the tests whose file was
+    not installed: (those kept, those left out)."""
     tests, missing = [], []
-    for line in text.splitlines():
-        if ":" not in line:
-            continue
-        collection, test = line.split(":", 1)
-        (tests if f"kselftest/{collection}/{test}" in names else missing).append(line)
-    return tuple(tests), tuple(missing)
-
-
-def staged(install: KselftestInstall) -> bytes:
-    """The tarball as the guest unpacks it, its list without the tests that did not build."""
-    keep = "".join(f"{t}\n" for t in install.tests)
-    out = io.BytesIO()
-    with tarfile.open(install.tarball) as src, tarfile.open(fileobj=out, mode="w") as dst:
-        for m in src.getmembers():
-            if m.name == f"kselftest/{LIST}":
-                m.size = len(keep.encode())
-                dst.addfile(m, io.BytesIO(keep.encode()))
-            else:
-                dst.addfile(m, src.extractfile(m) if m.isfile() else None)
-    return out.getvalue()
-
-
-def collection_name(target: str) -> str:
-    """The scenario name of a collection: kselftest-<target>, / as -."""
-    return "kselftest-" + re.sub(r"[^\w-]", "-", target)
+    for line in (install / LIST).read_text().splitlines():
+        if ":" in line:
+            collection, test = line.split(":", 1)
+            (tests if (install / collection / test).exists() else missing).append(line)
+    (install / LIST).write_text("".join(f"{t}\n" for t in tests))
+    return tests, missing

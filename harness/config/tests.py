@@ -67,10 +67,6 @@ def load_tests(path: Path = CONFIG_DIR / "tests.yaml") -> SuiteMap:
     return load(SuiteMap, path)
 
 
-def is_kselftest(name: str) -> bool:
-    return name.startswith(PREFIX)
-
-
 def maintainers_rules(text: str) -> tuple[PathRule, ...]:
     """Rules from MAINTAINERS: a section whose F: patterns name a selftests directory maps its
     other F: patterns to that collection."""

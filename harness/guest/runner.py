@@ -250,9 +250,13 @@ def run_scenario(guest: Guest, scenario: ScenarioConfig, run_dir: Path, progress
                            run_dir / f"{scenario.name}.err", tail)
     try:
         metrics = parse_metrics(stdout, scenario.metrics, scenario.script)
-        test_runs, parsed_notes = parse(stdout) if parse else ({}, ())
-        test_runs = test_runs if parse else parse_kselftest_runs(stdout, scenario.script) if scenario.kselftest else \
-            parse_selftest_runs(stdout, scenario.selftests, scenario.script) if scenario.selftests else {}
+        parsed_notes: tuple[str, ...] = ()
+        if parse is not None:
+            test_runs, parsed_notes = parse(stdout)
+        elif scenario.kselftest:
+            test_runs = parse_kselftest_runs(stdout, scenario.script)
+        else:
+            test_runs = parse_selftest_runs(stdout, scenario.selftests, scenario.script) if scenario.selftests else {}
     except HarnessError as e:
         raise HarnessError(e.stage, e.message, run_dir / f"{scenario.name}.out")
     measured, waited, said = {}, 0.0, []

@@ -6,6 +6,7 @@ pair share their .config; both are lenient (an option a kernel cannot take is na
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 from harness.build.coverage import wanted, with_dependencies
@@ -77,6 +78,7 @@ def auto_fragment(arch: Arch, fragments: list[Path], lenient: tuple[str, ...], w
     want = wanted(lambda p: ws.show(head, p), diff, config)
     if not want:
         return None, {}
+    @functools.cache
     def definition(symbol: str) -> str | None:   # none for another arch's own symbols
         found = ws.kconfig_block(head, symbol)
         if found is None or (found[0].startswith("arch/") and not found[0].startswith(f"arch/{src_arch(arch)}/")):

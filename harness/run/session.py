@@ -33,7 +33,7 @@ from harness.build.kbuild import (
     parse_config,
     without_credentials,
 )
-from harness.build.kselftest import TARBALL, build_kselftest, staged
+from harness.build.kselftest import TARBALL, KselftestInstall, build_kselftest
 from harness.build.kunit import boot_note, kunit_tool, parse_kunit, suites_of
 from harness.build.programs import build_helpers, build_selftests
 from harness.config import ScenarioConfig
@@ -135,7 +135,7 @@ class Session:
         ws = self.workspace()
         commit = self.commit(kid.variant)
         run.update(kernel_version=ws.tree.version, commit=commit)
-        lenient = tuple(str(p) for p in self.kselftest_configs().values())
+        lenient = tuple(str(p) for p in self.tree_configs().values())
         auto, asked = self.kconfig_auto(arch, kid.profile)
         lenient += (str(auto),) if auto else ()
         fragments = (*lenient, *self.plan.fragments(arch, kid.profile))
@@ -172,28 +172,28 @@ class Session:
             if not self.plan.kconfig_auto or self.plan.series is None or self.plan.variants == ("base",):
                 return None, {}
             ws, base, head = self.workspace(), self.commit("base"), self.commit("patched")
-            lenient = tuple(str(p) for p in self.kselftest_configs().values())
+            lenient = tuple(str(p) for p in self.tree_configs().values())
             frags = fragment_paths(arch, (*lenient, *self.plan.fragments(arch, profile)))
             diff = self._memo.get(("diff", head), lambda: ws.diff(base, head), "series")
             return auto_fragment(arch, frags, lenient, ws, base, head, diff, self.cache, self.plan.kernel.make_flags,
                                  self.run_dir / f"kconfig-{arch.name}-{profile}.log", self.progress)
         return self._memo.get(("kconfig-auto", arch.name, profile), make, "kconfig")
 
-    def kselftest_configs(self) -> dict[str, Path]:
+    def tree_configs(self) -> dict[str, Path]:
         """kconfigs.tree_configs of the plan's kselftest collections and KUnit directories, once."""
         def make() -> dict[str, Path]:
             if not any(s.tree_config for s in self.plan.scenarios):
                 return {}
             return tree_configs(self.plan.scenarios, self.workspace(), self.commit("base"), self.cache)
-        return self._memo.get(("kselftest-config",), make, "kconfig")
+        return self._memo.get(("tree-configs",), make, "kconfig")
 
     def _kselftest_notes(self, kid: KernelId, scenario: ScenarioConfig) -> tuple[str, ...]:
         if not scenario.tree_config:
             return ()
-        install = self._memo.get(("kselftest", kid.arch, kid.variant, scenario.kselftest), lambda: None,
-                                 "programs") if scenario.kselftest else None
-        return tree_config_notes(scenario, self.kselftest_configs().get(scenario.name),
-                                 self.kernel(kid).config.read_text(), install, kid.arch)
+        install = self._memo.peek(("kselftest", kid.arch, kid.variant, scenario.kselftest))   # programs() built it
+        return tree_config_notes(scenario, self.tree_configs().get(scenario.name),
+                                 self.kernel(kid).config.read_text(),
+                                 install if isinstance(install, KselftestInstall) else None, kid.arch)
 
     def _parser(self, kid: KernelId, scenario: ScenarioConfig) -> Callable[[str], tuple[dict[str, str], tuple[str, ...]]] | None:
         """How a KUnit scenario's output (the kernel log) is read: the variant's tree's kunit.py,
@@ -244,7 +244,7 @@ class Session:
                                                              scenario.kselftest, scenario.selftests_libs,
                                                              self.cache, self.run_dir, self.progress),
                                      f"{arch.name}/{variant} kselftest {scenario.kselftest}", "programs")
-                out[TARBALL] = staged(install)
+                out[TARBALL] = install.tarball.read_bytes()
             elif scenario.selftests:
                 def make() -> dict[str, bytes]:
                     return build_selftests(arch, self.workspace(), self.commit(variant), scenario.selftests,
