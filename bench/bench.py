@@ -51,8 +51,12 @@ from harness.series.workspace import Workspace
 from harness.sources.source import fetch_source
 
 BENCH = Path(__file__).resolve().parent
-PARTS = ("cold", "warm", "patched", "remote", "boot", "reproducer", "ab", "ab-full")
+PARTS = ("cold", "warm", "patched", "remote", "boot", "reproducer", "tests", "ab", "ab-full")
 BUILDS = ("cold", "warm", "patched", "remote")  # the parts that compile all along: the lock for the whole part
+# the tests part: the tree's own tests, on this base's kernel (the collections of
+# configs/tests.yaml and these KUnit directories, one kernel with all their fragments)
+TESTS_KERNEL = "linux-7.2"
+KUNIT_DIRS = ("lib/kunit", "kernel/time")
 
 
 # --- pure logic (tests/unit/test_bench.py) --------------------------------------------------------
@@ -372,6 +376,50 @@ class Bench:
                 f.setdefault(f"reproducer_{variant}_s", []).append(m.script_seconds)
         return f
 
+    def tests(self, arch, scratch: Path) -> dict[str, list]:
+        """The tree's own tests on TESTS_KERNEL's base: each kselftest collection's host build
+        (make headers, make install; a scratch cache, its Debian libraries fetched first and not
+        counted), its script time in the guest and each KUnit suite's time at boot (one `kharness
+        run --variant base --tests ...`, its kernel built first if it is not cached)."""
+        from harness.build.kselftest import build_kselftest
+        from harness.build.kunit import suite_seconds
+        from harness.build.programs import guest_libs
+        from harness.config import load_kernel
+        from harness.config.tests import load_tests
+        collections = load_tests().collections
+        kernel = load_kernel(TESTS_KERNEL)
+        ws = Workspace(fetch_source(kernel, self.cache, self.progress), self.cache)
+        base = ws.base(self.progress)
+        f: dict[str, list] = {}
+        for i in range(self.runs):
+            with build_lock(self.progress):
+                for target, c in collections.items():
+                    shutil.rmtree(scratch / "programs", ignore_errors=True)
+                    if c.libs:
+                        guest_libs(arch, c.libs, scratch, self.progress)
+                    seconds, _ = timed(build_kselftest, arch, ws, base, target, c.libs, scratch,
+                                       self.logs / f"{arch.name}-tests{i}", self.progress)
+                    f.setdefault(f"ksft_{target.replace('/', '-')}_build_s", []).append(seconds)
+            exe = Path(sys.executable).with_name("kharness")
+            tests = ",".join([*(f"kselftest:{t}" for t in collections), *(f"kunit:{d}" for d in KUNIT_DIRS)])
+            cmd = [*([str(exe)] if exe.exists() else [sys.executable, "-m", "harness.cli"]), "run",
+                   "--kernel", TESTS_KERNEL, "--variant", "base", "--arch", arch.name, "--tests", tests,
+                   "--results", str(self.logs / f"{arch.name}-tests{i}")]
+            log = self.logs / f"{arch.name}-tests{i}.log"
+            with open(log, "wb") as out, build_lock(self.progress):   # its kernel may be built
+                rc = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                                    timeout=BUILD_TIMEOUT * 4).returncode
+            (report,) = (self.logs / f"{arch.name}-tests{i}").glob("*/report.json")
+            for r in (s for run in json.loads(report.read_text())["runs"] for s in run["scenarios"]):
+                if r["scenario"].startswith("kselftest-") and r.get("error") is None:
+                    f.setdefault(f"ksft_{r['scenario'][len('kselftest-'):]}_script_s", []).append(r["script_seconds"])
+            if not any(k.endswith("_script_s") for k in f):
+                raise HarnessError("tests", f"`{' '.join(cmd)}` ran no collection (exit {rc})", log)
+            console = next(report.parent.glob(f"{arch.name}-base/console.log"))
+            for suite, seconds in suite_seconds(console.read_text(errors="replace")).items():
+                f.setdefault(f"kunit_{suite}_s", []).append(seconds)
+        return f
+
     def ab(self, arches: list[str], full: bool = False) -> dict[str, list]:
         """`kharness run` A/B with everything cached: the reproducer alone (the time to verdict
         the targets speak of), or with ``full`` the series' whole evidence (five scenarios)."""
@@ -428,7 +476,7 @@ def main(argv: list[str] | None = None) -> int:
     arches, parts = all_arches() if args.arch == "all" else args.arch.split(","), args.only.split(",")
     if args.runs < 1 or set(parts) - set(PARTS) or set(arches) - set(all_arches()):
         ap.error(f"--runs 1 or more; --only from {','.join(PARTS)}; --arch from {', '.join(all_arches())}, all")
-    if args.kernel and set(parts) - {"cold", "warm", "boot"}:
+    if args.kernel and set(parts) - {"cold", "warm", "boot", "tests"}:
         if args.only != ",".join(PARTS):
             ap.error("--kernel: only the parts cold, warm and boot (there is no patched kernel)")
         parts = ["cold", "warm", "boot"]
@@ -448,6 +496,8 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(scratch, ignore_errors=True)
         try:
             for part in (p for p in PARTS if p in parts and not p.startswith("ab")):
+                if part == "tests" and args.kernel:
+                    continue   # its own kernel: TESTS_KERNEL
                 bench.say(f"{name}: {part}")
                 with build_lock(bench.progress) if part in BUILDS else contextlib.nullcontext():
                     measure(results, f"{name}@{args.kernel}" if args.kernel else name, part,

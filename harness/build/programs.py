@@ -1,18 +1,15 @@
 """Guest programs: static binaries for the guest's arch, compiled on the host and cached.
 
 A scenario's helpers are C files in guest-scripts/ (what busybox cannot do, e.g. pass a file
-descriptor over a unix socket); its selftests come from the kernel tree under test
-(tools/testing/selftests/cgroup), so base and patched each run the tests of their own tree.
-Static, because the guest image has no C library; keyed by source and compiler, so a rerun
-compiles nothing.
+descriptor over a unix socket); the Debian -dev packages a kselftest collection links
+(build/kselftest.py) are unpacked here too. Static, because the guest image has no C library;
+keyed by source and compiler, so a rerun compiles nothing.
 """
 
 from __future__ import annotations
 
-import os
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from harness import REPO_ROOT
 from harness.build.image import load_guest_config, resolve_packages
@@ -24,13 +21,6 @@ from harness.core.errors import HarnessError
 from harness.core.progress import Progress
 from harness.sources.debian import PrivateApt
 
-if TYPE_CHECKING:
-    from harness.series.workspace import Workspace
-
-SELFTESTS = "tools/testing/selftests"
-UAPI_PATHS = ("include/uapi", "tools/include", "tools/arch")   # what KHDR/TOOLS_INCLUDES name
-# how build_selftests builds a directory with uapi or libs (part of its key: change with the flags)
-SELFTESTS_RECIPE = "selftests-2: env CFLAGS -D__EXPORTED_HEADERS__ -I<libs>/usr/include; LDFLAGS -static -L<libs>"
 # make variables the caller's environment must not pass to a selftests build
 BUILD_VARIABLES = ("CFLAGS", "CPPFLAGS", "LDFLAGS", "LDLIBS", "KHDR_INCLUDES", "OUTPUT", "CROSS_COMPILE", "ARCH")
 COMPILE_TIMEOUT = 600
@@ -68,57 +58,6 @@ def build_helpers(arch: Arch, sources: tuple[str | Path, ...], cache: Path, run_
                              REPO_ROOT, run_dir / "programs.log", label)
         out[name] = (final / name).read_bytes()
     return out
-
-
-def build_selftests(arch: Arch, workspace: Workspace, commit: str, programs: tuple[str, ...],
-                    cache: Path, run_dir: Path, progress: Progress, directory: str = "cgroup",
-                    uapi: bool = False, libs: tuple[str, ...] = ()) -> dict[str, bytes]:
-    """Selftests of ``commit`` (tools/testing/selftests/<directory>), static for ``arch``, built
-    from an export of its tools/testing/selftests (all that lib.mk and the tests include), keyed
-    by git's id of it. ``uapi``: with the tree's include/uapi (and tools/include, tools/arch)
-    before the toolchain's headers, for tests of interfaces newer than the toolchain's (lib.mk's
-    KHDR_INCLUDES, which the kernel's `make headers` would fill; the uapi sources serve as they
-    are). ``libs``: Debian -dev packages of the guest's arch whose headers and static libraries
-    the tests link (guest_libs)."""
-    where = f"{SELFTESTS}/{directory}"
-    if not workspace.has(commit, where):
-        raise HarnessError("programs", f"{where} is not in the tree at {commit[:12]}: its selftests "
-                           "cannot be built (a scenario's `since` says which release has them)")
-    paths = (SELFTESTS, *(UAPI_PATHS if uapi else ()))
-    parts = [arch.name, toolchain_id(arch.make_cross), *(workspace.tree_id(commit, p) for p in paths),
-             *programs]
-    sysroot, resolved = guest_libs(arch, libs, cache, progress) if libs else (None, ())
-    if directory != "cgroup" or uapi or libs:
-        parts += [SELFTESTS_RECIPE, directory, str(uapi), *resolved]
-    key = digest(parts)
-    final = cache / "programs" / arch.name / f"selftests-{key[:24]}"
-    with locked(final.with_suffix(".lock")):
-        if not complete(final, programs):   # an entry without one of them: made again
-            progress.info(f"programs {arch.name}: building {where} ({', '.join(programs)})")
-            run_dir.mkdir(parents=True, exist_ok=True)
-            with atomic_dir(final, owned=True) as tmp, tempfile.TemporaryDirectory(prefix="kharness-st-") as src:
-                for p in paths:
-                    workspace.export(commit, p, Path(src))
-                flags, ldflags = [], ["-static"]   # (SELFTESTS_RECIPE: change it with these)
-                if uapi:   # the uapi sources, not installed headers: they say so unless told
-                    flags += ["-D__EXPORTED_HEADERS__"]
-                if sysroot:
-                    flags += [f"-I{sysroot}/usr/include"]
-                    ldflags += [f"-L{d}" for d in sorted((sysroot / "usr" / "lib").glob("*-linux-gnu*"))]
-                _compile(["make", "-C", str(Path(src) / where), f"OUTPUT={tmp}",
-                          f"CC={arch.make_cross}gcc", f"LDFLAGS={' '.join(ldflags)}",
-                          *([f"KHDR_INCLUDES=-isystem {src}/include/uapi"] if uapi else []),
-                          *(str(tmp / p) for p in programs)],
-                         Path(src), run_dir / "programs.log", f"{where} ({arch.name})",
-                         # CFLAGS from the environment, which the Makefiles' `CFLAGS +=` add to;
-                         # none of the caller's (CPPFLAGS, LDLIBS...): they are in no key
-                         env={**{k: v for k, v in os.environ.items() if k not in BUILD_VARIABLES},
-                              **({"CFLAGS": " ".join(flags)} if flags else {})})
-                for p in programs:
-                    if not (tmp / p).is_file():
-                        raise HarnessError("programs", f"{where} has no program {p}",
-                                           run_dir / "programs.log")
-    return {p: (final / p).read_bytes() for p in programs}
 
 
 def guest_libs(arch: Arch, packages: tuple[str, ...], cache: Path,

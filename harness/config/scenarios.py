@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness import REPO_ROOT
-from harness.config.loader import CONFIG_DIR, check_name, find, known, load
+from harness.config.loader import CONFIG_DIR, check_name, find, from_dict, known, load_yaml
 from harness.config.tests import KUNIT_PREFIX, PREFIX, TARGET, Collection, load_tests
 from harness.core.errors import ConfigError
 
@@ -36,8 +36,8 @@ class Expectation:
 HIERARCHIES = ("v1", "v2")
 # the kinds a scenario's YAML may name, with the fields each must not leave empty; what a kind
 # does with them is harness/verdict/kinds.py's, which takes its ``needs`` from here
-KIND_NEEDS = {"fix": ("reproduced", "fixed"), "invariant": ("holds",), "selftests": ("selftests",),
-              "kselftest": ("kselftest",), "kunit": ("kunit",)}
+KIND_NEEDS = {"fix": ("reproduced", "fixed"), "invariant": ("holds",), "kselftest": ("kselftest",),
+              "kunit": ("kunit",)}
 # what the harness measures around a script, by name, with the metrics each gives (a scenario's
 # ``measure:``; harness/guest/measures.py reads them): cgroups, the scenario's controller's
 # cgroups live and dying (``controller``, ``hierarchy``) before the script and, settled, after
@@ -51,9 +51,8 @@ class ScenarioConfig:
     The harness takes the scenario's ``measure`` itself, before and after the script (by
     default ``cgroups``: /proc/cgroups, ``before``, ``after``, ``delta``); a script may report
     more values, each declared in ``metrics`` and printed as ``kharness-metric NAME INT``.
-    ``helpers`` are C programs under guest-scripts/ built static for the guest's arch,
-    ``selftests`` programs of the tree's tools/testing/selftests/<selftests_dir> built the same
-    way; both are put in the guest next to the script. ``cmdline`` is added to the kernel command line
+    ``helpers`` are C programs under guest-scripts/ built static for the guest's arch, put in
+    the guest next to the script (a kselftest collection's install beside them). ``cmdline`` is added to the kernel command line
     (such scenarios get a guest of their own). Each scenario starts on a guest no other
     scenario ran on (``guest: own``, the default: a reproducer's 500 dying cgroups and their
     sleeps are not the next scenario's starting point) unless it says ``guest: shared``.
@@ -75,8 +74,7 @@ class ScenarioConfig:
     metrics: tuple[str, ...] = ()
     show: tuple[str, ...] = ()   # the values the A/B table shows (default: delta, if measured)
     helpers: tuple[str, ...] = ()
-    selftests: tuple[str, ...] = ()
-    selftests_dir: str = "cgroup"          # where they are, under tools/testing/selftests
+    selftests: tuple[str, ...] = ()   # kselftest: the collection's programs that run (all, if none)
     # kselftest: a collection (TARGET) of the tree, installed by its Makefile and run by its
     # run_kselftest.sh (``selftests``, when given, the programs of it that run)
     kselftest: str = ""
@@ -84,7 +82,7 @@ class ScenarioConfig:
     # and run at its boot; their KTAP read from the kernel log by the tree's kunit.py parse
     kunit: str = ""
     kconfig: tuple[str, ...] = ()   # kselftest/kunit: options merged after the tree's fragment
-    selftests_uapi: bool = False           # built with the tree's include/uapi before the toolchain's
+    setup: str = ""   # kselftest: a guest script sourced before the runner (configs/tests.yaml)
     selftests_libs: tuple[str, ...] = ()   # Debian -dev packages (the guest's arch) they link statically
     since: str = ""     # the first release whose tree has what it runs: older bases leave it out
     # selftests: runs of a program per kernel at most when base and patched differ on one of its
@@ -158,7 +156,8 @@ class ScenarioConfig:
             raise ConfigError(file, "settle", f"expected 0 or more seconds, got {self.settle:g}")
         if self.guest not in ("own", "shared"):
             raise ConfigError(file, "guest", f"expected own or shared, got {self.guest!r}")
-        for name, value in (("script", self.script), *(("helpers", h) for h in self.helpers)):
+        for name, value in (("script", self.script), *(("helpers", h) for h in self.helpers),
+                            *((("setup", self.setup),) if self.setup else ())):
             _guest_file(file, name, value)
         for h in self.helpers:
             if not h.endswith(".c"):
@@ -206,9 +205,8 @@ class ScenarioConfig:
         for t in self.selftests:
             if not re.fullmatch(r"[\w-]+", t):
                 raise ConfigError(file, "selftests", f"expected a program name, got {t!r}")
-        if not re.fullmatch(r"\w[\w-]*(/\w[\w-]*)*", self.selftests_dir):
-            raise ConfigError(file, "selftests_dir", "expected a directory under tools/testing/selftests "
-                              f"(such as filesystems/mount-notify), got {self.selftests_dir!r}")
+        if self.setup and not re.fullmatch(r"[\w.-]+", self.setup):
+            raise ConfigError(file, "setup", f"expected a file name of guest-scripts/, got {self.setup!r}")
         if self.kunit and (not TARGET.fullmatch(self.kunit) or ".." in self.kunit):
             raise ConfigError(file, "kunit", f"expected a directory of the tree with a .kunitconfig, got {self.kunit!r}")
         if self.kselftest and (not TARGET.fullmatch(self.kselftest) or ".." in self.kselftest):
@@ -264,7 +262,23 @@ def load_scenario(name: str, config_dir: Path = CONFIG_DIR) -> ScenarioConfig:
     if name.startswith(KUNIT_PREFIX):
         return kunit_scenario(name)
     path = find("scenarios", name, config_dir)
-    return dataclasses.replace(load(ScenarioConfig, path), script_dirs=tuple(map(str, script_dirs(path))))
+    data = load_yaml(path)
+    if isinstance(data, dict) and data.get("kind") == "kselftest" and isinstance(data.get("kselftest"), str):
+        # a collection's scenario of its own (some of its programs, say): what configs/tests.yaml
+        # says the collection needs, unless the YAML says otherwise
+        data = {**_collection_fields(data["kselftest"]), **data}
+    config = from_dict(ScenarioConfig, data, path)
+    return dataclasses.replace(config, script_dirs=tuple(map(str, script_dirs(path))))
+
+
+def _collection_fields(target: str) -> dict[str, object]:
+    """A kselftest scenario's fields for collection ``target`` (configs/tests.yaml)."""
+    c = load_tests().collections.get(target, Collection())
+    env = {**({"KSELFTEST_TIMEOUT": str(c.test_timeout)} if c.test_timeout else {}), **c.env}
+    return {"script": "kselftest.sh", "kind": "kselftest", "measure": [], "kselftest": target,
+            "selftests_libs": list(c.libs), "cmdline": c.cmdline, "timeout": c.timeout,
+            "iterations": c.iterations, "settle": 0, "quiet_host": c.quiet_host, "env": env,
+            "kconfig": list(c.kconfig), "setup": c.setup, "helpers": list(c.helpers)}
 
 
 def kselftest_scenario(name: str) -> ScenarioConfig:
@@ -275,13 +289,11 @@ def kselftest_scenario(name: str) -> ScenarioConfig:
     if not TARGET.fullmatch(target) or ".." in target:
         raise ConfigError(CONFIG_DIR / "tests.yaml", name, "expected kselftest:DIR, a directory under "
                           "tools/testing/selftests (such as kselftest:filesystems/mount-notify)")
-    c = load_tests().collections.get(target, Collection())
-    return ScenarioConfig(
-        name="kselftest-" + re.sub(r"[^a-z0-9_-]", "-", target.lower()), script="kselftest.sh", kind="kselftest",
-        description=f"tools/testing/selftests/{target} of the tree under test, run by its run_kselftest.sh",
-        measure=(), kselftest=target, selftests_libs=c.libs, cmdline=c.cmdline, timeout=c.timeout,
-        iterations=c.iterations, settle=0.0, quiet_host=c.quiet_host, script_dirs=(str(GUEST_SCRIPTS),),
-        env={"KSELFTEST_TIMEOUT": str(c.test_timeout)} if c.test_timeout else {}, kconfig=c.kconfig)
+    data = {"name": "kselftest-" + re.sub(r"[^a-z0-9_-]", "-", target.lower()),
+            "description": f"tools/testing/selftests/{target} of the tree under test, run by its run_kselftest.sh",
+            **_collection_fields(target)}
+    config = from_dict(ScenarioConfig, data, CONFIG_DIR / "tests.yaml", f"collections.{target}")
+    return dataclasses.replace(config, script_dirs=(str(GUEST_SCRIPTS),))
 
 
 def kunit_scenario(name: str) -> ScenarioConfig:

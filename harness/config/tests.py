@@ -28,6 +28,11 @@ class Collection:
     quiet_host: bool = True      # its timing tests must not measure a kernel build beside them
     test_timeout: int = 0        # run_kselftest.sh -o: each test's deadline instead of its settings' (0: theirs)
     kconfig: tuple[str, ...] = ()   # CONFIG_X=V merged after its `config` (what it assumes of a defconfig)
+    # a guest script (guest-scripts/) kselftest.sh sources before the runner: what the tests
+    # assume of a machine (a disk, swap, mount options), the root they run in, wrappers
+    setup: str = ""
+    helpers: tuple[str, ...] = ()   # C programs of guest-scripts/ the setup uses, built static
+    env: dict[str, str] = field(default_factory=dict)   # more environment for the setup and tests
 
     def validate(self, file: Path, where: str) -> None:
         if self.timeout <= 0 or self.iterations < 1:

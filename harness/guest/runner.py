@@ -23,7 +23,7 @@ from harness.core.errors import HarnessError, KernelSplat
 from harness.core.progress import Progress
 from harness.guest.measures import measures
 from harness.guest.ssh import Guest
-from harness.verdict.repeat import OUTCOME, summarize_runs
+from harness.verdict.repeat import summarize_runs
 from harness.verdict.testruns import TEST_RANK
 
 GUEST_DIR = "/tmp/kharness"
@@ -31,11 +31,8 @@ LIB = GUEST_SCRIPTS / "kharness-lib.sh"
 
 
 METRIC_LINE = re.compile(r"kharness-metric (\S+)\s*(.*)")
-NOTE_LINE = re.compile(r"kharness-note (.+)")
-# kselftest writes "ok 3 test_name", "not ok 4 test_name", and a skip as "ok 5 # SKIP test_name"
-# (ksft_test_result_skip's message is the test's name) or "ok 5 test_name # SKIP reason"
-TAP_LINE = re.compile(r"(not )?ok (\d+) (?:# SKIP\s+(\S+).*|(\S+)(.*))")
-PROGRAM_LINE = re.compile(r"kharness-selftest (\S+) exit (-?\d+)")
+# a note a kselftest's setup or wrapper printed inside run_kselftest.sh's output has its "# "s
+NOTE_LINE = re.compile(r"(?:# )*kharness-note (.+)")
 # KTAP as run_kselftest.sh writes it: a result line, its description, an optional directive
 KTAP_RESULT = re.compile(r"(not )?ok \d+\s*(?:- )?(.*?)\s*(?:#\s*(SKIP|XFAIL|TODO)\b\s*(.*))?")
 KSFT_RUN = re.compile(r"kharness-kselftest run (\d+)(?: exit (-?\d+))?")
@@ -80,68 +77,6 @@ def parse_notes(text: str) -> tuple[str, ...]:
 
 
 # a selftest's outcome in one run, as ScenarioResult.test_runs spells it: one letter a run
-def parse_selftests(text: str, programs: tuple[str, ...], script: str) -> dict[str, str]:
-    """TAP results of each selftest program, "program:test" -> pass, fail, skip or flaky
-    (``parse_selftest_runs``, summarized)."""
-    return summarize_runs(parse_selftest_runs(text, programs, script))
-
-
-def parse_selftest_runs(text: str, programs: tuple[str, ...], script: str) -> dict[str, str]:
-    """TAP results of each selftest program, run by run: "program:test" -> a letter a run
-    (p pass, f fail, s skip; ``OUTCOME``), in the order the runs came.
-
-    A program's run is the TAP lines between the script's ``kharness-selftest NAME`` marker
-    and its ``kharness-selftest NAME exit N`` line; a selftest's children inherit its
-    unflushed stdout, so within a run a result line can appear more than once: identical
-    repeats count once, conflicting ones are an error. A test missing from a run of its
-    program counts as failed in that run. A program with no result line, or with no test
-    that passed in any run (its fixture's setup failing on every test, as on a kernel
-    without the interface), is an error: its results would compare nothing.
-    """
-    runs: dict[str, list[dict[str, str]]] = {}
-    current: dict[str, str] | None = None
-    name = ""
-    exits: dict[str, list[int]] = {}
-    for line in text.splitlines():
-        line = line.strip()
-        m = PROGRAM_LINE.fullmatch(line)
-        if m:
-            exits.setdefault(m.group(1), []).append(int(m.group(2)))
-            current = None
-            continue
-        if line.startswith("kharness-selftest "):
-            name = line.split()[1]
-            current = {}
-            runs.setdefault(name, []).append(current)
-            continue
-        m = TAP_LINE.fullmatch(line)
-        if current is None or not m:
-            continue
-        failed, number, skipped, test, rest = m.groups()
-        if skipped or test == "#":   # "ok 5 # SKIP" with no name: numbered, never merged
-            result, test = "skip", skipped or f"#{number}"
-        else:
-            result = "skip" if "# SKIP" in rest else ("fail" if failed else "pass")
-        key = f"{name}:{test}"
-        if current.setdefault(key, result) != result:
-            raise HarnessError("scenario", f"{script}: {key} reported both {current[key]} and {result}")
-    tests: dict[str, str] = {}
-    for program in programs:
-        if program not in exits:
-            raise HarnessError("scenario", f"{script} did not run selftest {program}")
-        if not any(runs.get(program, [])):
-            raise HarnessError("scenario", f"selftest {program} reported no result "
-                               f"(exit {exits[program][-1]})")
-        results = [v for run in runs[program] for v in run.values()]
-        if "pass" not in results:   # its setup failed (a missing interface): nothing to compare
-            raise HarnessError("scenario", f"selftest {program}: no test passed in any run "
-                               f"({results.count('fail')} fail, {results.count('skip')} skip, "
-                               f"exit {exits[program][-1]})")
-        for key in dict.fromkeys(k for run in runs[program] for k in run):
-            tests[key] = "".join(OUTCOME[run.get(key, "fail")] for run in runs[program])
-    return tests
-
-
 def _ktap(line: str) -> tuple[str, str] | None:
     """A KTAP result line as (description, outcome letter), None for any other line."""
     m = KTAP_RESULT.fullmatch(line)
@@ -150,18 +85,39 @@ def _ktap(line: str) -> tuple[str, str] | None:
     failed, name, directive, reason = m.groups()
     name = name.split(" # ")[0].strip()   # "not ok 3 ksm_tests -U # exit=127": the test, not the comment
     if directive == "SKIP":
-        return (name or reason.split(" ", 1)[0] or "?"), "s"
+        return (name or reason.strip() or "?"), "s"   # "ok 5 # SKIP what": what was skipped
     return name or "?", ("f" if failed and directive != "TODO" else "p")
+
+
+def _nested(line: str) -> tuple[int, tuple[str, str]] | None:
+    """A KTAP result line under DEPTH "# " prefixes (the runner prefixes a program's output,
+    a program that runs others prefixes theirs again), as (depth, (description, letter))."""
+    depth = 0
+    while line.startswith("# "):
+        line, depth = line[2:], depth + 1
+        if (r := _ktap(line)) is not None:
+            return depth, r
+    return None
 
 
 def parse_kselftest_runs(text: str, script: str) -> dict[str, str]:
     """run_kselftest.sh's KTAP, run by run: "PROGRAM" (the runner's own result for it: a
-    non-zero exit, a timeout) and "PROGRAM:SUBTEST" (its KTAP, one level in) -> a letter a run.
-    A run whose runner printed no plan or no result is an error. A test missing from a run counts
-    as failed in that run. (A kernel on which no test passed is judged: kinds.Kselftest.)"""
+    non-zero exit, a timeout), "PROGRAM:SUBTEST" (its KTAP, one level in), and a nested
+    subtest's results under their parent's name: "PROGRAM:PARENT:TEST" (mm's ksft_cow.sh runs
+    the cow binary, whose 640 results precede the line that names it, as KTAP nests them) ->
+    a letter a run. Results whose parent never reported (a program killed mid-way) are dropped:
+    missing from that run, they count as failed there, as does any test missing from a run.
+    A run whose runner printed no plan or no result is an error. (A kernel on which no test
+    passed is judged: kinds.Kselftest.)"""
     runs: list[dict[str, str]] = []
     current: dict[str, str] | None = None
     program, planned = "", False
+    pending: dict[int, list[tuple[str, str]]] = {}   # depth -> results awaiting their parent's line
+
+    def record(key: str, letter: str) -> None:
+        assert current is not None
+        current[key] = min(current.get(key, letter), letter, key=TEST_RANK.get)   # a repeat: the worse
+
     for raw in text.splitlines():
         line = raw.rstrip()
         if m := KSFT_RUN.fullmatch(line.strip()):
@@ -171,6 +127,7 @@ def parse_kselftest_runs(text: str, script: str) -> dict[str, str]:
             elif not planned:
                 raise HarnessError("scenario", f"{script}: run_kselftest.sh printed no KTAP plan in run "
                                    f"{m.group(1)} (exit {m.group(2)})")
+            pending.clear()
             continue
         if current is None:
             continue
@@ -178,14 +135,22 @@ def parse_kselftest_runs(text: str, script: str) -> dict[str, str]:
             planned = True
         elif line.startswith("# selftests: ") and (p := KSFT_PROGRAM.fullmatch(line[2:])):
             program = p.group(2)
+            pending.clear()
         elif (r := _ktap(line)) is not None:   # the runner's result for a program
             p = KSFT_PROGRAM.fullmatch(r[0].split(" #")[0])
             if p:
-                key = p.group(2)
-                current[key] = min(current.get(key, r[1]), r[1], key=TEST_RANK.get)
-        elif line.startswith("# ") and program and (r := _ktap(line[2:])) is not None:
-            key = f"{program}:{r[0]}"
-            current[key] = min(current.get(key, r[1]), r[1], key=TEST_RANK.get)   # a repeat: the worse
+                record(p.group(2), r[1])
+            pending.clear()
+        elif program and (n := _nested(line)) is not None:
+            depth, (name, letter) = n
+            results = [(name, letter), *((f"{name}:{child}", c) for child, c in pending.pop(depth + 1, []))]
+            for d in [d for d in pending if d > depth]:   # deeper results no parent claimed
+                del pending[d]
+            if depth == 1:
+                for key, value in results:
+                    record(f"{program}:{key}", value)
+            else:
+                pending.setdefault(depth, []).extend(results)
     if not runs:
         raise HarnessError("scenario", f"{script} ran no kselftest")
     letters = {k: "".join(run.get(k, "f") for run in runs) for k in dict.fromkeys(k for run in runs for k in run)}
@@ -202,6 +167,8 @@ def stage(guest: Guest, scenario: ScenarioConfig, programs: dict[str, bytes]) ->
     guest.put(scenario.guest_path(scenario.script).read_bytes(), remote, mode="0755")
     # the functions every script may source (guest-scripts/kharness-lib.sh), next to it
     guest.put(LIB.read_bytes(), f"{GUEST_DIR}/{LIB.name}")
+    if scenario.setup:   # a kselftest collection's setup, which its script sources
+        guest.put(scenario.guest_path(scenario.setup).read_bytes(), f"{GUEST_DIR}/{scenario.setup}")
     for program, data in programs.items():
         guest.put(data, f"{GUEST_DIR}/{program}", mode="0755")
     return remote
@@ -227,7 +194,8 @@ def run_scenario(guest: Guest, scenario: ScenarioConfig, run_dir: Path, progress
     # in NAME.pid) that its children stay in: a script that does not finish is stopped with all
     # it started (the guest's busybox has no pkill). bash's own job messages go to /dev/null.
     env = {**scenario.env, **({"SELFTESTS": " ".join(scenario.selftests)} if scenario.selftests else {}),
-           **({"KSELFTEST": scenario.kselftest} if scenario.kselftest else {})}
+           **({"KSELFTEST": scenario.kselftest} if scenario.kselftest else {}),
+           **({"KSELFTEST_SETUP": scenario.setup} if scenario.setup else {})}
     assigns = "".join(f"{k}={shlex.quote(v)} " for k, v in env.items())
     pidfile = f"{GUEST_DIR}/{scenario.name}.pid"
     q = shlex.quote   # names are checked at load (config.NAME); quoted all the same
@@ -253,10 +221,8 @@ def run_scenario(guest: Guest, scenario: ScenarioConfig, run_dir: Path, progress
         parsed_notes: tuple[str, ...] = ()
         if parse is not None:
             test_runs, parsed_notes = parse(stdout)
-        elif scenario.kselftest:
-            test_runs = parse_kselftest_runs(stdout, scenario.script)
         else:
-            test_runs = parse_selftest_runs(stdout, scenario.selftests, scenario.script) if scenario.selftests else {}
+            test_runs = parse_kselftest_runs(stdout, scenario.script) if scenario.kselftest else {}
     except HarnessError as e:
         raise HarnessError(e.stage, e.message, run_dir / f"{scenario.name}.out")
     measured, waited, said = {}, 0.0, []

@@ -35,7 +35,7 @@ from harness.build.kbuild import (
 )
 from harness.build.kselftest import TARBALL, KselftestInstall, build_kselftest
 from harness.build.kunit import boot_note, kunit_tool, parse_kunit, suites_of
-from harness.build.programs import build_helpers, build_selftests
+from harness.build.programs import build_helpers
 from harness.config import ScenarioConfig
 from harness.config.arches import Arch
 from harness.core.cache import machine_lock, sha256_file
@@ -229,7 +229,7 @@ class Session:
                               f"{arch.name} guest image", "guest-image")
 
     def programs(self, arch: Arch, variant: str, scenario: ScenarioConfig) -> dict[str, bytes]:
-        """The scenario's helpers (per arch) and selftests (per arch and variant), compiled."""
+        """The scenario's helpers (per arch) and kselftest collection (per arch and variant), built."""
         with self._shared:
             out = {}
             if scenario.helpers:
@@ -245,15 +245,6 @@ class Session:
                                                              self.cache, self.run_dir, self.progress),
                                      f"{arch.name}/{variant} kselftest {scenario.kselftest}", "programs")
                 out[TARBALL] = install.tarball.read_bytes()
-            elif scenario.selftests:
-                def make() -> dict[str, bytes]:
-                    return build_selftests(arch, self.workspace(), self.commit(variant), scenario.selftests,
-                                           self.cache, self.run_dir, self.progress, scenario.selftests_dir,
-                                           scenario.selftests_uapi, scenario.selftests_libs)
-                out.update(self._once(("selftests", arch.name, variant, scenario.selftests_dir,
-                                       scenario.selftests_uapi, scenario.selftests_libs,
-                                       scenario.selftests), make,
-                                      f"{arch.name}/{variant} selftests", "programs"))
             return out
 
     def run_scenario(self, kid: KernelId, scenario: ScenarioConfig) -> ScenarioResult:

@@ -61,6 +61,78 @@ def test_a_test_missing_from_a_run_failed_in_it_and_a_repeated_line_counts_its_w
     assert runs["mount-notify_test:fanotify.bind"] == "pf" and runs["mount-notify_test:fanotify.rmdir"] == "sf"
 
 
+def test_skips_are_skips_each_under_its_own_name():
+    # 5.10's test_core: ksft_test_result_skip() prints what it skipped after "# SKIP"
+    out = ("kharness-kselftest run 1\n1..1\n# selftests: cgroup: test_core\n"
+           "# ok 1 test_cgcore_internal_process_constraint\n"
+           "# ok 2 # SKIP test_cgcore_no_internal_process_constraint_on_threads\n"
+           "# ok 3 # SKIP test_cgcore_threads\n# not ok 4 test_cgcore_lesser_euid_open\n"
+           "not ok 1 selftests: cgroup: test_core # exit=1\nkharness-kselftest run 1 exit 1\n")
+    assert parse_kselftest_runs(out, "kselftest.sh") == {
+        "test_core:test_cgcore_internal_process_constraint": "p",
+        "test_core:test_cgcore_no_internal_process_constraint_on_threads": "s",
+        "test_core:test_cgcore_threads": "s", "test_core:test_cgcore_lesser_euid_open": "f", "test_core": "f"}
+
+
+NESTED = """\
+kharness-kselftest run 1
+1..2
+# selftests: mm: ksft_cow.sh
+# # running ./cow
+# # TAP version 13
+# # 1..2
+# # # [RUN] Basic COW after fork() ... with base page
+# # ok 1 Basic COW after fork() ... with base page
+# # not ok 2 Basic COW after fork() ... with swapped out base page
+# # # Totals: pass:1 fail:1
+# not ok 1 cow # exit=1
+# # running ./gup_test
+# # # TAP version 13
+# # # ok 1 R/O pin
+# # ok 1 pin test
+# ok 2 gup_test -a
+# ok 3 gup_test -b
+not ok 1 selftests: mm: ksft_cow.sh # exit=1
+# selftests: mm: ksft_hmm.sh
+# # ok 1 orphan, its program killed before it named its parent
+not ok 2 selftests: mm: ksft_hmm.sh # TIMEOUT 120 seconds
+kharness-kselftest run 1 exit 1
+"""
+
+
+def test_nested_results_are_named_by_the_parent_line_that_follows_them():
+    """KTAP nests a subtest's results before its parent's own line: mm's ksft_*.sh scripts run
+    run_vmtests.sh, which runs each binary; a result whose parent never reported is dropped."""
+    assert parse_kselftest_runs(NESTED, "kselftest.sh") == {
+        "ksft_cow.sh:cow": "f", "ksft_cow.sh:cow:Basic COW after fork() ... with base page": "p",
+        "ksft_cow.sh:cow:Basic COW after fork() ... with swapped out base page": "f",
+        "ksft_cow.sh:gup_test -a": "p", "ksft_cow.sh:gup_test -a:pin test": "p",
+        "ksft_cow.sh:gup_test -a:pin test:R/O pin": "p", "ksft_cow.sh:gup_test -b": "p",
+        "ksft_cow.sh": "f", "ksft_hmm.sh": "f"}
+
+
+def test_a_setup_or_wrappers_note_inside_the_runners_output_is_read():
+    from harness.guest.runner import parse_notes
+    out = "kharness-note no swap device\n# kharness-note test_kmem.bin wrote nothing for 60 s: killed 1\n"
+    assert parse_notes(out) == ("no swap device", "test_kmem.bin wrote nothing for 60 s: killed 1")
+
+
+def test_a_collections_setup_helpers_and_environment_come_from_tests_yaml_and_its_own_yaml_narrows_it():
+    """cgroup's tests assume a disk, swap and nsdelegate: kselftest:cgroup and the
+    cgroup-selftests row (four of its programs) get the collection's setup alike."""
+    auto, row = load_scenario("kselftest:cgroup"), load_scenario("cgroup-selftests")
+    for s in (auto, row):
+        assert (s.kind, s.script, s.kselftest, s.setup, s.helpers) == (
+            "kselftest", "kselftest.sh", "cgroup", "kselftest-cgroup.sh", ("ptyrun.c",))
+        assert s.env["STALL"] == "60" and int(s.env["KSELFTEST_TIMEOUT"]) >= 300
+        assert s.guest_path(s.setup).is_file()
+    assert auto.selftests == () and row.selftests == ("test_core", "test_kmem", "test_memcontrol", "test_freezer")
+    assert (row.timeout, row.iterations, row.measure) == (900, 3, ())
+    fs = load_scenario("fsnotify-selftests")
+    assert (fs.kselftest, fs.setup, fs.selftests_libs) == ("filesystems/mount-notify", "kselftest-in-memcg.sh",
+                                                            ("libcap-dev",))
+
+
 @pytest.mark.parametrize("text, message", [
     ("", "ran no kselftest"),
     ("kharness-kselftest run 1\n./run_kselftest.sh: Could not find list\nkharness-kselftest run 1 exit 1\n",

@@ -15,6 +15,7 @@ import pytest
 from harness import REPO_ROOT
 from harness.config import known, load_kernel, load_profile, load_scenario
 from harness.series.patches import load_patch_dir, load_series_config
+from harness.verdict.kinds import kind
 
 PATCHES = REPO_ROOT / "kernel-patches"
 RECORDED = sorted(p.name.removesuffix(".ab.json") for p in PATCHES.glob("*.ab.json"))
@@ -54,7 +55,7 @@ def runs_on(name: str, kernel, profile: str) -> bool:
     scenario = load_scenario(name)
     return (scenario.in_release(kernel.version) and profile not in scenario.not_on
             and name not in kernel.profiles[profile].skip
-            and (scenario.kind != "selftests" or load_profile(profile).selftests))
+            and (not kind(scenario.kind).has_tests or load_profile(profile).selftests))
 
 
 def test_every_series_of_ours_is_known():
