@@ -29,12 +29,13 @@ if [ -b /dev/ram0 ] && mke2fs -q /dev/ram0 > /dev/null && mkdir -p $R && mount -
 	mkdir -p $R/tmp && chmod 1777 $R/tmp || exit 1
 	root=$R
 else
-	echo "kharness-note no ext2 scratch filesystem (/dev/ram0): the tests' files are on the initramfs"
+	echo "kharness-note no ext2 scratch filesystem (/dev/ram0): the tests' files are on tmpfs, / on the initramfs"
 fi
 if ! { [ -b /dev/ram1 ] && mkswap /dev/ram1 > /dev/null && swapon /dev/ram1; }; then
 	echo "kharness-note no swap device (/dev/ram1): swap tests skip"
 fi
 export PTYRUN_STALL=${STALL:-0}
+[ -x "$KHARNESS_DIR/ptyrun" ] || { echo "no ptyrun next to the script (the collection's helpers)" >&2; exit 1; }
 if [ -n "$root" ]; then
 	mkdir -p "$root$KHARNESS_DIR" && cp "$KHARNESS_DIR/ptyrun" "$root$KHARNESS_DIR/" || exit 1
 fi
@@ -43,7 +44,7 @@ kselftest_prepare() {
 	local t
 	for t in "$KSELFTEST"/test_*; do
 		[ -f "$t" ] && [ -x "$t" ] && [ "${t%.sh}" = "$t" ] || continue
-		mv "$t" "$t.bin" && printf '#!/bin/sh\nexec %s "./%s.bin" "$@"\n' "$KHARNESS_DIR/ptyrun" "${t##*/}" > "$t" &&
+		mv "$t" "$t.bin" && printf '#!/bin/sh\nexec %s "${0%%/*}/%s.bin" "$@"\n' "$KHARNESS_DIR/ptyrun" "${t##*/}" > "$t" &&
 			chmod +x "$t" || return 1
 	done
 }

@@ -7,6 +7,7 @@ import dataclasses
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from harness import REPO_ROOT
 from harness.config.loader import CONFIG_DIR, check_name, find, from_dict, known, load_yaml
@@ -266,12 +267,14 @@ def load_scenario(name: str, config_dir: Path = CONFIG_DIR) -> ScenarioConfig:
     if isinstance(data, dict) and data.get("kind") == "kselftest" and isinstance(data.get("kselftest"), str):
         # a collection's scenario of its own (some of its programs, say): what configs/tests.yaml
         # says the collection needs, unless the YAML says otherwise
-        data = {**_collection_fields(data["kselftest"]), **data}
+        defaults = _collection_fields(data["kselftest"])
+        env = {**defaults["env"], **(data.get("env") or {})} if isinstance(data.get("env", {}), dict) else data["env"]
+        data = {**defaults, **data, "env": env}   # the YAML's variables added to the collection's
     config = from_dict(ScenarioConfig, data, path)
     return dataclasses.replace(config, script_dirs=tuple(map(str, script_dirs(path))))
 
 
-def _collection_fields(target: str) -> dict[str, object]:
+def _collection_fields(target: str) -> dict[str, Any]:
     """A kselftest scenario's fields for collection ``target`` (configs/tests.yaml)."""
     c = load_tests().collections.get(target, Collection())
     env = {**({"KSELFTEST_TIMEOUT": str(c.test_timeout)} if c.test_timeout else {}), **c.env}

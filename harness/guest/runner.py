@@ -34,9 +34,12 @@ METRIC_LINE = re.compile(r"kharness-metric (\S+)\s*(.*)")
 # a note a kselftest's setup or wrapper printed inside run_kselftest.sh's output has its "# "s
 NOTE_LINE = re.compile(r"(?:# )*kharness-note (.+)")
 # KTAP as run_kselftest.sh writes it: a result line, its description, an optional directive
-KTAP_RESULT = re.compile(r"(not )?ok \d+\s*(?:- )?(.*?)\s*(?:#\s*(SKIP|XFAIL|TODO)\b\s*(.*))?")
+KTAP_RESULT = re.compile(r"(not )?ok (\d+)\s*(?:- )?(.*?)\s*(?:#\s*(SKIP|XFAIL|TODO)\b\s*(.*))?")
 KSFT_RUN = re.compile(r"kharness-kselftest run (\d+)(?: exit (-?\d+))?")
 KSFT_PROGRAM = re.compile(r"selftests: (\S+): (\S+)")
+# the runner's result for a program glued to a test's last line that had no newline (7.x's
+# runner prints its TIMEOUT result without one first)
+GLUED_RESULT = re.compile(r"(?<=\S)((?:not )?ok \d+ selftests: \S+: \S+.*)")
 
 
 @dataclass(frozen=True)
@@ -82,11 +85,11 @@ def _ktap(line: str) -> tuple[str, str] | None:
     m = KTAP_RESULT.fullmatch(line)
     if not m:
         return None
-    failed, name, directive, reason = m.groups()
+    failed, number, name, directive, reason = m.groups()
     name = name.split(" # ")[0].strip()   # "not ok 3 ksm_tests -U # exit=127": the test, not the comment
     if directive == "SKIP":
-        return (name or reason.strip() or "?"), "s"   # "ok 5 # SKIP what": what was skipped
-    return name or "?", ("f" if failed and directive != "TODO" else "p")
+        return (name or reason.strip() or f"#{number}"), "s"   # "ok 5 # SKIP what": what was skipped
+    return name or f"#{number}", ("f" if failed and directive != "TODO" else "p")
 
 
 def _nested(line: str) -> tuple[int, tuple[str, str]] | None:
@@ -100,49 +103,64 @@ def _nested(line: str) -> tuple[int, tuple[str, str]] | None:
     return None
 
 
-def parse_kselftest_runs(text: str, script: str) -> dict[str, str]:
+def parse_kselftest_runs(text: str, script: str, programs: tuple[str, ...] = ()) -> dict[str, str]:
     """run_kselftest.sh's KTAP, run by run: "PROGRAM" (the runner's own result for it: a
     non-zero exit, a timeout), "PROGRAM:SUBTEST" (its KTAP, one level in), and a nested
     subtest's results under their parent's name: "PROGRAM:PARENT:TEST" (mm's ksft_cow.sh runs
     the cow binary, whose 640 results precede the line that names it, as KTAP nests them) ->
     a letter a run. Results whose parent never reported (a program killed mid-way) are dropped:
     missing from that run, they count as failed there, as does any test missing from a run.
-    A run whose runner printed no plan or no result is an error. (A kernel on which no test
-    passed is judged: kinds.Kselftest.)"""
+
+    Errors, never a verdict: a run whose runner printed no plan, or fewer results for programs
+    than its plan says (the runner killed: a program that never ran compares nothing); a
+    program of ``programs`` (the scenario's own) that did not pass a test in any run. (A
+    collection of which no test passed on the base is judged: kinds.Kselftest.)"""
     runs: list[dict[str, str]] = []
     current: dict[str, str] | None = None
-    program, planned = "", False
+    program, plan, reported = "", -1, 0
     pending: dict[int, list[tuple[str, str]]] = {}   # depth -> results awaiting their parent's line
 
     def record(key: str, letter: str) -> None:
         assert current is not None
         current[key] = min(current.get(key, letter), letter, key=TEST_RANK.get)   # a repeat: the worse
 
+    def ended(number: str, rc: str) -> None:
+        if plan < 0:
+            raise HarnessError("scenario", f"{script}: run_kselftest.sh printed no KTAP plan in run {number} "
+                               f"(exit {rc})")
+        if reported < plan:
+            raise HarnessError("scenario", f"{script}: run_kselftest.sh reported {reported} of its {plan} "
+                               f"programs in run {number} (exit {rc}): the rest never ran")
+
     for raw in text.splitlines():
         line = raw.rstrip()
         if m := KSFT_RUN.fullmatch(line.strip()):
             if m.group(2) is None:
-                current, program, planned = {}, "", False
+                current, program, plan, reported = {}, "", -1, 0
                 runs.append(current)
-            elif not planned:
-                raise HarnessError("scenario", f"{script}: run_kselftest.sh printed no KTAP plan in run "
-                                   f"{m.group(1)} (exit {m.group(2)})")
+            elif current is not None:
+                ended(m.group(1), m.group(2))
+                current = None
             pending.clear()
             continue
         if current is None:
             continue
-        if re.fullmatch(r"1\.\.\d+", line):
-            planned = True
-        elif line.startswith("# selftests: ") and (p := KSFT_PROGRAM.fullmatch(line[2:])):
+        if (n := re.fullmatch(r"1\.\.(\d+)", line)) and plan < 0:
+            plan = int(n.group(1))
+            continue
+        if line.startswith("# ") and (g := GLUED_RESULT.search(line)):
+            line = g.group(1)   # a test's unterminated last line, then the runner's result
+        if line.startswith("# selftests: ") and (p := KSFT_PROGRAM.fullmatch(line[2:])):
             program = p.group(2)
             pending.clear()
         elif (r := _ktap(line)) is not None:   # the runner's result for a program
             p = KSFT_PROGRAM.fullmatch(r[0].split(" #")[0])
             if p:
                 record(p.group(2), r[1])
+                reported += 1
             pending.clear()
-        elif program and (n := _nested(line)) is not None:
-            depth, (name, letter) = n
+        elif program and (n2 := _nested(line)) is not None:
+            depth, (name, letter) = n2
             results = [(name, letter), *((f"{name}:{child}", c) for child, c in pending.pop(depth + 1, []))]
             for d in [d for d in pending if d > depth]:   # deeper results no parent claimed
                 del pending[d]
@@ -153,9 +171,19 @@ def parse_kselftest_runs(text: str, script: str) -> dict[str, str]:
                 pending.setdefault(depth, []).extend(results)
     if not runs:
         raise HarnessError("scenario", f"{script} ran no kselftest")
+    if current is not None:
+        raise HarnessError("scenario", f"{script}: run {len(runs)} of run_kselftest.sh did not end")
     letters = {k: "".join(run.get(k, "f") for run in runs) for k in dict.fromkeys(k for run in runs for k in run)}
     if not letters:
         raise HarnessError("scenario", f"{script}: run_kselftest.sh reported no test")
+    for name in programs:
+        mine = [v for k, v in letters.items() if k == name or k.startswith(f"{name}:")]
+        if not mine:
+            raise HarnessError("scenario", f"{script}: run_kselftest.sh did not run {name}")
+        if not any("p" in v for v in mine):   # its setup failed (a missing interface): nothing to compare
+            results = "".join(mine)
+            raise HarnessError("scenario", f"{script}: {name}: no test passed in any run ({results.count('f')} "
+                               f"fail, {results.count('s')} skip)")
     return letters
 
 
@@ -222,7 +250,7 @@ def run_scenario(guest: Guest, scenario: ScenarioConfig, run_dir: Path, progress
         if parse is not None:
             test_runs, parsed_notes = parse(stdout)
         else:
-            test_runs = parse_kselftest_runs(stdout, scenario.script) if scenario.kselftest else {}
+            test_runs = parse_kselftest_runs(stdout, scenario.script, scenario.selftests) if scenario.kselftest else {}
     except HarnessError as e:
         raise HarnessError(e.stage, e.message, run_dir / f"{scenario.name}.out")
     measured, waited, said = {}, 0.0, []

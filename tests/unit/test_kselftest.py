@@ -111,6 +111,42 @@ def test_nested_results_are_named_by_the_parent_line_that_follows_them():
         "ksft_cow.sh": "f", "ksft_hmm.sh": "f"}
 
 
+def test_a_timeout_result_glued_to_a_tests_unterminated_line_is_read():
+    # 7.x's runner prints "not ok ... # TIMEOUT" with no newline before it
+    out = ("kharness-kselftest run 1\n1..1\n# selftests: cgroup: test_kmem\n# ok 1 test_kmem_basic\n"
+           "# waiting fornot ok 1 selftests: cgroup: test_kmem # TIMEOUT 45 seconds\n"
+           "kharness-kselftest run 1 exit 1\n")
+    assert parse_kselftest_runs(out, "kselftest.sh") == {"test_kmem:test_kmem_basic": "p", "test_kmem": "f"}
+
+
+@pytest.mark.parametrize("text, programs, message", [
+    # the runner killed after its first program: the second never ran, on either kernel
+    ("kharness-kselftest run 1\n1..2\n# selftests: cgroup: test_core\n# ok 1 a\n"
+     "ok 1 selftests: cgroup: test_core\n# selftests: cgroup: test_kmem\nkharness-kselftest run 1 exit 137\n",
+     (), "reported 1 of its 2 programs in run 1 (exit 137): the rest never ran"),
+    ("kharness-kselftest run 1\n1..1\n# selftests: cgroup: test_core\n# ok 1 a\n"
+     "ok 1 selftests: cgroup: test_core\n", (), "run 1 of run_kselftest.sh did not end"),
+    ("kharness-kselftest run 1\n1..1\n# selftests: cgroup: test_core\n# ok 1 a\n"
+     "ok 1 selftests: cgroup: test_core\nkharness-kselftest run 1 exit 0\n",
+     ("test_core", "test_kmem"), "did not run test_kmem"),
+    # a program the scenario names whose every test skipped: its setup failed, it compares nothing
+    ("kharness-kselftest run 1\n1..1\n# selftests: cgroup: test_kmem\n# ok 1 # SKIP\n"
+     "ok 1 selftests: cgroup: test_kmem # SKIP\nkharness-kselftest run 1 exit 0\n",
+     ("test_kmem",), "test_kmem: no test passed in any run (0 fail, 2 skip)"),
+])
+def test_a_program_that_never_ran_or_passed_nothing_is_an_error(text, programs, message):
+    with pytest.raises(HarnessError) as e:
+        parse_kselftest_runs(text, "kselftest.sh", programs)
+    assert message in e.value.message
+
+
+def test_a_nameless_skip_is_named_by_its_number():
+    out = ("kharness-kselftest run 1\n1..1\n# selftests: cgroup: test_core\n# ok 1 a\n# ok 2 # SKIP\n"
+           "# ok 3 # SKIP\nok 1 selftests: cgroup: test_core\nkharness-kselftest run 1 exit 0\n")
+    assert parse_kselftest_runs(out, "kselftest.sh") == {"test_core:a": "p", "test_core:#2": "s",
+                                                         "test_core:#3": "s", "test_core": "p"}
+
+
 def test_a_setup_or_wrappers_note_inside_the_runners_output_is_read():
     from harness.guest.runner import parse_notes
     out = "kharness-note no swap device\n# kharness-note test_kmem.bin wrote nothing for 60 s: killed 1\n"
@@ -131,6 +167,14 @@ def test_a_collections_setup_helpers_and_environment_come_from_tests_yaml_and_it
     fs = load_scenario("fsnotify-selftests")
     assert (fs.kselftest, fs.setup, fs.selftests_libs) == ("filesystems/mount-notify", "kselftest-in-memcg.sh",
                                                             ("libcap-dev",))
+
+
+def test_a_rows_own_variables_are_added_to_its_collections(tmp_path):
+    (path := tmp_path / "mine.yaml").write_text("name: mine\nkind: kselftest\nkselftest: cgroup\n"
+                                                "env: {EXTRA: '1', STALL: '30'}\n")
+    s = load_scenario(str(path))
+    assert s.env == {**load_scenario("kselftest:cgroup").env, "EXTRA": "1", "STALL": "30"}
+    assert s.setup == "kselftest-cgroup.sh" and s.guest_path(s.setup).is_file()
 
 
 @pytest.mark.parametrize("text, message", [
