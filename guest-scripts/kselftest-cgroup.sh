@@ -39,12 +39,15 @@ export PTYRUN_STALL=${STALL:-0}
 if [ -n "$root" ]; then
 	mkdir -p "$root$KHARNESS_DIR" && cp "$KHARNESS_DIR/ptyrun" "$root$KHARNESS_DIR/" || exit 1
 fi
-# each program of the collection through ptyrun, under its own name (the runner's list names it)
+# each program of the collection through ptyrun: a wrapper under its name (the runner's list
+# names it), the program itself under its own name in .pty/ (test_cgfreezer_stopped looks for
+# its comm, "test_freezer", in /proc/PID/stat)
 kselftest_prepare() {
 	local t
+	mkdir -p "$KSELFTEST/.pty" || return 1
 	for t in "$KSELFTEST"/test_*; do
 		[ -f "$t" ] && [ -x "$t" ] && [ "${t%.sh}" = "$t" ] || continue
-		mv "$t" "$t.bin" && printf '#!/bin/sh\nexec %s "${0%%/*}/%s.bin" "$@"\n' "$KHARNESS_DIR/ptyrun" "${t##*/}" > "$t" &&
+		mv "$t" "$KSELFTEST/.pty/" && printf '#!/bin/sh\nexec %s "${0%%/*}/.pty/%s" "$@"\n' "$KHARNESS_DIR/ptyrun" "${t##*/}" > "$t" &&
 			chmod +x "$t" || return 1
 	done
 }
