@@ -93,8 +93,19 @@ def _judge_test(test: str, b: str | None, p: str | None) -> TestJudgement:
 def judge_tests(base: ScenarioResult, patched: ScenarioResult) -> list[TestJudgement]:
     """Every test either kernel reported, judged (``judge_test``)."""
     known = set(base.known_flaky) | set(patched.known_flaky)
-    return [judge_test(t, test_runs(base, t), test_runs(patched, t), t in known)
+    return [judge_test(t, test_runs(base, t), test_runs(patched, t),
+                       t in known or (_explained(base, t, known) and _explained(patched, t, known)))
             for t in sorted(base.tests.keys() | patched.tests.keys())]
+
+
+def _explained(result: ScenarioResult, test: str, known: set[str]) -> bool:
+    """Whether every run in which ``test`` failed is one in which a known-flaky test under it
+    (a kselftest program's "PROGRAM:TEST") failed too: the program's own result then flakes
+    with it, and is known as it is."""
+    children = [test_runs(result, k) or "" for k in known if k.startswith(f"{test}:")]
+    runs = test_runs(result, test) or ""
+    return bool(children) and all(letter != "f" or any(i < len(c) and c[i] == "f" for c in children)
+                                  for i, letter in enumerate(runs))
 
 
 def selftest_regressions(base: ScenarioResult, patched: ScenarioResult) -> list[str]:

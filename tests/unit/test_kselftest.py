@@ -411,3 +411,23 @@ def test_a_kunit_row_judges_the_suites_its_directory_defines_and_says_their_time
     assert suites_of(_Tree(), "c0ffee", "lib/kunit") == ("example",)
     log = "[    1.0]     # Subtest: example\n[    1.5] ok 1 example\n[    2.0]     # Subtest: other\n[    9.0] ok 2 other\n"
     assert boot_note(log, ("example",)) == ("KUnit at boot: 1 suites in 0.50 s (slowest: example 0.50 s)",)
+
+
+def test_a_programs_own_result_flaking_with_its_known_flaky_test_is_known_too():
+    """test_kmem exits 1 in the runs its known-flaky test_kmem_memcg_deletion fails: the
+    program's result is known with it; one that fails in a run where no known test did is not."""
+    from dataclasses import replace as with_
+    from harness.verdict.kinds import FLAKY, NO_REGRESSION
+    known = ("test_kmem:test_kmem_memcg_deletion",)
+
+    def result(variant, runs):
+        runs = {"test_kmem:test_kmem_basic": "ppp", **runs}
+        return with_(_result(variant, {t: v[0] for t, v in runs.items()}), known_flaky=known, test_runs=runs,
+                     tests={t: "flaky" if len(set(v)) > 1 else {"p": "pass", "f": "fail"}[v[0]]
+                            for t, v in runs.items()})
+    k = kind("kselftest")
+    base = result("base", {"test_kmem": "fpf", "test_kmem:test_kmem_memcg_deletion": "fpf"})
+    patched = result("patched", {"test_kmem": "pff", "test_kmem:test_kmem_memcg_deletion": "pff"})
+    assert k.pair_verdict(base, patched) == NO_REGRESSION
+    unexplained = result("patched", {"test_kmem": "fff", "test_kmem:test_kmem_memcg_deletion": "pff"})
+    assert k.pair_verdict(base, unexplained) in (FLAKY, REGRESSED)
