@@ -409,7 +409,10 @@ class Bench:
             with open(log, "wb") as out:   # not under the build lock: the run takes it to build its kernel
                 rc = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
                                     timeout=BUILD_TIMEOUT * 4).returncode
-            (report,) = (self.logs / f"{arch.name}-tests{i}").glob("*/report.json")
+            reports = list((self.logs / f"{arch.name}-tests{i}").glob("*/report.json"))
+            if len(reports) != 1:
+                raise HarnessError("tests", f"`{' '.join(cmd)}` left no report (exit {rc})", log)
+            report = reports[0]
             for r in (s for run in json.loads(report.read_text())["runs"] for s in run["scenarios"]):
                 if r["scenario"].startswith("kselftest-") and r.get("error") is None:
                     f.setdefault(f"ksft_{r['scenario'][len('kselftest-'):]}_script_s", []).append(r["script_seconds"])

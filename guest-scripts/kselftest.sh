@@ -17,7 +17,8 @@ root=
 if [ -n "${KSELFTEST_SETUP:-}" ]; then
 	. "./$KSELFTEST_SETUP" || exit 1
 fi
-mkdir -p "$root$KHARNESS_DIR/run" && cd "$root$KHARNESS_DIR/run" || exit 1
+here=$KHARNESS_DIR/run/kselftest   # the install, as the runner sees it (under $root)
+mkdir -p "$root${here%/*}" && cd "$root${here%/*}" || exit 1
 rm -rf kselftest && tar -xf "$KHARNESS_DIR/kselftest.tar" || exit 1
 cd kselftest || exit 1
 if [ -n "${KSELFTEST_TIMEOUT:-}" ]; then
@@ -34,7 +35,6 @@ if [ -n "${SELFTESTS:-}" ]; then
 else
 	args+=(-c "$KSELFTEST")
 fi
-here=$KHARNESS_DIR/run/kselftest
 for ((run = 1; run <= ITERATIONS; run++)); do
 	echo "kharness-kselftest run $run"
 	# through a pipe: the runner appends to /dev/stdout, which on a file would reopen it at

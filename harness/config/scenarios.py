@@ -268,8 +268,9 @@ def load_scenario(name: str, config_dir: Path = CONFIG_DIR) -> ScenarioConfig:
         # a collection's scenario of its own (some of its programs, say): what configs/tests.yaml
         # says the collection needs, unless the YAML says otherwise
         defaults = _collection_fields(data["kselftest"])
-        env = {**defaults["env"], **(data.get("env") or {})} if isinstance(data.get("env", {}), dict) else data["env"]
-        data = {**defaults, **data, "env": env}   # the YAML's variables added to the collection's
+        if isinstance(data.get("env"), dict):   # the YAML's variables added to the collection's
+            data = {**data, "env": {**defaults["env"], **data["env"]}}
+        data = {**defaults, **data}
     config = from_dict(ScenarioConfig, data, path)
     return dataclasses.replace(config, script_dirs=tuple(map(str, script_dirs(path))))
 

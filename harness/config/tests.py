@@ -26,7 +26,7 @@ class Collection:
     timeout: float = 1200.0      # all its runs on one kernel
     iterations: int = 1          # runs per boot (more, when base and patched differ: confirm_runs)
     quiet_host: bool = True      # its timing tests must not measure a kernel build beside them
-    test_timeout: int = 0        # run_kselftest.sh -o: each test's deadline instead of its settings' (0: theirs)
+    test_timeout: int = 0        # each test's deadline instead of its settings' (0: theirs); kselftest.sh writes it there
     kconfig: tuple[str, ...] = ()   # CONFIG_X=V merged after its `config` (what it assumes of a defconfig)
     # a guest script (guest-scripts/) kselftest.sh sources before the runner: what the tests
     # assume of a machine (a disk, swap, mount options), the root they run in, wrappers

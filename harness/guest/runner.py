@@ -79,7 +79,6 @@ def parse_notes(text: str) -> tuple[str, ...]:
                                if (m := NOTE_LINE.fullmatch(line.strip()))))
 
 
-# a selftest's outcome in one run, as ScenarioResult.test_runs spells it: one letter a run
 def _ktap(line: str) -> tuple[str, str] | None:
     """A KTAP result line as (description, outcome letter), None for any other line."""
     m = KTAP_RESULT.fullmatch(line)
