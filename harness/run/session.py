@@ -135,7 +135,7 @@ class Session:
         ws = self.workspace()
         commit = self.commit(kid.variant)
         run.update(kernel_version=ws.tree.version, commit=commit)
-        lenient = tuple(str(p) for p in self.tree_configs().values())
+        lenient = self.tree_fragments(kid.profile)
         auto, asked = self.kconfig_auto(arch, kid.profile)
         lenient += (str(auto),) if auto else ()
         fragments = (*lenient, *self.plan.fragments(arch, kid.profile))
@@ -172,7 +172,7 @@ class Session:
             if not self.plan.kconfig_auto or self.plan.series is None or self.plan.variants == ("base",):
                 return None, {}
             ws, base, head = self.workspace(), self.commit("base"), self.commit("patched")
-            lenient = tuple(str(p) for p in self.tree_configs().values())
+            lenient = self.tree_fragments(profile)
             frags = fragment_paths(arch, (*lenient, *self.plan.fragments(arch, profile)))
             diff = self._memo.get(("diff", head), lambda: ws.diff(base, head), "series")
             return auto_fragment(arch, frags, lenient, ws, base, head, diff, self.cache, self.plan.kernel.make_flags,
@@ -186,6 +186,13 @@ class Session:
                 return {}
             return tree_configs(self.plan.scenarios, self.workspace(), self.commit("base"), self.cache)
         return self._memo.get(("tree-configs",), make, "kconfig")
+
+    def tree_fragments(self, profile: str) -> tuple[str, ...]:
+        """The tree fragments of the scenarios ``profile``'s kernels run: a debug kernel that runs
+        no selftests does not take their options (nor change with their collection's config)."""
+        configs = self.tree_configs()
+        return tuple(str(configs[s.name]) for s in self.plan.scenarios
+                     if s.name in configs and self.plan.runs_on(s, profile))
 
     def _kselftest_notes(self, kid: KernelId, scenario: ScenarioConfig) -> tuple[str, ...]:
         if not scenario.tree_config:

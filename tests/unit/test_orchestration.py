@@ -421,3 +421,15 @@ def test_the_option_that_builds_a_changed_object_is_turned_on_in_both_kernels(tm
     said = ("CONFIG_FAKE_EXTRA=y turned on in both kernels: mm/extra.c needs it",)
     assert s.run(PATCHED).record.not_built == said and s.run(KernelId("x86_64", "base")).record.not_built == said
     assert "CONFIG_FAKE_EXTRA=y" in base.config.read_text() and base.config.read_text() == patched.config.read_text()
+
+
+def test_a_profile_that_runs_no_selftests_takes_no_collection_s_config(tmp_path, monkeypatch):
+    """The debug profile runs no selftests: its kernels keep their .config (and cache key) when a
+    collection's config changes, and take no option only the selftests wanted."""
+    plan = replace(fake_plan(tmp_path), scenarios=(load_scenario("dying-memcg"), load_scenario("cgroup-selftests")),
+                   profiles=("default", "debug"))
+    s = session(plan, tmp_path / "cache", tmp_path / "run")
+    fragment = tmp_path / "cgroup.config"
+    monkeypatch.setattr(s, "tree_configs", lambda: {"cgroup-selftests": fragment})
+    assert s.tree_fragments("default") == (str(fragment),)
+    assert s.tree_fragments("debug") == ()
