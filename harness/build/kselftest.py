@@ -6,12 +6,14 @@ collection for the guest's arch (static: the guest image has no C library beyond
 and installs it with the tree's own runner (run_kselftest.sh, kselftest/runner.sh, the
 collection's settings). Built with make -i: a test that does not build for this arch (a
 library the toolchain lacks) is left out of the list and named, never run as a failure. The
-install is cached as a tarball, keyed by git's ids of what the build reads.
+install is cached as a tarball, keyed by git's ids of what the build reads (`reads`): a series
+that changes none of it (fs/, mm/, include/linux/) runs the base's build of the collection.
 """
 
 from __future__ import annotations
 
 import os
+import posixpath
 import tarfile
 import tempfile
 from dataclasses import dataclass
@@ -34,6 +36,11 @@ RECIPE = "kselftest-4: make headers; make -i TARGETS install; LDFLAGS -static; l
 TARBALL = "kselftest.tar"
 LIST = "kselftest-list.txt"
 NOT_BUILT = "not-built.txt"   # beside the tarball: the listed tests whose file was not installed
+# What `make headers` (the top Makefile, scripts/, arch/, the uapi headers) and the selftests'
+# Makefiles (tools/) read of a tree, besides what a collection's own files name outside tools/.
+READS = ("scripts", "tools", "arch", "include/uapi", "usr")
+# a path a collection's file names: $(top_srcdir)/PATH, or ../PATH from that file's directory
+NAMED = r"\$[({]top_srcdir[)}]/?[A-Za-z0-9_./+-]*|(\.\./)+[A-Za-z0-9_./+-]*"
 
 
 def src_arch(arch: Arch) -> str:
@@ -58,9 +65,8 @@ def build_kselftest(arch: Arch, workspace: Workspace, commit: str, target: str, 
         raise HarnessError("programs", f"{SELFTESTS}/{target} is not a kselftest collection in the tree "
                            f"at {commit[:12]} (no Makefile)")
     sysroot, resolved = guest_libs(arch, libs, cache, progress) if libs else (None, ())
-    # the whole tree: `make headers` reads its top Makefile, scripts and uapi sources, and a
-    # collection may name any file of it (mm's tests: top_srcdir/mm/gup_test.h)
-    key = digest([RECIPE, arch.name, toolchain_id(arch.make_cross), target, *resolved, workspace.tree_id(commit, "")])
+    key = digest([RECIPE, arch.name, toolchain_id(arch.make_cross), target, *resolved,
+                  inputs(workspace, commit, target)])
     final = cache / "programs" / arch.name / f"kselftest-{key[:24]}"
     log = run_dir / f"kselftest-{target.replace('/', '-')}-{arch.name}.log"
     with locked(final.with_suffix(".lock")):
@@ -77,6 +83,44 @@ def build_kselftest(arch: Arch, workspace: Workspace, commit: str, target: str, 
         run_dir.mkdir(parents=True, exist_ok=True)
         log.write_bytes((final / "build.log").read_bytes())
     return KselftestInstall(final / TARBALL, tuple((final / NOT_BUILT).read_text().split()), log)
+
+
+def reads(workspace: Workspace, commit: str, target: str) -> tuple[str, ...]:
+    """The paths of the tree at ``commit`` that building ``target`` reads: READS, each path
+    outside tools/ that its files name (mm's tests: mm/gup_test.h), or that the files of tools/
+    they name name in turn (drivers/net's ../../net/ynl.mk: Documentation/netlink/specs), and
+    the target of each symlink of tools/ that points out of it (tools/include/linux/pci_ids.h);
+    ("",), the whole tree, when one names the tree's top (mm's test module: KDIR ?=
+    ../../../..; timers' -I $(top_srcdir)) or a path above it. The framework's own files
+    (lib.mk, kselftest.h: top_srcdir = $(selfdir)/../../..) read what READS covers."""
+    named, todo, seen = set(), [f"{SELFTESTS}/{target}"], set()
+    while todo:
+        where = todo.pop()
+        seen.add(where)
+        for path, text in workspace.matches(commit, NAMED, where):
+            if posixpath.dirname(path) == SELFTESTS:
+                continue
+            if text.startswith("$"):
+                rel = posixpath.normpath(text.partition("/")[2] or ".")
+            else:
+                rel = posixpath.normpath(posixpath.join(posixpath.dirname(path), text))
+            if rel == "." or rel == ".." or rel.startswith("../"):
+                return ("",)
+            if not rel.startswith("tools/"):
+                named.add(rel)
+            elif posixpath.dirname(rel) != SELFTESTS and not any(rel == s or rel.startswith(f"{s}/") for s in seen):
+                todo.append(rel)
+    for link, dest in workspace.symlinks(commit, "tools").items():
+        rel = posixpath.normpath(posixpath.join(posixpath.dirname(link), dest))
+        if not rel.startswith("tools/"):
+            named.add(rel)
+    return (*READS, *sorted(n for n in named if not any(n == r or n.startswith(f"{r}/") for r in READS)))
+
+
+def inputs(workspace: Workspace, commit: str, target: str) -> str:
+    """What of the tree at ``commit`` keys ``target``'s build: git's ids of what it reads."""
+    paths = reads(workspace, commit, target)
+    return workspace.tree_id(commit, "") if paths == ("",) else workspace.entries(commit, paths)
 
 
 def _build(arch: Arch, workspace: Workspace, commit: str, target: str, sysroot: Path | None,

@@ -184,6 +184,32 @@ class Workspace:
         r = self._git("grep", "-l", "-E", pattern, commit, "--", path, check=False)
         return [line.split(":", 1)[1] for line in r.stdout.splitlines() if ":" in line]
 
+    def matches(self, commit: str, pattern: str, path: str) -> list[tuple[str, str]]:
+        """Each match of ``pattern`` (extended regex) in the files under ``path`` at ``commit``:
+        (the file, the text matched)."""
+        r = self._git("grep", "-o", "-I", "-E", pattern, commit, "--", path, check=False)
+        if r.returncode > 1:
+            raise HarnessError("series", f"git grep in {path} at {commit[:12]} failed: {r.stderr.strip()}")
+        return [(found[1], found[2]) for line in r.stdout.splitlines() if len(found := line.split(":", 2)) == 3]
+
+    def symlinks(self, commit: str, path: str) -> dict[str, str]:
+        """Each symlink under ``path`` at ``commit``: its path, and what it points to."""
+        links = [line.split("\t", 1) for line in self._git("ls-tree", "-r", commit, "--", path).stdout.splitlines()
+                 if line.startswith("120000 ")]
+        if not links:
+            return {}
+        ids = "".join(f"{meta.split()[2]}\n" for meta, _ in links)
+        out = proc.run(["git", "cat-file", "--batch"], "series", 120, cwd=self.work, input=ids,
+                       what="git cat-file --batch").stdout.split("\n")
+        # each: "<id> blob <size>", then the target on a line of its own
+        return {name: out[2 * i + 1] for i, (_, name) in enumerate(links)}
+
+    def entries(self, commit: str, paths: tuple[str, ...]) -> str:
+        """`git ls-tree` of ``paths`` at ``commit`` and of its top-level files: each one's mode, id
+        and path (a path it lacks is left out)."""
+        top = [line for line in self._git("ls-tree", commit).stdout.splitlines() if " blob " in line]
+        return "\n".join([*top, *self._git("ls-tree", commit, "--", *paths).stdout.splitlines()])
+
     def has(self, commit: str, path: str) -> bool:
         """Whether ``path`` exists in ``commit``."""
         return self._git("cat-file", "-e", f"{commit}:{path}", check=False).returncode == 0

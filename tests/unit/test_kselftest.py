@@ -431,3 +431,59 @@ def test_a_programs_own_result_flaking_with_its_known_flaky_test_is_known_too():
     assert k.pair_verdict(base, patched) == NO_REGRESSION
     unexplained = result("patched", {"test_kmem": "fff", "test_kmem:test_kmem_memcg_deletion": "pff"})
     assert k.pair_verdict(base, unexplained) in (FLAKY, REGRESSED)
+
+
+def test_a_collection_is_keyed_by_what_its_build_reads_so_a_series_elsewhere_shares_the_base_s(tmp_path):
+    """A collection's cache key is git's ids of what its build reads: `make headers`' inputs,
+    tools/, the paths its files (and the files of tools/ they name) name outside tools/ and the
+    targets of tools/' symlinks; the whole tree for one that names the tree's top (mm's test
+    module, KDIR ?= ../../../..; timers' -I $(top_srcdir))."""
+    import subprocess
+
+    from harness.build.kselftest import READS, inputs, reads
+    from harness.core.progress import Quiet
+    from harness.series.workspace import Workspace
+    from harness.sources.source import SourceTree
+    tree = tmp_path / "linux-7.2.1"
+    files = {"Makefile": "VERSION = 7\n", "fs/notify/group.c": "int g;\n", "mm/gup_test.h": "#define G 1\n",
+             "include/uapi/linux/fanotify.h": "#define F 1\n", "include/linux/fsnotify.h": "int f;\n",
+             "include/linux/pci_ids.h": "#define P 1\n", "Documentation/specs/a.yaml": "a: 1\n",
+             "tools/testing/selftests/lib.mk": "top_srcdir = $(selfdir)/../../..\n",
+             "tools/testing/selftests/plain/Makefile": "include ../lib.mk\n",
+             "tools/testing/selftests/plain/t.c": 'int main(void) { return open("../cgroup.procs", 0); }\n',
+             "tools/testing/selftests/named/Makefile": "$(OUTPUT)/g: $(top_srcdir)/mm/gup_test.h\ninclude ../lib.mk\n",
+             "tools/testing/selftests/top/Makefile": "KDIR ?= $(realpath ../../../..)\ninclude ../lib.mk\n",
+             "tools/testing/selftests/bare/Makefile": "CFLAGS += -I $(top_srcdir)\ninclude ../lib.mk\n",
+             "tools/testing/selftests/other/spec.mk": "SPECS := $(top_srcdir)/Documentation/specs\n",
+             "tools/testing/selftests/via/Makefile": "include ../other/spec.mk\ninclude ../lib.mk\n"}
+    for path, text in files.items():
+        (tree / path).parent.mkdir(parents=True, exist_ok=True)
+        (tree / path).write_text(text)
+    (tree / "tools/include/linux").mkdir(parents=True)
+    (tree / "tools/include/linux/pci_ids.h").symlink_to("../../../include/linux/pci_ids.h")
+    ws = Workspace(SourceTree(tree, "7.2.1", "path", str(tree), "f" * 64), tmp_path / "cache")
+    base = ws.base(Quiet())
+    link = "include/linux/pci_ids.h"   # tools/include/linux/pci_ids.h points to it
+    assert reads(ws, base, "plain") == (*READS, link)
+    assert reads(ws, base, "named") == (*READS, link, "mm/gup_test.h")
+    assert reads(ws, base, "via") == (*READS, "Documentation/specs", link)
+    assert reads(ws, base, "top") == reads(ws, base, "bare") == ("",)
+    assert inputs(ws, base, "top") == ws.tree_id(base, "")
+
+    def commit(path: str, text: str) -> str:
+        (ws.work / path).write_text(text)
+        git = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
+        subprocess.run([*git, "commit", "-qam", path], cwd=ws.work, check=True)
+        return subprocess.run(["git", "rev-parse", "HEAD"], cwd=ws.work, check=True, capture_output=True,
+                              text=True).stdout.strip()
+    before = {t: inputs(ws, base, t) for t in ("plain", "named", "via", "top")}
+    elsewhere = commit("include/linux/fsnotify.h", "int f2;\n")   # and fs/, mm/'s .c: read by none
+    after = {t: inputs(ws, elsewhere, t) for t in before}
+    assert {t: after[t] == before[t] for t in before} == {"plain": True, "named": True, "via": True, "top": False}
+    for path, changed in (("mm/gup_test.h", {"named"}), ("Documentation/specs/a.yaml", {"via"}),
+                          ("include/linux/pci_ids.h", {"plain", "named", "via"}),
+                          ("include/uapi/linux/fanotify.h", {"plain", "named", "via"}),
+                          ("Makefile", {"plain", "named", "via"})):
+        before, head = after, commit(path, "changed\n")
+        after = {t: inputs(ws, head, t) for t in before}
+        assert {t for t in before if t != "top" and after[t] != before[t]} == changed, path
