@@ -70,7 +70,10 @@ def build_kselftest(arch: Arch, workspace: Workspace, commit: str, target: str, 
     final = cache / "programs" / arch.name / f"kselftest-{key[:24]}"
     log = run_dir / f"kselftest-{target.replace('/', '-')}-{arch.name}.log"
     with locked(final.with_suffix(".lock")):
-        if not complete(final, (TARBALL, "build.log", NOT_BUILT)):
+        if complete(final, (TARBALL, "build.log", NOT_BUILT)):
+            progress.info(f"programs {arch.name}: kselftest {target} cached (built before from the same "
+                          "files it reads)")
+        else:
             progress.info(f"programs {arch.name}: building kselftest {target} (make headers, make install)")
             with atomic_dir(final, owned=True) as tmp, tempfile.TemporaryDirectory(prefix="kharness-ksft-") as src:
                 try:
