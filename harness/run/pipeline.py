@@ -6,7 +6,9 @@ explains it, and the run goes on with the next kernel.
 
 Kernels are built one after another (a build takes every core); each kernel's guests run on a
 thread of their own as soon as it is built, so a guest boots while the next kernel builds and,
-with everything cached, the guests of several kernels run side by side (one vCPU each).
+with everything cached, the guests of several kernels run side by side (one vCPU each). The
+scenarios that must not run beside a build (quiet_host: timing tests) are queued once the last
+kernel is built, so no guest thread sits waiting for a build while others could run.
 """
 
 from __future__ import annotations
@@ -38,7 +40,8 @@ def run_plan(plan: Plan, cache: Path, run_dir: Path, progress: Progress,
     Kernels are built in the plan's order on this thread; each built kernel's scenarios then run
     on one of ``jobs`` guest threads, so up to ``jobs`` guests run at once, the next kernel
     building meanwhile. A kernel's scenarios run in the plan's order, those sharing a kernel
-    command line on one guest, which is stopped once its last scenario is done."""
+    command line on one guest, which is stopped once its last scenario is done; its quiet_host
+    ones after every kernel is built."""
     started = time.time()
     session = Session(plan, cache, run_dir, progress)
     pool = ThreadPoolExecutor(max_workers=max(1, jobs), thread_name_prefix="guest")
@@ -54,7 +57,9 @@ def run_plan(plan: Plan, cache: Path, run_dir: Path, progress: Progress,
                     kid = KernelId(arch.name, variant, profile)
                     with contextlib.suppress(HarnessError):  # remembered: its scenarios say ERROR
                         session.kernel(kid)
-                    futures.append(pool.submit(_run_kernel, session, kid))
+                    futures.append(pool.submit(_run_kernel, session, kid, False))
+        futures += [pool.submit(_run_kernel, session, KernelId(arch.name, variant, profile), True)
+                    for arch in plan.arches for profile in plan.profiles for variant in plan.variants]
         for f in futures:
             f.result()  # a bug in a guest thread is raised here
         # selftests whose base and patched runs differ by less than chance rules out: run again
@@ -79,9 +84,10 @@ def _image(session: Session, arch: Arch) -> None:
         session.image(arch)
 
 
-def _run_kernel(session: Session, kid: KernelId) -> None:
-    """One kernel's scenarios, in the plan's order, each guest stopped after its last one."""
-    scenarios = session.plan.scenarios
+def _run_kernel(session: Session, kid: KernelId, quiet: bool) -> None:
+    """One kernel's scenarios that are (``quiet``) or are not quiet_host, in the plan's order,
+    each guest stopped after its last one."""
+    scenarios = [s for s in session.plan.scenarios if s.quiet_host == quiet]
     last = {s.cmdline: i for i, s in enumerate(scenarios)}
     try:
         for i, scenario in enumerate(scenarios):

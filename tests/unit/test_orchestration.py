@@ -433,3 +433,46 @@ def test_a_profile_that_runs_no_selftests_takes_no_collection_s_config(tmp_path,
     monkeypatch.setattr(s, "tree_configs", lambda: {"cgroup-selftests": fragment})
     assert s.tree_fragments("default") == (str(fragment),)
     assert s.tree_fragments("debug") == ()
+
+
+def test_timing_sensitive_scenarios_are_queued_once_every_kernel_is_built(tmp_path, monkeypatch):
+    """A quiet_host scenario waits for the builds: queued behind them, no guest thread sits
+    idle on the build lock while another kernel's other scenarios could run."""
+    import threading
+
+    from harness.run import pipeline
+    events, lock = [], threading.Lock()
+
+    class FakeSession:
+        def __init__(self, plan, *args):
+            self.plan, self.meta = plan, pipeline.RunMeta("0", None, ("default",), "", "")
+
+        def workspace(self):
+            pass
+
+        def image(self, arch):
+            pass
+
+        def kernel(self, kid):
+            time.sleep(0.2)   # a guest thread meanwhile runs what it may
+            with lock:
+                events.append(("build", kid.variant))
+
+        def run_scenario(self, kid, scenario):
+            with lock:
+                events.append((scenario.name, kid.variant))
+
+        def release(self, *args):
+            pass
+
+        confirm_selftests = cancel = close = release
+
+        def records(self):
+            return []
+    monkeypatch.setattr(pipeline, "Session", FakeSession)
+    rate, dying = replace(load_scenario("dying-memcg"), name="rate", quiet_host=True), load_scenario("dying-memcg")
+    plan = replace(fake_plan(tmp_path), scenarios=(rate, dying))
+    pipeline.run_plan(plan, tmp_path / "cache", tmp_path / "run", Quiet(), jobs=1)
+    assert events[:2] == [("build", "base"), ("dying-memcg", "base")]   # beside the patched build
+    last_build = events.index(("build", "patched"))
+    assert {e for e in events[last_build + 1:]} == {("dying-memcg", "patched"), ("rate", "base"), ("rate", "patched")}
