@@ -15,10 +15,11 @@ IDENTITY = {"GIT_AUTHOR_NAME": "kharness", "GIT_AUTHOR_EMAIL": "kharness@localho
 
 
 def git(*args: str, cwd: Path | None = None, stage: str = "series", timeout: float = GIT_TIMEOUT,
-        check: bool = True, env: dict[str, str] | None = None, text: bool = True) -> proc.Completed:
+        check: bool = True, env: dict[str, str] | None = None, text: bool = True,
+        input: str | None = None) -> proc.Completed:
     full_env = {**os.environ, "GIT_TERMINAL_PROMPT": "0", **(env or {})}  # fail, never prompt
     return proc.run(["git", *args], stage, timeout, cwd=cwd, env=full_env, check=check, text=text,
-                    what=f"git {' '.join(args)}")
+                    input=input, what=f"git {' '.join(args)}")
 
 
 def git_out(*args: str, cwd: Path | None = None, stage: str = "series", timeout: float = GIT_TIMEOUT) -> str:

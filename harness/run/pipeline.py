@@ -51,15 +51,13 @@ def run_plan(plan: Plan, cache: Path, run_dir: Path, progress: Progress,
             session.workspace()  # a source to build from first, else no guest is needed
             # during a build; a plan with no scenario (kharness build) boots nothing
             futures = [pool.submit(_image, session, arch) for arch in plan.arches if plan.scenarios]
-        for arch in plan.arches:
-            for profile in plan.profiles:
-                for variant in plan.variants:
-                    kid = KernelId(arch.name, variant, profile)
-                    with contextlib.suppress(HarnessError):  # remembered: its scenarios say ERROR
-                        session.kernel(kid)
-                    futures.append(pool.submit(_run_kernel, session, kid, False))
-        futures += [pool.submit(_run_kernel, session, KernelId(arch.name, variant, profile), True)
-                    for arch in plan.arches for profile in plan.profiles for variant in plan.variants]
+        kids = [KernelId(arch.name, variant, profile)
+                for arch in plan.arches for profile in plan.profiles for variant in plan.variants]
+        for kid in kids:
+            with contextlib.suppress(HarnessError):  # remembered: its scenarios say ERROR
+                session.kernel(kid)
+            futures.append(pool.submit(_run_kernel, session, kid, False))
+        futures += [pool.submit(_run_kernel, session, kid, True) for kid in kids]
         for f in futures:
             f.result()  # a bug in a guest thread is raised here
         # selftests whose base and patched runs differ by less than chance rules out: run again

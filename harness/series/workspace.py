@@ -86,8 +86,8 @@ class Workspace:
         self.lock = cache / "git" / f"{tree.sha256[:32]}.lock"
         self.slot = tree.sha256[:16]
 
-    def _git(self, *args: str, check: bool = True) -> Completed:
-        return git(*args, cwd=self.work, stage="series", env=IDENTITY, check=check)
+    def _git(self, *args: str, check: bool = True, input: str | None = None) -> Completed:
+        return git(*args, cwd=self.work, stage="series", env=IDENTITY, check=check, input=input)
 
     def base(self, progress: Progress) -> str:
         """The base commit, creating the repository from the extracted tree on first use."""
@@ -199,8 +199,7 @@ class Workspace:
         if not links:
             return {}
         ids = "".join(f"{meta.split()[2]}\n" for meta, _ in links)
-        out = proc.run(["git", "cat-file", "--batch"], "series", 120, cwd=self.work, input=ids,
-                       what="git cat-file --batch").stdout.split("\n")
+        out = self._git("cat-file", "--batch", input=ids).stdout.split("\n")
         # each: "<id> blob <size>", then the target on a line of its own
         return {name: out[2 * i + 1] for i, (_, name) in enumerate(links)}
 
