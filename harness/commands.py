@@ -18,7 +18,7 @@ from harness.build.kbuild import CCACHE_REMOTE_VAR
 from harness.core.cache import cache_root
 from harness.core.errors import HarnessError
 from harness.core.progress import Progress
-from harness.output.b4check import subject_of
+from harness.output.b4check import other_version, subject_of
 from harness.output.formats import FORMATS, render
 from harness.output.render import summary
 from harness.output.report import load as report_load
@@ -31,6 +31,7 @@ from harness.run.authoring import kconfig, shell, values
 from harness.run.pipeline import run_plan
 from harness.run.session import Session
 from harness.run.plan import VARIANTS, GuestOptions, Plan, check_profiles, make_plan, names
+from harness.series.patches import diff_digest
 from harness.series.tree import is_kernel_checkout
 from harness.verdict.bisect import matrix as bisect_matrix
 from harness.verdict.bisect import passed as bisect_passed
@@ -190,12 +191,20 @@ def find_run(results: Path, subject: str) -> Path | None:
 def cmd_b4_check(args: argparse.Namespace) -> int:
     """b4's external check command: a mail (a patch or the cover letter) on stdin; the verdict
     of the newest run of its series under --results, as b4's JSON ([] when none tested it)."""
-    run_dir = find_run(Path(args.results), subject_of(sys.stdin.buffer.read()))
+    mail = sys.stdin.buffer.read()
+    subject = subject_of(mail)
+    run_dir = find_run(Path(args.results), subject)
     if run_dir is None:
         print("[]")
         return EXIT_OK
     meta, records = report_load(run_dir)
-    print(FORMATS["b4"].render(RunReport.of(run_dir, meta, records)), end="")
+    rr = RunReport.of(run_dir, meta, records)
+    tested = next((p for p in (meta.series.patches if meta.series else ()) if p.subject == subject), None)
+    mail_diff = diff_digest(mail)
+    if tested is not None and tested.diff_sha256 and mail_diff and mail_diff != tested.diff_sha256:
+        print(other_version(rr, tested.file), end="")   # a later version under the same subject
+        return EXIT_OK
+    print(FORMATS["b4"].render(rr), end="")
     return EXIT_OK
 
 

@@ -90,11 +90,32 @@ def suite_seconds(log: str) -> dict[str, float]:
     return out
 
 
-def _flatten(group: dict[str, Any], prefix: str, out: dict[str, str], what: str) -> None:
+def _flatten(group: dict[str, Any], prefix: str, out: dict[str, str], what: str) -> int:
+    """The group's cases into ``out`` (a name seen again is a test of its own, "NAME#2"); a
+    group whose counts hold more failures than its cases show (a parameterized test's own
+    "not ok", its init or exit failing) gets a failed entry of its own name. Returns the
+    failures recorded."""
+    failed = 0
     for case in group.get("test_cases", []):
-        name = f"{prefix}{case['name']}"
+        name = _unique(f"{prefix}{case['name']}", out)
         if case["status"] == "ERROR":
             raise HarnessError("scenario", f"{what}: KUnit test {name} crashed (its suite did not finish)")
         out[name] = OUTCOME.get(case["status"], "f")
+        failed += out[name] == "f"
     for sub in group.get("sub_groups", []):
-        _flatten(sub, f"{prefix}{sub['name']}." if sub.get("name") else prefix, out, what)
+        named = f"{prefix}{sub['name']}" if sub.get("name") else ""
+        sub_failed = _flatten(sub, f"{named}." if named else prefix, out, what)
+        counts = sub.get("misc") or {}
+        if named and sum(counts.get(k) or 0 for k in ("failed", "crashed", "errors")) > sub_failed:
+            out[_unique(named, out)] = "f"
+            sub_failed += 1
+        failed += sub_failed
+    return failed
+
+
+def _unique(name: str, out: dict[str, str]) -> str:
+    n, unique = 1, name
+    while unique in out:
+        n += 1
+        unique = f"{name}#{n}"
+    return unique

@@ -316,4 +316,5 @@ def kunit_scenario(name: str) -> ScenarioConfig:
         # KUnit's fault tests BUG() on purpose (its Kconfig: off where that conflicts with the test
         # infrastructure): a kernel report on the console is a splat here, every row's ERROR
         kconfig=("CONFIG_KUNIT_FAULT_TEST=n",
-                 "CONFIG_PRINTK_TIME=y"))   # each suite's time at boot, from the log's timestamps
+                 "CONFIG_PRINTK_TIME=y",    # each suite's time at boot, from the log's timestamps
+                 "CONFIG_LOG_BUF_SHIFT=20"))   # 1 MiB of log: the suites' KTAP outlives a shared guest's later output

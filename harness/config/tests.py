@@ -99,7 +99,7 @@ def choose(changed: list[str], config: SuiteMap, maintainers: str = "") -> tuple
     rules = (*config.paths, *maintainers_rules(maintainers))
     for path in changed:
         hits = [(t, f"{path}: {r.why}") for r in rules if r.matches(path) for t in r.tests]
-        if path.startswith(SELFTESTS):
+        if path.startswith(SELFTESTS) and "/" in path[len(SELFTESTS):]:   # not the framework's own files
             target = path[len(SELFTESTS):].rsplit("/", 1)[0]
             hits.append((PREFIX + target, f"{path}: a test of this collection changed"))
         for test, why in hits:

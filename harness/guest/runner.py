@@ -24,7 +24,6 @@ from harness.core.progress import Progress
 from harness.guest.measures import measures
 from harness.guest.ssh import Guest
 from harness.verdict.repeat import summarize_runs
-from harness.verdict.testruns import TEST_RANK
 
 GUEST_DIR = "/tmp/kharness"
 LIB = GUEST_SCRIPTS / "kharness-lib.sh"
@@ -120,8 +119,14 @@ def parse_kselftest_runs(text: str, script: str, programs: tuple[str, ...] = ())
     pending: dict[int, list[tuple[str, str]]] = {}   # depth -> results awaiting their parent's line
 
     def record(key: str, letter: str) -> None:
+        """A name a run reports again (two subtests of a program with one description) is a
+        test of its own, "NAME#2": each compared with its namesake on the other kernel."""
         assert current is not None
-        current[key] = min(current.get(key, letter), letter, key=TEST_RANK.get)   # a repeat: the worse
+        n, unique = 1, key
+        while unique in current:
+            n += 1
+            unique = f"{key}#{n}"
+        current[unique] = letter
 
     def ended(number: str, rc: str) -> None:
         if plan < 0:

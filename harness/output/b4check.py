@@ -22,24 +22,41 @@ TOOL = "kharness"
 
 
 def b4_check(rr: RunReport) -> str:
-    """One result for the run: pass when every row is as it must be; warn when the only rows
-    that are not are FLAKY or NO-CHANGE (inconclusive); fail otherwise (ERROR included: a splat
-    on the patched kernel is one)."""
+    """One result for the run: pass when every row is as it must be, base against patched;
+    warn when the only rows that are not are FLAKY or NO-CHANGE (inconclusive), or a row ran
+    one variant alone (nothing compared); fail otherwise (ERROR included: a splat on the
+    patched kernel is one, and so is a kernel of the run that failed with no row to show it)."""
     table, meta = rr.table, rr.meta
     bad = [r for r in table if not r.ok]
-    status = "fail" if not table or any(r.verdict not in (FLAKY, NO_CHANGE) for r in bad) else \
-        "warn" if bad else "pass"
+    failed = [run for run in rr.runs if run.error]
+    alone = [r for r in table if r.base is None or r.patched is None]
+    status = "fail" if not table or failed or any(r.verdict not in (FLAKY, NO_CHANGE) for r in bad) else \
+        "warn" if bad or alone else "pass"
     where = f" on Linux {meta.kernel.version}" if meta and meta.kernel.version else ""
     arches = ", ".join(sorted({r.arch for r in table}))
     summary = (f"{len(table) - len(bad)}/{len(table)} rows as expected{where} ({arches})" if table
                else "nothing ran")
     if bad:
         summary += "; not: " + ", ".join(f"{r.where} {r.verdict}" for r in bad)
+    if failed:
+        summary += "; failed: " + ", ".join(f"{run.kernel.label} ({run.error})" for run in failed)
+    if alone and not bad:
+        summary += "; one variant alone, nothing compared"
     header, lines = table_lines(table)
     details = "\n".join(["  ".join(header), *("  ".join(line) for line in lines), "", *notes(table)]).rstrip()
     result = {"tool": TOOL, "status": status, "summary": summary, "details": details}
     if rr.run_dir is not None and (rr.run_dir / "summary.txt").is_file():
         result["url"] = (rr.run_dir / "summary.txt").resolve().as_uri()
+    return json.dumps([result], indent=1) + "\n"
+
+
+def other_version(rr: RunReport, file: str) -> str:
+    """The answer for a patch whose subject a run tested but whose diff it did not (a v2 under
+    v1's subject): a warning, never the other version's verdict."""
+    when = f" of {rr.meta.started}" if rr.meta else ""
+    result = {"tool": TOOL, "status": "warn",
+              "summary": f"not tested: the run{when} tested another version of this patch ({file}: its diff differs)",
+              "details": f"run directory: {rr.run_dir}" if rr.run_dir else ""}
     return json.dumps([result], indent=1) + "\n"
 
 

@@ -18,7 +18,7 @@ from typing import Any
 
 from harness.core.errors import HarnessError
 from harness.output.runreport import RunReport
-from harness.verdict.kinds import ERROR, result_verdict
+from harness.verdict.kinds import ERROR, kind, result_verdict
 from harness.verdict.results import RunMeta, ScenarioResult
 from harness.verdict.table import Row
 
@@ -33,10 +33,14 @@ def patchset_hash(meta: RunMeta) -> str:
 
 
 def _status(r: ScenarioResult) -> str:
+    """A scenario's status on one kernel; of one whose tests are judged one by one (a kselftest
+    collection, KUnit suites), FAIL when any of them failed there, as KCIDB's parent tests are."""
     if r.unchanged and r.error is None:
         return "SKIP"
     if r.error is not None or r.held is None:
         return "ERROR"
+    if kind(r.kind).has_tests and any(v in ("fail", "flaky") for v in r.tests.values()):
+        return "FAIL"
     return "PASS" if r.held else "FAIL"
 
 

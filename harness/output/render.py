@@ -151,8 +151,11 @@ def tested_by_ident() -> str:
 
 
 def _tested_by(table: list[Row], runs: list[RunRecord], meta: RunMeta | None) -> list[str]:
-    """A Tested-by: block to paste into a reply to the series, when every row is as it must be."""
-    if meta is None or meta.series is None or not table or not all(r.ok for r in table):
+    """A Tested-by: block to paste into a reply to the series, when every row is as it must be,
+    compared base against patched (a kernel of one variant alone judged nothing), and no
+    kernel of the run failed (one whose profile runs no row fails only in its record)."""
+    if (meta is None or meta.series is None or not table or not all(r.ok for r in table)
+            or any(r.base is None or r.patched is None for r in table) or any(r.error for r in runs)):
         return []
     arches = sorted({r.arch for r in runs})
     accel = sorted({r.accel for r in runs if r.accel})

@@ -269,10 +269,22 @@ def chosen_tests(series: Series | None, k: KernelConfig, tree: Path | None, cach
         maintainers = ""
         progress.info(f"tests: {k.name} has no MAINTAINERS: configs/tests.yaml alone chooses")
     chosen, uncovered = choose(series.changed_paths(), load_tests(), maintainers)
+    selftests = source / "tools/testing/selftests"
     for test in [t for t in chosen if t.startswith("kselftest:")]:
-        if not (source / "tools/testing/selftests" / test.split(":", 1)[1] / "Makefile").is_file():
+        target = test.split(":", 1)[1]
+        if (selftests / target / "Makefile").is_file():
+            continue
+        why = chosen.pop(test)
+        # a directory of a collection (bpf/progs): the collection whose Makefile builds it
+        parent = next((d for d in Path(target).parents if d != Path(".") and (selftests / d / "Makefile").is_file()), None)
+        if parent is not None:
+            chosen.setdefault(f"kselftest:{parent}", []).extend(w for w in why if w not in chosen.get(f"kselftest:{parent}", []))
+        elif any(w.endswith("a test of this collection changed") for w in why):   # the series adds it
+            uncovered += [w.split(": ", 1)[0] for w in why]
+            progress.info(f"tests: {test} cannot be compared: {k.name}'s base tree has no such collection "
+                          "(the series adds it)")
+        else:
             progress.info(f"tests: {test} left out: {k.name}'s tree has no such collection")
-            del chosen[test]
     for test, why in chosen.items():
         progress.info(f"tests: {test}, for {'; '.join(why[:3])}" + (f" (and {len(why) - 3} more)" if len(why) > 3 else ""))
     for path in uncovered:

@@ -48,6 +48,7 @@ from harness.run.guests import GuestPool
 from harness.run.kconfigs import auto_fragment, auto_said, tree_config_notes, tree_configs
 from harness.run.kernelrun import KernelRun
 from harness.run.plan import Plan
+from harness.series.patches import diff_digest
 from harness.series.workspace import Workspace
 from harness.sources.source import fetch_source
 from harness.verdict.bisect import prefix_of
@@ -65,7 +66,8 @@ def _meta(plan: Plan, run_dir: Path) -> RunMeta:
         s = plan.series
         series = SeriesMeta(name=s.name, title=s.title, sha256=s.digest, origin=s.origin,
                             origin_sha256=s.origin_sha256 or None, base_commit=s.base_commit or None,
-                            patches=tuple(PatchMeta(p.path.name, p.subject, p.sha256) for p in s.patches))
+                            patches=tuple(PatchMeta(p.path.name, p.subject, p.sha256, diff_digest(p.path.read_bytes()))
+                                          for p in s.patches))
     remote = os.environ.get(CCACHE_REMOTE_VAR)
     return RunMeta(kharness=__version__, kernel=KernelMeta(plan.kernel.name), profiles=plan.profiles,
                    ccache_remote=without_credentials(remote) if remote else None,
@@ -218,7 +220,11 @@ class Session:
             if suites and not own:
                 raise HarnessError("scenario", f"{kid.label} {scenario.name}: none of its suites "
                                    f"({', '.join(suites)}) reported in the kernel log")
-            return (own if suites else tests), boot_note(log, suites)
+            reported = {t.split(".", 1)[0] for t in own}
+            silent = [x for x in suites if x not in reported]   # not built (its option off), or its log lost
+            return (own if suites else tests), boot_note(log, suites) + (
+                (f"suites of {scenario.kunit} with no result in this kernel's log (not built, or the "
+                 f"log lost them): {', '.join(silent)}",) if silent and own else ())
         return parse
 
     def _arch(self, name: str) -> Arch:
@@ -264,7 +270,8 @@ class Session:
                       cmdline=scenario.cmdline, signature=scenario.signature,
                       known_flaky=self._known_flaky(kid, scenario),
                       known_failures=tuple(k.test for k in self.plan.kernel.known_failures
-                                           if (not k.arches or kid.arch in k.arches) and scenario.kselftest),
+                                           if (not k.arches or kid.arch in k.arches)
+                                           and (scenario.kselftest or scenario.kunit)),
                       expectation=describe_all(expectations, scenario.iterations),
                       relative={e.metric: e.min_base_fraction for e in expectations
                                 if e.min_base_fraction is not None})

@@ -3,6 +3,9 @@ lore thread (the workspace that applies them: workspace.py)."""
 
 from __future__ import annotations
 
+import email
+import email.message
+import email.policy
 import hashlib
 import re
 from dataclasses import dataclass, replace
@@ -106,6 +109,29 @@ def patch_subject(path: Path) -> str:
     if not subject:
         raise HarnessError("series", f"{path}: not a patch (no Subject header)")
     return re.sub(r"^\[[^\]]*PATCH[^\]]*\]\s*", "", subject)
+
+
+def diff_digest(raw: bytes) -> str:
+    """The sha256 of a patch's diff, from its first `diff --git` line to the signature's `-- `,
+    whatever carries it (a format-patch file, the mail as a list sent it: quoted-printable,
+    base64): two versions of a patch with one subject differ here. '' when it has no diff."""
+    text = ""
+    try:
+        body = email.message_from_bytes(raw, policy=email.policy.default).get_body(preferencelist=("plain",))
+        text = body.get_content() if isinstance(body, email.message.EmailMessage) else ""
+    except (KeyError, LookupError, ValueError):   # an unknown charset or encoding: the bytes as they are
+        pass
+    if not re.search(r"^diff --git ", text, re.M):
+        text = raw.decode(errors="replace")
+    m = re.search(r"^diff --git ", text, re.M)
+    if m is None:
+        return ""
+    lines = []
+    for line in text[m.start():].splitlines():
+        if line == "-- ":
+            break
+        lines.append(line.rstrip())
+    return hashlib.sha256("\n".join(lines).encode()).hexdigest()
 
 
 def is_cover_letter(path: Path) -> bool:

@@ -139,6 +139,7 @@ class PatchMeta:
     file: str
     subject: str
     sha256: str
+    diff_sha256: str = ""   # its diff's (patches.diff_digest): b4-check tells a later version by it
 
 
 @dataclass(frozen=True)

@@ -35,8 +35,11 @@ class Row:
             return NO_CHANGE
         if any(r.flaky for r in present):
             return FLAKY
-        if self.base is None or self.patched is None:
-            return result_verdict(present[0])
+        if self.base is None or self.patched is None:   # one kernel alone: what it shows
+            alone = present[0]
+            if kind(self.kind).has_tests and "pass" not in alone.tests.values():
+                return ERROR   # no test of it passed: nothing shows the tests could run there
+            return result_verdict(alone)
         return kind(self.kind).pair_verdict(self.base, self.patched)
 
     @property
@@ -71,7 +74,11 @@ class Row:
             return [f"{self.where}: {v} has more than one result (one run, one result per kernel)"
                     for v in self.duplicates]
         if self.verdict == ERROR:
-            return failed_notes(self.where, self.base, self.patched, self.ok) + self.script_notes()
+            alone = [] if self.base is not None and self.patched is not None else [
+                f"{self.where}: no test passed on {r.variant}, and no other kernel to compare: nothing "
+                "shows its tests could run there" for r in (self.base, self.patched)
+                if r is not None and r.error is None and kind(r.kind).has_tests and "pass" not in r.tests.values()]
+            return alone + failed_notes(self.where, self.base, self.patched, self.ok) + self.script_notes()
         if self.verdict == FLAKY and any(r.flaky for r in (self.base, self.patched) if r is not None):
             return [f"{self.where}: {r.variant} run {i}: {'held' if x['held'] else 'not held'}"
                     + f" ({', '.join([f'{k} {v}' for k, v in x['metrics'].items() if k in r.show] + x['failed'])})"

@@ -35,7 +35,10 @@ def test_runs(result: ScenarioResult, test: str) -> str | None:
 def _runs_words(runs: str) -> str:
     if len(set(runs)) == 1:
         return {"p": "pass", "f": "fail", "s": "skip"}[runs[0]] + (f" in all {len(runs)} runs" if len(runs) > 1 else "")
-    return f"fail {runs.count('f')} of {len(runs)} runs"
+    if "s" not in runs:
+        return f"fail {runs.count('f')} of {len(runs)} runs"
+    return ", ".join(f"{word} {runs.count(letter)}" for letter, word in (("f", "fail"), ("s", "skip"), ("p", "pass"))
+                     if letter in runs) + f" of {len(runs)} runs"
 
 
 @dataclass(frozen=True)
@@ -57,7 +60,9 @@ def judge_test(test: str, b: str | None, p: str | None, known: bool = False) -> 
     is significant (``ALPHA``); an intermittent failure patched alone shows is a regression until
     runs show otherwise, and one both kernels show is FLAKY. A test ``known`` to flake on this
     base (the kernel config's ``known_flaky``) is then "known": shown, no failure of the row;
-    only a significant difference makes it REGRESSED."""
+    only a significant difference makes it REGRESSED. Of a test the base passed in some run, a
+    skip is no pass: a test that passes in some runs and skips in others is FLAKY, one patched
+    skips more often than base is judged as failing more often."""
     j = _judge_test(test, b, p)
     if known and j.verdict == "flaky":   # a failure only patched shows stays REGRESSED
         return TestJudgement(test, "known", j.decided, j.words + ", known to flake on this base")
@@ -76,8 +81,8 @@ def _judge_test(test: str, b: str | None, p: str | None) -> TestJudgement:
         verdict = "regressed" if TEST_RANK[p[0]] < TEST_RANK[b[0]] else "same"
         return TestJudgement(test, verdict, True, words)
     fb, fp = b.count("f"), p.count("f")
-    if set(b) == {"p"}:   # base always passed: a skip on patched is no pass either
-        fp = len(p) - p.count("p")
+    if "p" in b:   # base passed it: a run of either kernel that did not (failed, skipped) is a loss
+        fb, fp = len(b) - b.count("p"), len(p) - p.count("p")
     if fp * len(b) > fb * len(p):   # patched fails more often
         chance = worse_by_chance(fp, len(p), fb, len(b))
         words += f" (p = {chance:.3f})"
@@ -85,8 +90,8 @@ def _judge_test(test: str, b: str | None, p: str | None) -> TestJudgement:
             return TestJudgement(test, "regressed", True, words + ", intermittent" * (fp < len(p)))
         # not significant yet: patched alone failing it is no pass; both failing it, flaky
         return TestJudgement(test, "regressed" if fb == 0 else "flaky", False, words + ", not significant")
-    if fp == 0:
-        return TestJudgement(test, "fixed" if fb else "same", True, words)
+    if fp == 0:   # fixed: patched passed every run (a test it only skips is not fixed)
+        return TestJudgement(test, "fixed" if fb and set(p) == {"p"} else "same", True, words)
     return TestJudgement(test, "flaky", True, words)
 
 

@@ -50,3 +50,48 @@ def test_every_row_as_expected_gives_a_tested_by_block_and_one_that_is_not_none(
     text = summary(good)
     assert "\nTested-by: A Tester <tester@example.org>\n" in text
     assert f"sha256 {meta.series.sha256[:16]}" in text.replace("\n  ", " ")
+
+
+def test_no_tested_by_and_no_pass_for_a_kernel_that_failed_or_a_variant_judged_alone(monkeypatch):
+    from dataclasses import replace
+
+    from harness.output.b4check import b4_check as check
+    meta, runs = load(GOLDEN_RUN)
+    rr = RunReport.of(GOLDEN_RUN, meta, runs)
+    good = [r for r in rr.table if r.ok]
+    assert json.loads(check(RunReport(good, runs, meta, GOLDEN_RUN)))[0]["status"] == "pass"
+    # a kernel of the run failed to build, with no row of its own (a profile that runs nothing)
+    failed = [*runs, replace(runs[0], profile="debug", error="build: make exited 2")]
+    rr_failed = RunReport(good, failed, meta, GOLDEN_RUN)
+    assert "Tested-by:" not in summary(rr_failed)
+    result = json.loads(check(rr_failed))[0]
+    assert result["status"] == "fail" and "build: make exited 2" in result["summary"]
+    # the patched kernel alone: nothing compared, never a pass
+    alone = [replace(r, base=None) for r in good]
+    assert "Tested-by:" not in summary(RunReport(alone, runs, meta, GOLDEN_RUN))
+    result = json.loads(check(RunReport(alone, runs, meta, GOLDEN_RUN)))[0]
+    assert result["status"] == "warn" and "nothing compared" in result["summary"]
+
+
+def test_a_later_version_of_a_tested_patch_under_the_same_subject_is_not_given_its_verdict(tmp_path, monkeypatch, capsys):
+    from harness.series.patches import diff_digest
+    patch = REPO_ROOT / "kernel-patches" / "obj-cgroup-kmem" / "0002-mm-memcontrol-make-page_memcg-_rcu-only-applicable-f.patch"
+    run = tmp_path / "20261201-000000"
+    shutil.copytree(GOLDEN_RUN, run)
+    report = json.loads((run / "report.json").read_text())
+    report["series"]["patches"][1]["diff_sha256"] = diff_digest(patch.read_bytes())
+    (run / "report.json").write_text(json.dumps(report))
+    same = patch.read_bytes()   # the tested patch as a list would send it: the same diff
+    assert diff_digest(same.replace(b"\n-- \n", b"\n-- \nA list's footer\n")) == diff_digest(same)
+    from email.message import EmailMessage
+    for encoding in ("quoted-printable", "base64"):   # as a list may re-encode it
+        mail = EmailMessage()
+        mail["Subject"] = "[PATCH v3 2/5] x"
+        mail.set_content(same.decode().split("\n\n", 1)[1], cte=encoding)
+        assert diff_digest(bytes(mail)) == diff_digest(same)
+    assert b4_check(monkeypatch, capsys, tmp_path, same)[0]["status"] == "warn"   # the run's own verdict
+    v2 = same.replace(b"\n+", b"\n+ ", 1)
+    (result,) = b4_check(monkeypatch, capsys, tmp_path, v2)
+    assert result["status"] == "warn" and result["summary"].startswith("not tested: the run")
+    assert "another version of this patch" in result["summary"]
+    assert b4_check(monkeypatch, capsys, tmp_path, MAIL)[0]["summary"].startswith("9/10 rows")   # no diff: by subject

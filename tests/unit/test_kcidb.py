@@ -37,6 +37,11 @@ def test_a_real_ab_run_validates_against_kcidb_v5_3(tmp_path, capsys):
         ("base", "PASS", "FIXED"), ("base", "PASS", "FIXED"), ("patched", "PASS", "FIXED"), ("patched", "PASS", "FIXED")]
     selftests = [t for t in data["tests"] if t["path"].startswith("kharness.cgroup-selftests.")]
     assert selftests and all(t["status"] in ("PASS", "FAIL", "SKIP", "DONE") for t in selftests)
+    # the collection itself on a kernel: FAIL when any of its tests failed there (a parent test's
+    # status never says PASS over a failed child)
+    for parent in (t for t in data["tests"] if t["path"] == "kharness.cgroup-selftests"):
+        children = [t["status"] for t in selftests if t["build_id"] == parent["build_id"]]
+        assert parent["status"] == ("FAIL" if "FAIL" in children else "PASS"), parent
     assert all(t["id"].startswith("my_ci:") for t in data["tests"])
     assert len({t["id"] for t in data["tests"]}) == len(data["tests"])
 

@@ -54,11 +54,25 @@ def test_each_program_and_each_of_its_subtests_is_read_run_by_run():
                     "slow_test": "ff"}
 
 
-def test_a_test_missing_from_a_run_failed_in_it_and_a_repeated_line_counts_its_worse():
+def test_a_test_missing_from_a_run_failed_in_it_and_a_repeated_name_is_a_test_of_its_own():
     second = run(2).replace("# ok 1 fanotify.bind\n", "").replace("# ok 3 fanotify.rmdir # SKIP no mount namespace",
                                                                    "# ok 3 fanotify.rmdir\n# not ok 3 fanotify.rmdir")
     runs = parse_kselftest_runs(run(1) + second, "kselftest.sh")
-    assert runs["mount-notify_test:fanotify.bind"] == "pf" and runs["mount-notify_test:fanotify.rmdir"] == "sf"
+    assert runs["mount-notify_test:fanotify.bind"] == "pf"
+    assert runs["mount-notify_test:fanotify.rmdir"] == "sp" and runs["mount-notify_test:fanotify.rmdir#2"] == "ff"
+
+
+def test_two_subtests_of_one_name_are_each_compared_never_merged():
+    # base: the first fails, the second passes; patched: the other way round. Merged by name,
+    # both kernels would show one failing test and hide that the second one broke.
+    from harness.verdict.testruns import judge_test
+    def program(first: str, second: str) -> str:
+        return ("kharness-kselftest run 1\n1..1\n# selftests: mm: t\n"
+                f"# {first} 1 mmap\n# {second} 2 mmap\nnot ok 1 selftests: mm: t # exit=1\n"
+                "kharness-kselftest run 1 exit 1\n")
+    base, patched = parse_kselftest_runs(program("not ok", "ok"), "s"), parse_kselftest_runs(program("ok", "not ok"), "s")
+    assert (base["t:mmap"], base["t:mmap#2"], patched["t:mmap"], patched["t:mmap#2"]) == ("f", "p", "p", "f")
+    assert judge_test("t:mmap#2", base["t:mmap#2"], patched["t:mmap#2"]).verdict == "regressed"
 
 
 def test_skips_are_skips_each_under_its_own_name():
@@ -242,6 +256,28 @@ def test_the_tests_chosen_say_why_and_what_nothing_covers_is_said():
     assert uncovered == ["fs/namei.c"]
 
 
+def test_a_series_own_selftests_run_with_the_collection_that_builds_them_and_a_new_one_is_said(tmp_path):
+    import io
+    from types import SimpleNamespace
+
+    from harness.core.progress import Progress
+    from harness.run.plan import chosen_tests
+    for d in ("bpf", "timers"):
+        (tmp_path / "tools/testing/selftests" / d).mkdir(parents=True)
+        (tmp_path / "tools/testing/selftests" / d / "Makefile").write_text("all:\n")
+    (tmp_path / "MAINTAINERS").write_text("")
+    changed = ["tools/testing/selftests/bpf/progs/x.c", "tools/testing/selftests/kselftest_harness.h",
+               "tools/testing/selftests/newthing/t.c", "tools/testing/selftests/timers/posix_timers.c"]
+    out = io.StringIO()
+    tests = chosen_tests(SimpleNamespace(changed_paths=lambda: changed), SimpleNamespace(name="k"), tmp_path,
+                         tmp_path, Progress(out, live=False))
+    assert tests == ["kselftest:timers", "kselftest:bpf"]   # bpf/progs is built by bpf's Makefile
+    said = out.getvalue()
+    assert "kselftest:newthing cannot be compared: k's base tree has no such collection" in said
+    assert "nothing covers tools/testing/selftests/newthing/t.c" in said
+    assert "nothing covers tools/testing/selftests/kselftest_harness.h" in said
+
+
 def test_the_shipped_map_sends_fs_notify_to_the_fanotify_tests_and_mm_to_mm_and_the_memcg_scenarios():
     chosen, _ = choose(["fs/notify/fanotify/fanotify_user.c"], load_tests())
     assert list(chosen) == ["kselftest:filesystems/mount-notify"]
@@ -354,6 +390,20 @@ def test_kunit_results_are_read_from_the_trees_parser_suite_by_suite(tmp_path):
     assert parse_kunit(fake_kunit_py(tmp_path, KUNIT_JSON), "[ 1.0] KTAP version 1\n", "x86_64/base kunit") == {
         "example.example_simple_test": "p", "example.example_skip_test": "s",
         "example.example_params_test.example value 3": "f"}
+
+
+def test_kunit_cases_of_one_name_stay_apart_and_a_parents_own_failure_is_kept(tmp_path):
+    # as 7.2's kunit.py parse writes `not ok 1 size 4`, `ok 2 size 4` under `not ok 1 ptest`,
+    # and a parameterized test whose cases pass but whose own line is `not ok` (its exit failed)
+    result = {"name": "KUnit Test Group", "test_cases": [], "sub_groups": [
+        {"name": "alpha", "test_cases": [], "misc": {"failed": 2, "crashed": 0, "errors": 0}, "sub_groups": [
+            {"name": "ptest", "misc": {"failed": 1}, "sub_groups": [],
+             "test_cases": [{"name": "size 4", "status": "FAIL"}, {"name": "size 4", "status": "PASS"}]},
+            {"name": "qtest", "misc": {"failed": 1}, "sub_groups": [],
+             "test_cases": [{"name": "a", "status": "PASS"}, {"name": "b", "status": "PASS"}]}]}]}
+    assert parse_kunit(fake_kunit_py(tmp_path, result), "", "k") == {
+        "alpha.ptest.size 4": "f", "alpha.ptest.size 4#2": "p", "alpha.qtest.a": "p", "alpha.qtest.b": "p",
+        "alpha.qtest": "f"}
 
 
 def test_a_kunit_test_that_crashed_or_a_log_without_results_is_an_error(tmp_path):
@@ -487,3 +537,13 @@ def test_a_collection_is_keyed_by_what_its_build_reads_so_a_series_elsewhere_sha
         before, head = after, commit(path, "changed\n")
         after = {t: inputs(ws, head, t) for t in before}
         assert {t for t in before if t != "top" and after[t] != before[t]} == changed, path
+
+
+def test_a_collection_run_on_one_kernel_alone_of_which_nothing_passed_is_an_error():
+    from harness.verdict.table import Row
+    failing = _result("patched", {"cow": "f", "ksm": "s"})
+    row = Row("x86_64", "kselftest-mm", None, failing)
+    assert row.verdict == ERROR and not row.ok
+    assert "nothing shows its tests could run there" in " ".join(row.notes())
+    ran = Row("x86_64", "kselftest-mm", None, _result("patched", {"cow": "p", "ksm": "f"}))
+    assert ran.ok

@@ -365,3 +365,15 @@ def test_a_bug_the_series_does_not_claim_must_not_regress_and_is_never_still_bro
     gone = rows([RunRecord("x86_64", "base", scenarios=(unclaimed("base", True),)),
                  RunRecord("x86_64", "patched", scenarios=(unclaimed("patched", False),))])
     assert gone[0].verdict == NO_REGRESSION and passed(gone) and "does not claim" in gone[0].notes()[0]
+
+
+def test_a_skip_of_a_test_the_base_passed_is_no_pass():
+    from harness.verdict.testruns import judge_test
+    assert judge_test("t:a", "ps", "ps").verdict == "flaky"          # passes and skips: never a pass
+    worse = judge_test("t:a", "ppps", "ssss")                        # patched never passes
+    assert (worse.verdict, worse.decided) == ("flaky", False)
+    assert worse.words.startswith("t:a: skip 1, pass 3 of 4 runs on base, skip in all 4 runs on patched")
+    assert judge_test("t:a", "pf", "ss").verdict != "fixed"           # skipping is no fix
+    assert judge_test("t:a", "sf", "ss").verdict == "same"
+    assert judge_test("t:a", "sf", "pp").verdict == "fixed"
+    assert verdict_of("ps", "ps").verdict == FLAKY
