@@ -10,6 +10,7 @@ import os
 import shlex
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, replace
 from pathlib import Path
 
@@ -18,7 +19,7 @@ from harness.build.kbuild import CCACHE_REMOTE_VAR
 from harness.core.cache import cache_root
 from harness.core.errors import HarnessError
 from harness.core.progress import Progress
-from harness.output.b4check import other_version, subject_of
+from harness.output.b4check import other_version, series_version, subject_of, version_of
 from harness.output.formats import FORMATS, render
 from harness.output.render import summary
 from harness.output.report import load as report_load
@@ -39,7 +40,7 @@ from harness.verdict.bisect import prefix_variants
 from harness.verdict.bisect import render as bisect_render
 from harness.verdict.bisect import to_json as bisect_json
 from harness.verdict.kinds import ERROR
-from harness.verdict.results import KernelId
+from harness.verdict.results import KernelId, RunMeta, RunRecord
 from harness.verdict.table import passed
 
 EXIT_OK, EXIT_FAIL, EXIT_ERROR = 0, 1, 2
@@ -170,41 +171,45 @@ def cmd_shell(args: argparse.Namespace) -> int:
         session.close()
 
 
-def find_run(results: Path, subject: str) -> Path | None:
-    """The newest run directory under ``results`` whose series has ``subject`` as a patch's
-    subject or as its title."""
+def find_runs(results: Path, subject: str) -> Iterator[tuple[Path, RunMeta, list[RunRecord]]]:
+    """The run directories under ``results`` whose series has ``subject`` as a patch's subject
+    or as its title, newest first, each with its report."""
     if not subject or not results.is_dir():
-        return None
+        return
     runs = sorted((d for d in results.iterdir() if (d / "report.json").is_file()),
                   key=lambda d: (d / "report.json").stat().st_mtime, reverse=True)
     for run_dir in runs:
         try:
-            meta, _ = report_load(run_dir)
+            meta, records = report_load(run_dir)
         except HarnessError:   # another tool's file, a run being written: not this series
             continue
         s = meta.series
         if s is not None and (subject == s.title or subject in {p.subject for p in s.patches}):
-            return run_dir
-    return None
+            yield run_dir, meta, records
 
 
 def cmd_b4_check(args: argparse.Namespace) -> int:
     """b4's external check command: a mail (a patch or the cover letter) on stdin; the verdict
-    of the newest run of its series under --results, as b4's JSON ([] when none tested it)."""
+    of the newest run that tested it under --results, as b4's JSON ([] when none tested its
+    subject). A run tested the mail when its patch of that subject has the mail's diff, or, for
+    a mail without one (the cover letter), when its series is the mail's version (when both say);
+    a subject tested only in another version is a warning, never that version's verdict."""
     mail = sys.stdin.buffer.read()
-    subject = subject_of(mail)
-    run_dir = find_run(Path(args.results), subject)
-    if run_dir is None:
-        print("[]")
-        return EXIT_OK
-    meta, records = report_load(run_dir)
-    rr = RunReport.of(run_dir, meta, records)
-    tested = next((p for p in (meta.series.patches if meta.series else ()) if p.subject == subject), None)
-    mail_diff = diff_digest(mail)
-    if tested is not None and tested.diff_sha256 and mail_diff and mail_diff != tested.diff_sha256:
-        print(other_version(rr, tested.file), end="")   # a later version under the same subject
-        return EXIT_OK
-    print(FORMATS["b4"].render(rr), end="")
+    subject, diff, version = subject_of(mail), diff_digest(mail), version_of(mail)
+    other = None
+    for run_dir, meta, records in find_runs(Path(args.results), subject):
+        rr = RunReport.of(run_dir, meta, records)
+        assert meta.series is not None
+        tested = next((p for p in meta.series.patches if p.subject == subject), None)
+        if tested is not None and diff and tested.diff_sha256:
+            same = diff == tested.diff_sha256
+        else:
+            same = version is None or series_version(meta) in (None, version)
+        if same:
+            print(FORMATS["b4"].render(rr), end="")
+            return EXIT_OK
+        other = other or rr
+    print(other_version(other) if other is not None else "[]", end="")
     return EXIT_OK
 
 

@@ -23,7 +23,7 @@ from harness.core.errors import HarnessError, KernelSplat
 from harness.core.progress import Progress
 from harness.guest.measures import measures
 from harness.guest.ssh import Guest
-from harness.verdict.repeat import summarize_runs
+from harness.verdict.repeat import missing, summarize_runs
 
 GUEST_DIR = "/tmp/kharness"
 LIB = GUEST_SCRIPTS / "kharness-lib.sh"
@@ -177,7 +177,7 @@ def parse_kselftest_runs(text: str, script: str, programs: tuple[str, ...] = ())
         raise HarnessError("scenario", f"{script} ran no kselftest")
     if current is not None:
         raise HarnessError("scenario", f"{script}: run {len(runs)} of run_kselftest.sh did not end")
-    letters = {k: "".join(run.get(k, "f") for run in runs) for k in dict.fromkeys(k for run in runs for k in run)}
+    letters = {k: "".join(run.get(k, missing(k, run, 1)) for run in runs) for k in dict.fromkeys(k for run in runs for k in run)}
     if not letters:
         raise HarnessError("scenario", f"{script}: run_kselftest.sh reported no test")
     for name in programs:

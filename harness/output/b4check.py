@@ -4,8 +4,8 @@ the cover letter) on stdin and prints a JSON array of results, each with ``tool`
 (pass, warn, fail), ``summary``, ``url`` and ``details``; an empty array says nothing is known.
 
 ``kharness b4-check`` answers from the newest run directory whose series has the mail's subject
-(a patch's, or the cover letter's title; commands.find_run): it never runs kernels while b4
-waits."""
+(a patch's, or the cover letter's title) and the mail's diff or version (commands.find_runs,
+cmd_b4_check): it never runs kernels while b4 waits."""
 
 from __future__ import annotations
 
@@ -14,9 +14,12 @@ import email.policy
 import json
 import re
 
+from harness.core.errors import HarnessError
 from harness.output.render import notes, table_lines
 from harness.output.runreport import RunReport
+from harness.sources.lore import patch_tag
 from harness.verdict.kinds import FLAKY, NO_CHANGE
+from harness.verdict.results import RunMeta
 
 TOOL = "kharness"
 
@@ -50,14 +53,31 @@ def b4_check(rr: RunReport) -> str:
     return json.dumps([result], indent=1) + "\n"
 
 
-def other_version(rr: RunReport, file: str) -> str:
-    """The answer for a patch whose subject a run tested but whose diff it did not (a v2 under
-    v1's subject): a warning, never the other version's verdict."""
+def other_version(rr: RunReport) -> str:
+    """The answer for a mail whose subject a run tested but whose diff (or version) it did not
+    (a v2 under v1's subject): a warning, never the other version's verdict."""
     when = f" of {rr.meta.started}" if rr.meta else ""
     result = {"tool": TOOL, "status": "warn",
-              "summary": f"not tested: the run{when} tested another version of this patch ({file}: its diff differs)",
+              "summary": f"not tested: the run{when} tested another version of this mail's series "
+                         "(a patch's diff, or the series' version, differs)",
               "details": f"run directory: {rr.run_dir}" if rr.run_dir else ""}
     return json.dumps([result], indent=1) + "\n"
+
+
+def version_of(mail: bytes) -> int | None:
+    """The version its subject's [PATCH vN n/m] says (1 for none), None for no [PATCH] tag."""
+    msg = email.message_from_bytes(mail, policy=email.policy.default)
+    try:
+        tag = patch_tag(" ".join(str(msg.get("Subject", "")).split()))
+    except HarnessError:
+        return None
+    return tag[0] if tag else None
+
+
+def series_version(meta: RunMeta) -> int | None:
+    """The version of the series a run tested, when it came from mail ("mbox PATH v2")."""
+    m = re.search(r" v(\d+)$", meta.series.origin) if meta.series else None
+    return int(m.group(1)) if m else None
 
 
 def subject_of(mail: bytes) -> str:

@@ -126,12 +126,19 @@ def diff_digest(raw: bytes) -> str:
     m = re.search(r"^diff --git ", text, re.M)
     if m is None:
         return ""
-    lines = []
+    lines, left = [], 0   # left: the lines of the current hunk still to come (a "-- " among them is a diff line)
     for line in text[m.start():].splitlines():
-        if line == "-- ":
+        if left <= 0 and line == "-- ":
             break
-        lines.append(line.rstrip())
+        lines.append(line)
+        if h := HUNK.match(line):
+            left = int(h.group(1) or 1) + int(h.group(2) or 1)
+        elif left > 0 and not line.startswith("\\"):   # "\ No newline at end of file" is no line of it
+            left -= 1 if line.startswith(("+", "-")) else 2   # a context line counts on both sides
     return hashlib.sha256("\n".join(lines).encode()).hexdigest()
+
+
+HUNK = re.compile(r"@@ -\d+(?:,(\d+))? \+\d+(?:,(\d+))? @@")
 
 
 def is_cover_letter(path: Path) -> bool:

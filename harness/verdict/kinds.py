@@ -12,7 +12,7 @@ from typing import ClassVar
 
 from harness.config.scenarios import KIND_NEEDS, Expectation, ScenarioConfig
 from harness.verdict.bounds import relative_failures
-from harness.verdict.repeat import combine, combine_selftests
+from harness.verdict.repeat import combine, combine_selftests, namesake
 from harness.verdict.results import ScenarioResult
 from harness.verdict.testruns import judge_tests, selftest_flaky, stale_known
 
@@ -228,7 +228,8 @@ class Kselftest(Selftests):
         out = super().notes(where, base, patched, ok)
         if base is not None and patched is not None:
             both = [t for t, v in base.tests.items() if v == "fail" and patched.tests.get(t) == "fail"]
-            known = [t for t in both if any(t == k or t.startswith((f"{k}:", f"{k}.")) for k in base.known_failures)]
+            known = [t for t in both if any(namesake(t) == k or t.startswith((f"{k}:", f"{k}."))
+                                            for k in base.known_failures)]
             for words, tests in (("known to fail on this base (its kernel config's known_failures)", known),
                                  ("not listed as known", [t for t in both if t not in known])):
                 if tests:

@@ -3,13 +3,31 @@ number, FLAKY when they disagree), selftests' runs test by test, and a narrowed 
 
 from __future__ import annotations
 
+import re
 import statistics
+from collections.abc import Mapping
 from dataclasses import replace
 
 from harness.verdict.results import ScenarioResult
 
 OUTCOME = {"pass": "p", "fail": "f", "skip": "s"}
 OUTCOME_NAME = {v: k for k, v in OUTCOME.items()}
+
+
+REPEAT = re.compile(r"(.+)#\d+")   # a name a run reported again: NAME#2 (guest.runner)
+
+
+def namesake(test: str) -> str:
+    """The name ``test`` repeats (NAME of NAME#2), else ``test``."""
+    m = REPEAT.fullmatch(test)
+    return m.group(1) if m else test
+
+
+def missing(test: str, runs: Mapping[str, str], width: int) -> str:
+    """``test``'s letters in ``width`` runs that did not report it: failed, unless those runs
+    reported the name it repeats (a line printed twice in some runs only): its namesake's."""
+    name = namesake(test)
+    return runs[name] if name != test and name in runs else "f" * width
 
 
 def summarize_runs(runs: dict[str, str]) -> dict[str, str]:
@@ -51,7 +69,7 @@ def combine_selftests(results: list[ScenarioResult]) -> ScenarioResult:
         width = len(next(iter(r.test_runs.values()), ""))
         done = len(next(iter(runs.values()), ""))
         for t in dict.fromkeys([*runs, *r.test_runs]):
-            runs[t] = runs.get(t, "f" * done) + r.test_runs.get(t, "f" * width)
+            runs[t] = runs.get(t, missing(t, runs, done)) + r.test_runs.get(t, missing(t, r.test_runs, width))
     return replace(results[0], test_runs=runs, tests=summarize_runs(runs),
                    iterations=sum(r.iterations for r in results),
                    notes=tuple(dict.fromkeys(n for r in results for n in r.notes)),
@@ -69,8 +87,8 @@ def with_runs(old: ScenarioResult, new: ScenarioResult, programs: tuple[str, ...
         if t.split(":", 1)[0] in programs:
             prog = t.split(":", 1)[0]
             done = max((len(r) for k, r in old.test_runs.items() if k.split(":", 1)[0] == prog), default=0)
-            runs[t] = old.test_runs.get(t, "f" * done) + \
-                new.test_runs.get(t, "f" * more)
+            runs[t] = old.test_runs.get(t, missing(t, old.test_runs, done)) + \
+                new.test_runs.get(t, missing(t, new.test_runs, more))
     note = f"{', '.join(programs)} ran {more} more times on a fresh boot to settle a difference with the other kernel"
     return replace(old, test_runs=runs, tests=summarize_runs(runs), notes=(*old.notes, *new.notes, note),
                    script_seconds=round((old.script_seconds or 0) + (new.script_seconds or 0), 2))

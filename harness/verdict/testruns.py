@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from harness.verdict.repeat import namesake
 from harness.verdict.results import ScenarioResult
 
 
@@ -29,6 +30,8 @@ def test_runs(result: ScenarioResult, test: str) -> str | None:
     if test in result.test_runs:
         return result.test_runs[test]
     value = result.tests.get(test)
+    if value is None and namesake(test) != test:   # a line the other kernel printed twice: as its namesake
+        return test_runs(result, namesake(test))
     return LEGACY_RUNS[value] if value is not None else None
 
 
@@ -80,26 +83,30 @@ def _judge_test(test: str, b: str | None, p: str | None) -> TestJudgement:
     if len(set(b)) == 1 and len(set(p)) == 1:   # each kernel always the same: its rank
         verdict = "regressed" if TEST_RANK[p[0]] < TEST_RANK[b[0]] else "same"
         return TestJudgement(test, verdict, True, words)
-    fb, fp = b.count("f"), p.count("f")
-    if "p" in b:   # base passed it: a run of either kernel that did not (failed, skipped) is a loss
-        fb, fp = len(b) - b.count("p"), len(p) - p.count("p")
-    if fp * len(b) > fb * len(p):   # patched fails more often
-        chance = worse_by_chance(fp, len(p), fb, len(b))
-        words += f" (p = {chance:.3f})"
-        if chance <= ALPHA:
-            return TestJudgement(test, "regressed", True, words + ", intermittent" * (fp < len(p)))
-        # not significant yet: patched alone failing it is no pass; both failing it, flaky
-        return TestJudgement(test, "regressed" if fb == 0 else "flaky", False, words + ", not significant")
-    if fp == 0:   # fixed: patched passed every run (a test it only skips is not fixed)
-        return TestJudgement(test, "fixed" if fb and set(p) == {"p"} else "same", True, words)
-    return TestJudgement(test, "flaky", True, words)
+    # patched worse by its failures, or (of a test the base passed in some run) by its runs
+    # that did not pass: a skip is no pass, and a base's skip never cancels a patched failure
+    counts = [(b.count("f"), p.count("f"))]
+    if "p" in b:
+        counts.append((len(b) - b.count("p"), len(p) - p.count("p")))
+    for fb, fp in counts:
+        if fp * len(b) > fb * len(p):   # patched fails more often
+            chance = worse_by_chance(fp, len(p), fb, len(b))
+            words += f" (p = {chance:.3f})"
+            if chance <= ALPHA:
+                return TestJudgement(test, "regressed", True, words + ", intermittent" * (fp < len(p)))
+            # not significant yet: patched alone failing it is no pass; both failing it, flaky
+            return TestJudgement(test, "regressed" if fb == 0 else "flaky", False, words + ", not significant")
+    if "f" in p or ("p" in b and set(p) != {"p"}):   # both fail it (or, passed, miss it) some runs
+        return TestJudgement(test, "flaky", True, words)
+    # fixed: base failed it in some run, patched passed every run (skipping it fixes nothing)
+    return TestJudgement(test, "fixed" if "f" in b and set(p) == {"p"} else "same", True, words)
 
 
 def judge_tests(base: ScenarioResult, patched: ScenarioResult) -> list[TestJudgement]:
     """Every test either kernel reported, judged (``judge_test``)."""
     known = set(base.known_flaky) | set(patched.known_flaky)
     return [judge_test(t, test_runs(base, t), test_runs(patched, t),
-                       t in known or (_explained(base, t, known) and _explained(patched, t, known)))
+                       namesake(t) in known or (_explained(base, t, known) and _explained(patched, t, known)))
             for t in sorted(base.tests.keys() | patched.tests.keys())]
 
 

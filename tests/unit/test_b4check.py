@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import shutil
 import sys
 
@@ -93,5 +94,29 @@ def test_a_later_version_of_a_tested_patch_under_the_same_subject_is_not_given_i
     v2 = same.replace(b"\n+", b"\n+ ", 1)
     (result,) = b4_check(monkeypatch, capsys, tmp_path, v2)
     assert result["status"] == "warn" and result["summary"].startswith("not tested: the run")
-    assert "another version of this patch" in result["summary"]
+    assert "another version of this mail's series" in result["summary"]
     assert b4_check(monkeypatch, capsys, tmp_path, MAIL)[0]["summary"].startswith("9/10 rows")   # no diff: by subject
+    # an older run that tested exactly v2 answers for it
+    older = tmp_path / "20261101-000000"
+    shutil.copytree(run, older)
+    report["series"]["patches"][1]["diff_sha256"] = diff_digest(v2)
+    (older / "report.json").write_text(json.dumps(report))
+    os.utime(older / "report.json", (1, 1))
+    assert b4_check(monkeypatch, capsys, tmp_path, v2)[0]["summary"].startswith("9/10 rows")
+    # a cover letter of another version than the run's series (from mail: "mbox PATH v1")
+    report["series"]["origin"] = "mbox /tmp/series.mbox v1"
+    (run / "report.json").write_text(json.dumps(report))
+    (older / "report.json").unlink()
+    cover = MAIL.replace(b"[PATCH v3 2/5]\n mm: memcontrol: make page_memcg{_rcu} only applicable for non-kmem page",
+                         b"[PATCH v2 0/5] Use obj_cgroup APIs to charge kmem pages")
+    assert b4_check(monkeypatch, capsys, tmp_path, cover)[0]["summary"].startswith("not tested")
+    assert b4_check(monkeypatch, capsys, tmp_path, cover.replace(b"v2 0/5", b"0/5"))[0]["summary"].startswith("9/10")
+
+
+def test_a_diff_line_that_reads_like_a_signature_is_part_of_the_diff():
+    from harness.series.patches import diff_digest
+    patch = (b"Subject: [PATCH] doc\n\nbody\n---\ndiff --git a/d.rst b/d.rst\n--- a/d.rst\n+++ b/d.rst\n"
+             b"@@ -1,3 +1,2 @@\n a\n-- \n b\n-- \n2.39.2\n")
+    other = patch.replace(b" b\n-- \n2.39", b" c\n-- \n2.39").replace(b"@@ -1,3 +1,2 @@\n a\n-- \n b", b"@@ -1,3 +1,2 @@\n a\n-- \n c")
+    assert diff_digest(patch) and diff_digest(patch) != diff_digest(other)   # the "-- " removed is a line of it
+    assert diff_digest(patch) == diff_digest(patch.replace(b"2.39.2\n", b"2.47.0\n"))   # the signature is not

@@ -377,3 +377,7 @@ def test_a_skip_of_a_test_the_base_passed_is_no_pass():
     assert judge_test("t:a", "sf", "ss").verdict == "same"
     assert judge_test("t:a", "sf", "pp").verdict == "fixed"
     assert verdict_of("ps", "ps").verdict == FLAKY
+    # a base's skip never cancels a failure patched alone shows
+    assert judge_test("t:a", "ps", "pf").verdict == "regressed"
+    assert judge_test("t:a", "ppps", "ffff").verdict == "regressed"    # p = 0.014
+    assert judge_test("t:a", "ps", "pp").verdict == "same"              # a skip on base fixed nothing
