@@ -162,19 +162,23 @@ class Guest:
         return r.stdout
 
     def put(self, data: bytes, path: str, mode: str = "0644") -> None:
+        """Write a file. Writing it whole is idempotent: a connection that drops is retried once."""
         q = shlex.quote(path)
-        self.check(f"cat > {q} && chmod {shlex.quote(mode)} {q}", stdin=data)
+        self._again(f"cat > {q} && chmod {shlex.quote(mode)} {q}", 60.0, data)
 
     def read(self, path: str, timeout: float = 60.0) -> str:
         """A file's text. Reading is idempotent: a connection that drops is retried once."""
-        command = f"cat {shlex.quote(path)}"
+        return self._again(f"cat {shlex.quote(path)}", timeout)
+
+    def _again(self, command: str, timeout: float, stdin: bytes | None = None) -> str:
+        """``check`` of an idempotent command, once more on a new connection if the first dropped."""
         try:
-            return self.check(command, timeout)
+            return self.check(command, timeout, stdin)
         except (ConnectionLost, CommandTimeout):
             if self.connected():
                 raise  # a timeout on a live connection: the command's own
         try:
-            return self.check(command, timeout)
+            return self.check(command, timeout, stdin)
         except (ConnectionLost, CommandTimeout) as e:
             raise type(e)(f"{e.message} (retried once on a new connection)")
 

@@ -142,6 +142,19 @@ def test_read_that_loses_its_connection_is_retried_once_on_a_new_one(x86, tmp_pa
     assert not alive(booted.vm.child.pid)
 
 
+def test_a_file_put_whose_connection_drops_is_written_again_on_a_new_one(x86, tmp_path):
+    # a program staged while the host built the next one lost its connection once (arm64 under
+    # TCG, 2026-12-06): writing a whole file is idempotent, so it is sent again
+    import hashlib
+    with session_for(x86, tmp_path) as session:
+        guest = boot(session, x86).guest
+        guest.check(f"( while ! pidof cat; do sleep 0.02; done; {DROP_SESSIONS}; touch /tmp/kh.dropped ) "
+                    "> /dev/null 2>&1 < /dev/null &")
+        data = bytes(range(256)) * (32 << 12)   # 32 MiB: still going in when its session is dropped
+        guest.put(data, "/tmp/kh.put")
+        assert guest.check("ls /tmp/kh.dropped && sha256sum < /tmp/kh.put").split()[1] == hashlib.sha256(data).hexdigest()
+
+
 def test_guest_that_stops_answering_mid_script_is_an_ssh_error(x86, tmp_path):
     with session_for(x86, tmp_path) as session:
         booted = boot(session, x86)
