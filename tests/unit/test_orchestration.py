@@ -476,3 +476,55 @@ def test_timing_sensitive_scenarios_are_queued_once_every_kernel_is_built(tmp_pa
     assert events[:2] == [("build", "base"), ("dying-memcg", "base")]   # beside the patched build
     last_build = events.index(("build", "patched"))
     assert {e for e in events[last_build + 1:]} == {("dying-memcg", "patched"), ("rate", "base"), ("rate", "patched")}
+
+
+def test_a_kernels_quiet_scenarios_start_once_its_others_and_their_guests_are_done(tmp_path, monkeypatch):
+    """With two guest threads and one kernel, its quiet_host scenarios ran beside its others,
+    whose pass then stopped every guest of the kernel: a collection lost its guest while its
+    programs went in (the tree's-tests bench, arm64 and riscv64, 2026-12-06)."""
+    import threading
+
+    from harness.run import pipeline
+    events, lock = [], threading.Lock()
+
+    class FakeSession:
+        def __init__(self, plan, *args):
+            self.plan, self.meta = plan, pipeline.RunMeta("0", None, ("default",), "", "")
+
+        def workspace(self):
+            pass
+
+        def image(self, arch):
+            pass
+
+        def kernel(self, kid):
+            pass
+
+        def run_scenario(self, kid, scenario):
+            with lock:
+                events.append(("start", scenario.name))
+            time.sleep(0.3 if scenario.name == "dying-memcg" else 0.05)
+            with lock:
+                events.append(("end", scenario.name))
+
+        def release(self, kid, cmdline=None):
+            with lock:
+                events.append(("release", cmdline))
+
+        def confirm_selftests(self, *args):
+            pass
+
+        def cancel(self):
+            pass
+
+        close = cancel
+
+        def records(self):
+            return []
+    monkeypatch.setattr(pipeline, "Session", FakeSession)
+    rate, dying = replace(load_scenario("dying-memcg"), name="rate", quiet_host=True), load_scenario("dying-memcg")
+    plan = replace(fake_plan(tmp_path), scenarios=(rate, dying), variants=("base",))
+    pipeline.run_plan(plan, tmp_path / "cache", tmp_path / "run", Quiet(), jobs=2)
+    # the other pass ends (its last release: every guest of the kernel) before the quiet one starts
+    assert events.index(("start", "rate")) > events.index(("end", "dying-memcg"))
+    assert events.index(("start", "rate")) > events.index(("release", None))
