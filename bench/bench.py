@@ -418,8 +418,12 @@ class Bench:
                     f.setdefault(f"ksft_{r['scenario'][len('kselftest-'):]}_script_s", []).append(r["script_seconds"])
             if not any(k.endswith("_script_s") for k in f):
                 raise HarnessError("tests", f"`{' '.join(cmd)}` ran no collection (exit {rc})", log)
-            console = next(report.parent.glob(f"{arch.name}-base/console.log"))
-            for suite, seconds in suite_seconds(console.read_text(errors="replace")).items():
+            # the kernel log as the KUnit rows read it (dmesg: the console shows only warnings)
+            logs = sorted(report.parent.glob(f"{arch.name}-base/kunit-*.out"))
+            suites = {s: t for out in logs for s, t in suite_seconds(out.read_text(errors="replace")).items()}
+            if not suites:
+                raise HarnessError("tests", f"`{' '.join(cmd)}` left no KUnit suite's time in {report.parent}", log)
+            for suite, seconds in suites.items():
                 f.setdefault(f"kunit_{suite}_s", []).append(seconds)
         return f
 

@@ -73,21 +73,24 @@ def parse_kunit(tool: Path, log: str, what: str) -> dict[str, str]:
     return results
 
 
-SUBTEST = re.compile(r"^\[\s*(\d+\.\d+)\]\s+(?:KTAP version \d+\s*)?# Subtest: (\S+)")
-RESULT = re.compile(r"^\[\s*(\d+\.\d+)\]\s+(?:not )?ok \d+ (\S+)")
+SUBTEST = re.compile(r"^\[\s*(\d+\.\d+)\]( +)(?:KTAP version \d+\s*)?# Subtest: (\S+)")
+RESULT = re.compile(r"^\[\s*(\d+\.\d+)\]( +)(?:not )?ok \d+ (?:- )?(\S+)(?:\s+#.*)?$")
 
 
 def suite_seconds(log: str) -> dict[str, float]:
     """Each top-level suite's time at boot, from the kernel log's timestamps (PRINTK_TIME):
-    its "# Subtest:" line to its result line."""
-    started: dict[str, float] = {}
+    its "# Subtest:" line to its result line. A parameterized test's own "# Subtest:" is
+    indented deeper than its suite's: not a suite."""
+    started: dict[str, tuple[float, int]] = {}
     out: dict[str, float] = {}
     for line in log.splitlines():
         if m := SUBTEST.match(line):
-            started.setdefault(m.group(2), float(m.group(1)))
-        elif (m := RESULT.match(line)) and m.group(2) in started and m.group(2) not in out:
-            out[m.group(2)] = round(float(m.group(1)) - started[m.group(2)], 3)
-    return out
+            started.setdefault(m.group(3), (float(m.group(1)), len(m.group(2))))
+        elif ((m := RESULT.match(line)) and m.group(3) in started and m.group(3) not in out
+              and len(m.group(2)) + 4 == started[m.group(3)][1]):   # its own result: 4 columns out
+            out[m.group(3)] = round(float(m.group(1)) - started[m.group(3)][0], 3)
+    top = min((depth for _, depth in started.values()), default=0)
+    return {suite: t for suite, t in out.items() if started[suite][1] == top}
 
 
 def _flatten(group: dict[str, Any], prefix: str, out: dict[str, str], what: str) -> int:

@@ -441,6 +441,8 @@ def test_a_kunit_directory_is_a_scenario_whose_kunitconfig_goes_into_the_kernel(
 def test_each_kunit_suites_time_at_boot_comes_from_the_logs_timestamps():
     log = ("[    1.000000] KTAP version 1\n[    1.000100] 1..2\n[    1.100000]     KTAP version 1\n"
            "[    1.100000]     # Subtest: example\n[    1.200000]     ok 1 example_simple_test\n"
+           "[    1.210000]         # Subtest: example_params_test\n[    1.220000]         ok 1 example value 3\n"
+           "[    1.230000]     ok 2 example_params_test\n"   # a parameterized test: no suite
            "[    1.350000] ok 1 example\n[    1.400000]     # Subtest: time_test_cases\n"
            "[    3.400000] not ok 2 time_test_cases\n")
     assert suite_seconds(log) == {"example": 0.25, "time_test_cases": 2.0}
