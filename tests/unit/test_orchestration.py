@@ -435,44 +435,53 @@ def test_a_profile_that_runs_no_selftests_takes_no_collection_s_config(tmp_path,
     assert s.tree_fragments("debug") == ()
 
 
-def test_timing_sensitive_scenarios_are_queued_once_every_kernel_is_built(tmp_path, monkeypatch):
-    """A quiet_host scenario waits for the builds: queued behind them, no guest thread sits
-    idle on the build lock while another kernel's other scenarios could run."""
+def recorded_run(tmp_path, monkeypatch, plan, jobs: int, build_s: float = 0.0, scenario_s=None) -> list[tuple]:
+    """run_plan with a session that only records what it is asked, in order, from every thread:
+    ("build", variant), ("start"/"end", scenario, variant), ("release", cmdline)."""
     import threading
 
     from harness.run import pipeline
     events, lock = [], threading.Lock()
 
-    class FakeSession:
+    def record(*event):
+        with lock:
+            events.append(event)
+
+    class RecordingSession:
         def __init__(self, plan, *args):
             self.plan, self.meta = plan, pipeline.RunMeta("0", None, ("default",), "", "")
 
-        def workspace(self):
+        def workspace(self, *args):
             pass
 
-        def image(self, arch):
-            pass
+        image = confirm_selftests = cancel = close = workspace
 
         def kernel(self, kid):
-            time.sleep(0.2)   # a guest thread meanwhile runs what it may
-            with lock:
-                events.append(("build", kid.variant))
+            time.sleep(build_s)   # a guest thread meanwhile runs what it may
+            record("build", kid.variant)
 
         def run_scenario(self, kid, scenario):
-            with lock:
-                events.append((scenario.name, kid.variant))
+            record("start", scenario.name, kid.variant)
+            time.sleep((scenario_s or {}).get(scenario.name, 0.0))
+            record("end", scenario.name, kid.variant)
 
-        def release(self, *args):
-            pass
-
-        confirm_selftests = cancel = close = release
+        def release(self, kid, cmdline=None):
+            record("release", cmdline)
 
         def records(self):
             return []
-    monkeypatch.setattr(pipeline, "Session", FakeSession)
+    monkeypatch.setattr(pipeline, "Session", RecordingSession)
+    pipeline.run_plan(plan, tmp_path / "cache", tmp_path / "run", Quiet(), jobs=jobs)
+    return events
+
+
+def test_timing_sensitive_scenarios_are_queued_once_every_kernel_is_built(tmp_path, monkeypatch):
+    """A quiet_host scenario waits for the builds: queued behind them, no guest thread sits
+    idle on the build lock while another kernel's other scenarios could run."""
     rate, dying = replace(load_scenario("dying-memcg"), name="rate", quiet_host=True), load_scenario("dying-memcg")
     plan = replace(fake_plan(tmp_path), scenarios=(rate, dying))
-    pipeline.run_plan(plan, tmp_path / "cache", tmp_path / "run", Quiet(), jobs=1)
+    events = [e[1:] if e[0] == "start" else e
+              for e in recorded_run(tmp_path, monkeypatch, plan, jobs=1, build_s=0.2) if e[0] in ("build", "start")]
     assert events[:2] == [("build", "base"), ("dying-memcg", "base")]   # beside the patched build
     last_build = events.index(("build", "patched"))
     assert {e for e in events[last_build + 1:]} == {("dying-memcg", "patched"), ("rate", "base"), ("rate", "patched")}
@@ -482,49 +491,9 @@ def test_a_kernels_quiet_scenarios_start_once_its_others_and_their_guests_are_do
     """With two guest threads and one kernel, its quiet_host scenarios ran beside its others,
     whose pass then stopped every guest of the kernel: a collection lost its guest while its
     programs went in (the tree's-tests bench, arm64 and riscv64, 2026-12-06)."""
-    import threading
-
-    from harness.run import pipeline
-    events, lock = [], threading.Lock()
-
-    class FakeSession:
-        def __init__(self, plan, *args):
-            self.plan, self.meta = plan, pipeline.RunMeta("0", None, ("default",), "", "")
-
-        def workspace(self):
-            pass
-
-        def image(self, arch):
-            pass
-
-        def kernel(self, kid):
-            pass
-
-        def run_scenario(self, kid, scenario):
-            with lock:
-                events.append(("start", scenario.name))
-            time.sleep(0.3 if scenario.name == "dying-memcg" else 0.05)
-            with lock:
-                events.append(("end", scenario.name))
-
-        def release(self, kid, cmdline=None):
-            with lock:
-                events.append(("release", cmdline))
-
-        def confirm_selftests(self, *args):
-            pass
-
-        def cancel(self):
-            pass
-
-        close = cancel
-
-        def records(self):
-            return []
-    monkeypatch.setattr(pipeline, "Session", FakeSession)
     rate, dying = replace(load_scenario("dying-memcg"), name="rate", quiet_host=True), load_scenario("dying-memcg")
     plan = replace(fake_plan(tmp_path), scenarios=(rate, dying), variants=("base",))
-    pipeline.run_plan(plan, tmp_path / "cache", tmp_path / "run", Quiet(), jobs=2)
+    events = recorded_run(tmp_path, monkeypatch, plan, jobs=2, scenario_s={"dying-memcg": 0.3, "rate": 0.05})
     # the other pass ends (its last release: every guest of the kernel) before the quiet one starts
-    assert events.index(("start", "rate")) > events.index(("end", "dying-memcg"))
-    assert events.index(("start", "rate")) > events.index(("release", None))
+    assert events.index(("start", "rate", "base")) > events.index(("end", "dying-memcg", "base"))
+    assert events.index(("start", "rate", "base")) > events.index(("release", None))
