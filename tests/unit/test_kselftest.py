@@ -463,7 +463,14 @@ class _Tree:
 
     files = {"lib/kunit/kunit-example-test.c": 'static struct kunit_suite example_test_suite = {\n\t.name = "example",\n};\n'
                                                "kunit_test_suites(&example_test_suite);\n",
-             "lib/kunit/helpers.c": 'static struct device_driver d = { .name = "not-a-suite" };\n'}
+             "lib/kunit/helpers.c": 'static struct device_driver d = { .name = "not-a-suite" };\n',
+             # a test's cases and the fake suites it builds have a .name too: not suites it registers
+             "lib/kunit/executor_test.c": 'static struct kunit_case dummy[] = {\n\t{ .name = "test1" },\n};\n'
+                                          'static struct kunit_suite executor_test_suite = {\n'
+                                          '\t.name = "kunit_executor_test",\n\t.test_cases = cases,\n};\n'
+                                          "kunit_test_suites(&executor_test_suite);\n"
+                                          'static struct kunit_suite example_init_test_suite = {\n\t.name = "example_init",\n};\n'
+                                          "kunit_test_init_section_suites(&example_init_test_suite);\n"}
 
     def grep(self, commit, pattern, path):
         return [p for p, text in self.files.items() if p.startswith(path) and re.search(pattern, text)]
@@ -473,7 +480,7 @@ class _Tree:
 
 
 def test_a_kunit_row_judges_the_suites_its_directory_defines_and_says_their_time_at_boot():
-    assert suites_of(_Tree(), "c0ffee", "lib/kunit") == ("example",)
+    assert suites_of(_Tree(), "c0ffee", "lib/kunit") == ("example", "kunit_executor_test", "example_init")
     log = "[    1.0]     # Subtest: example\n[    1.5] ok 1 example\n[    2.0]     # Subtest: other\n[    9.0] ok 2 other\n"
     assert boot_note(log, ("example",)) == ("KUnit at boot: 1 suites in 0.50 s (slowest: example 0.50 s)",)
 
