@@ -197,8 +197,8 @@ def cmd_b4_check(args: argparse.Namespace) -> int:
     mail = sys.stdin.buffer.read()
     subject, diff, version = subject_of(mail), diff_digest(mail), version_of(mail)
     other = None
-    for run_dir, meta, records in find_runs(Path(args.results), subject):
-        rr = RunReport.of(run_dir, meta, records)
+    for found in find_runs(Path(args.results), subject):
+        meta = found[1]
         assert meta.series is not None
         tested = next((p for p in meta.series.patches if p.subject == subject), None)
         if tested is not None and diff and tested.diff_sha256:
@@ -206,10 +206,10 @@ def cmd_b4_check(args: argparse.Namespace) -> int:
         else:
             same = version is None or series_version(meta) in (None, version)
         if same:
-            print(FORMATS["b4"].render(rr), end="")
+            print(FORMATS["b4"].render(RunReport.of(*found)), end="")
             return EXIT_OK
-        other = other or rr
-    print(other_version(other) if other is not None else "[]", end="")
+        other = other or found
+    print(other_version(RunReport.of(*other)) if other is not None else "[]", end="")
     return EXIT_OK
 
 

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from harness.core import proc
 from harness.core.cache import atomic_dir, complete, locked
 from harness.core.errors import HarnessError
+from harness.verdict.repeat import repeated
 
 if TYPE_CHECKING:
     from harness.series.workspace import Workspace
@@ -107,7 +108,7 @@ def _flatten(group: dict[str, Any], prefix: str, out: dict[str, str], what: str)
     failures recorded."""
     failed = 0
     for case in group.get("test_cases", []):
-        name = _unique(f"{prefix}{case['name']}", out)
+        name = repeated(f"{prefix}{case['name']}", out)
         if case["status"] == "ERROR":
             raise HarnessError("scenario", f"{what}: KUnit test {name} crashed (its suite did not finish)")
         out[name] = OUTCOME.get(case["status"], "f")
@@ -117,15 +118,7 @@ def _flatten(group: dict[str, Any], prefix: str, out: dict[str, str], what: str)
         sub_failed = _flatten(sub, f"{named}." if named else prefix, out, what)
         counts = sub.get("misc") or {}
         if named and sum(counts.get(k) or 0 for k in ("failed", "crashed", "errors")) > sub_failed:
-            out[_unique(named, out)] = "f"
+            out[repeated(named, out)] = "f"
             sub_failed += 1
         failed += sub_failed
     return failed
-
-
-def _unique(name: str, out: dict[str, str]) -> str:
-    n, unique = 1, name
-    while unique in out:
-        n += 1
-        unique = f"{name}#{n}"
-    return unique

@@ -91,6 +91,9 @@ def maintainers_rules(text: str) -> tuple[PathRule, ...]:
     return tuple(r for r in rules if r.tests)
 
 
+OWN_TEST = "a test of this collection changed"   # why a changed file under a collection chose it
+
+
 def choose(changed: list[str], config: SuiteMap, maintainers: str = "") -> tuple[dict[str, list[str]], list[str]]:
     """The tests ``changed`` paths call for, each with why (``path``: reason), and the changed
     paths nothing covers."""
@@ -101,7 +104,7 @@ def choose(changed: list[str], config: SuiteMap, maintainers: str = "") -> tuple
         hits = [(t, f"{path}: {r.why}") for r in rules if r.matches(path) for t in r.tests]
         if path.startswith(SELFTESTS) and "/" in path[len(SELFTESTS):]:   # not the framework's own files
             target = path[len(SELFTESTS):].rsplit("/", 1)[0]
-            hits.append((PREFIX + target, f"{path}: a test of this collection changed"))
+            hits.append((PREFIX + target, f"{path}: {OWN_TEST}"))
         for test, why in hits:
             chosen.setdefault(test, [])
             if why not in chosen[test]:

@@ -23,7 +23,7 @@ from harness.core.errors import HarnessError, KernelSplat
 from harness.core.progress import Progress
 from harness.guest.measures import measures
 from harness.guest.ssh import Guest
-from harness.verdict.repeat import missing, summarize_runs
+from harness.verdict.repeat import missing, repeated, summarize_runs
 
 GUEST_DIR = "/tmp/kharness"
 LIB = GUEST_SCRIPTS / "kharness-lib.sh"
@@ -122,11 +122,7 @@ def parse_kselftest_runs(text: str, script: str, programs: tuple[str, ...] = ())
         """A name a run reports again (two subtests of a program with one description) is a
         test of its own, "NAME#2": each compared with its namesake on the other kernel."""
         assert current is not None
-        n, unique = 1, key
-        while unique in current:
-            n += 1
-            unique = f"{key}#{n}"
-        current[unique] = letter
+        current[repeated(key, current)] = letter
 
     def ended(number: str, rc: str) -> None:
         if plan < 0:

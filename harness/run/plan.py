@@ -19,7 +19,7 @@ from harness.config import (
     load_scenario,
 )
 from harness.config.arches import Arch, all_arches, arch_name, default_arches, load_arch
-from harness.config.tests import choose, load_tests
+from harness.config.tests import OWN_TEST, choose, load_tests
 from harness.core.cache import atomic_file
 from harness.core.errors import HarnessError
 from harness.core.progress import Progress
@@ -278,8 +278,9 @@ def chosen_tests(series: Series | None, k: KernelConfig, tree: Path | None, cach
         # a directory of a collection (bpf/progs): the collection whose Makefile builds it
         parent = next((d for d in Path(target).parents if d != Path(".") and (selftests / d / "Makefile").is_file()), None)
         if parent is not None:
-            chosen.setdefault(f"kselftest:{parent}", []).extend(w for w in why if w not in chosen.get(f"kselftest:{parent}", []))
-        elif any(w.endswith("a test of this collection changed") for w in why):   # the series adds it
+            reasons = chosen.setdefault(f"kselftest:{parent}", [])
+            reasons += [w for w in why if w not in reasons]
+        elif any(w.endswith(OWN_TEST) for w in why):   # the series adds it
             uncovered += [w.split(": ", 1)[0] for w in why]
             progress.info(f"tests: {test} cannot be compared: {k.name}'s base tree has no such collection "
                           "(the series adds it)")

@@ -23,6 +23,15 @@ def namesake(test: str) -> str:
     return m.group(1) if m else test
 
 
+def repeated(name: str, taken: Mapping[str, str]) -> str:
+    """``name``, or when ``taken`` has it (a run reported it again), the first free NAME#2, NAME#3."""
+    n, unique = 1, name
+    while unique in taken:
+        n += 1
+        unique = f"{name}#{n}"
+    return unique
+
+
 def missing(test: str, runs: Mapping[str, str], width: int) -> str:
     """``test``'s letters in ``width`` runs that did not report it: failed, unless those runs
     reported the name it repeats (a line printed twice in some runs only): its namesake's."""

@@ -9,6 +9,11 @@ from harness.verdict.kinds import BOTH, ERROR, FLAKY, NO_CHANGE, failed_notes, k
 from harness.verdict.results import RunRecord, ScenarioResult
 
 
+def _passed_nothing(r: ScenarioResult) -> bool:
+    """A result of tests judged one by one none of which passed: alone, it shows nothing ran."""
+    return kind(r.kind).has_tests and "pass" not in r.tests.values()
+
+
 @dataclass(frozen=True)
 class Row:
     arch: str
@@ -36,10 +41,7 @@ class Row:
         if any(r.flaky for r in present):
             return FLAKY
         if self.base is None or self.patched is None:   # one kernel alone: what it shows
-            alone = present[0]
-            if kind(self.kind).has_tests and "pass" not in alone.tests.values():
-                return ERROR   # no test of it passed: nothing shows the tests could run there
-            return result_verdict(alone)
+            return ERROR if _passed_nothing(present[0]) else result_verdict(present[0])
         return kind(self.kind).pair_verdict(self.base, self.patched)
 
     @property
@@ -77,7 +79,7 @@ class Row:
             alone = [] if self.base is not None and self.patched is not None else [
                 f"{self.where}: no test passed on {r.variant}, and no other kernel to compare: nothing "
                 "shows its tests could run there" for r in (self.base, self.patched)
-                if r is not None and r.error is None and kind(r.kind).has_tests and "pass" not in r.tests.values()]
+                if r is not None and r.error is None and _passed_nothing(r)]
             return alone + failed_notes(self.where, self.base, self.patched, self.ok) + self.script_notes()
         if self.verdict == FLAKY and any(r.flaky for r in (self.base, self.patched) if r is not None):
             return [f"{self.where}: {r.variant} run {i}: {'held' if x['held'] else 'not held'}"
