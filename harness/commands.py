@@ -198,7 +198,7 @@ def cmd_b4_check(args: argparse.Namespace) -> int:
     subject, diff, version = subject_of(mail), diff_digest(mail), version_of(mail)
     other = None
     for found in find_runs(Path(args.results), subject):
-        meta = found[1]
+        _, meta, _ = found
         assert meta.series is not None
         tested = next((p for p in meta.series.patches if p.subject == subject), None)
         if tested is not None and diff and tested.diff_sha256:

@@ -34,16 +34,20 @@ def kunit_tool(workspace: Workspace, commit: str, cache: Path) -> Path:
     return final / TOOL / "kunit.py"
 
 
+# a file that registers suites (an extended regex, for git grep and re alike)
+REGISTERS = r"kunit_test_(init_section_)?suites?\("
+
+
 def suites_of(workspace: Workspace, commit: str, directory: str) -> tuple[str, ...]:
     """The KUnit suites defined under ``directory`` (a `.name = "..."` of a file that declares
     kunit_test_suite(s)): the kernel runs every suite built in, a kunit:DIR row judges its own."""
     names: list[str] = []
-    for path in workspace.grep(commit, r"kunit_test_(init_section_)?suites?\(", directory):
+    for path in workspace.grep(commit, REGISTERS, directory):
         text = workspace.show(commit, path) or ""
         # the suites the file registers: each struct kunit_suite that kunit_test_suite(s)() names
         # (its test cases and a test's fake suites have a .name too)
-        registered = [n for args in re.findall(r"kunit_test_(?:init_section_)?suites?\(([^)]*)\)", text)
-                      for n in re.findall(r"&?\s*(\w+)", args)]
+        registered = [n for m in re.finditer(REGISTERS + r"([^)]*)\)", text)
+                      for n in re.findall(r"&?\s*(\w+)", m.group(2))]
         found = [m for n in registered for m in re.findall(
             rf"struct kunit_suite\s+{n}\s*=\s*\{{.*?\.name\s*=\s*\"([^\"]+)\"", text, re.S)[:1]]
         names += found or re.findall(r"\.name\s*=\s*\"([^\"]+)\"", text)   # a macro's suites: every name

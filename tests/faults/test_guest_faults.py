@@ -9,6 +9,7 @@ the seed reproducer (``ITERATIONS=n ... <interpreter> <script> > out 2> err``, a
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import signal
@@ -145,7 +146,6 @@ def test_read_that_loses_its_connection_is_retried_once_on_a_new_one(x86, tmp_pa
 def test_a_file_put_whose_connection_drops_is_written_again_on_a_new_one(x86, tmp_path):
     # a program staged while the host built the next one lost its connection once (arm64 under
     # TCG, 2026-12-06): writing a whole file is idempotent, so it is sent again
-    import hashlib
     with session_for(x86, tmp_path) as session:
         guest = boot(session, x86).guest
         guest.check(f"( while ! pidof cat; do sleep 0.02; done; {DROP_SESSIONS}; touch /tmp/kh.dropped ) "
